@@ -1,0 +1,157 @@
+//! # funnel-sdk: write a recovery strategy for funnel in Rust
+//!
+//! A funnel plugin is a WebAssembly component that decides, event by event, how to win back a
+//! buyer who abandoned a checkout. This crate gives you safe Rust types over the
+//! `funnel:plugin` WIT contract (`wit/funnel.wit`), a [`Plugin`] trait with typed config and
+//! state, the [`export_plugin!`] macro, and helpers for configs ([`Duration`],
+//! [`config::parse`]).
+//!
+//! ## Layout
+//! - [`Plugin`], [`Call`], [`Next`]: what you implement.
+//! - [`host`]: the capabilities (send an email or SMS, timers, lists, coupon, messages, log).
+//!   They only *record* effects; the host commits them when `handle` returns `Ok`.
+//! - [`config`]: JSON config parsing whose errors name the field path.
+//! - [`Duration`]: `"20m"`, `"5h"`, `"3d"`.
+//!
+//! ## Example
+//! ```
+//! use funnel_sdk::{host, Call, Capability, ConfigNote, Duration, Event, MessageKind, Next, Plugin, PluginInfo};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// One reminder email, `after` the lead was captured.
+//! struct OneReminder;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { after: Duration, subject: String, html: String }
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct State { sent: bool }
+//!
+//! impl Plugin for OneReminder {
+//!     type Config = Config;
+//!     type State = State;
+//!
+//!     fn info() -> PluginInfo {
+//!         funnel_sdk::info("one-reminder", "1.0.0", "One email after a delay", &[Capability::Email, Capability::Timers])
+//!     }
+//!
+//!     fn check(config: &Config, _binding: &funnel_sdk::BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+//!         if config.after < Duration::from_mins(20) {
+//!             return Err(vec![funnel_sdk::note("after", "wait at least 20m")]);
+//!         }
+//!         Ok(vec![])
+//!     }
+//!
+//!     fn handle(call: Call<'_, Config>, state: &mut State) -> Result<Next, String> {
+//!         match call.event {
+//!             Event::Captured => {
+//!                 host::schedule(call.config.after, "reminder").map_err(|e| e.to_string())?;
+//!                 Ok(Next::Continue)
+//!             }
+//!             Event::Timer(_) if !call.lead.purchased && !state.sent => {
+//!                 let email = host::Email::new(&call.config.subject, &call.config.html, "reminder");
+//!                 host::send_email(&email).map_err(|e| e.to_string())?;
+//!                 state.sent = true;
+//!                 Ok(Next::End)
+//!             }
+//!             Event::Purchased(_) => Ok(Next::End),
+//!             _ => Ok(Next::Continue),
+//!         }
+//!     }
+//! }
+//!
+//! funnel_sdk::export_plugin!(OneReminder);
+//! # fn main() {}
+//! ```
+//! Build it with `cargo build --release --target wasm32-wasip2` (crate type `cdylib`) and try
+//! it with `funnel simulate --plugin target/wasm32-wasip2/release/one_reminder.wasm …`.
+
+pub mod config;
+mod duration;
+mod export;
+pub mod host;
+
+pub use config::{note, parse};
+pub use duration::{Duration, DurationError};
+
+/// The raw bindings generated from `wit/funnel.wit`. Prefer the re-exports and [`host`].
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "funnel",
+        pub_export_macro: true,
+        export_macro_name: "__export_funnel_world",
+        default_bindings_module: "funnel_sdk::bindings",
+    });
+}
+
+pub use bindings::funnel::plugin::types::{
+    BindingContext, Capability, Channel, ConfigNote, ConfigReport, Coupon, Event, HostError, Lead, LogLevel,
+    MessageKind, MessageStatus, Money, PluginInfo, Scope, SentMessage, TimerFired,
+};
+
+/// One event of one lead, with the binding's config already parsed.
+pub struct Call<'a, C> {
+    /// The lead as the host knows it now.
+    pub lead: &'a Lead,
+    /// What happened.
+    pub event: Event,
+    /// The host's clock (virtual under `funnel simulate`), Unix milliseconds.
+    pub now_ms: i64,
+    /// The binding's config.
+    pub config: &'a C,
+}
+
+/// What to do with the lead's run after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep the run (and its state) for the next event.
+    Continue,
+    /// The strategy is finished with this lead: the host cancels its pending timers.
+    End,
+}
+
+/// A recovery strategy. Implement it and export it with [`export_plugin!`].
+pub trait Plugin {
+    /// The binding's config, parsed from JSON. Use `#[serde(deny_unknown_fields)]` so typos
+    /// are reported.
+    type Config: serde::de::DeserializeOwned;
+    /// What the plugin remembers about one lead between events (stored by the host as JSON).
+    type State: serde::Serialize + serde::de::DeserializeOwned + Default;
+
+    /// Name, version, description and the capabilities the plugin will use.
+    fn info() -> PluginInfo;
+
+    /// Rules beyond the config's shape. Return remarks for an accepted config, or the
+    /// problems, each with its path. The default accepts any config that parses.
+    fn check(config: &Self::Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+        let _ = (config, binding);
+        Ok(Vec::new())
+    }
+
+    /// One line describing what a valid config does, shown to the producer.
+    fn summary(config: &Self::Config) -> String {
+        let _ = config;
+        String::new()
+    }
+
+    /// Handle one event. Errors discard everything recorded in this call; the host retries.
+    fn handle(call: Call<'_, Self::Config>, state: &mut Self::State) -> Result<Next, String>;
+}
+
+/// Build a [`PluginInfo`].
+pub fn info(name: &str, version: &str, description: &str, capabilities: &[Capability]) -> PluginInfo {
+    PluginInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        description: description.to_string(),
+        capabilities: capabilities.to_vec(),
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::{describe, handle, validate_config};
+}

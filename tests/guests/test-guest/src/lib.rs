@@ -1,0 +1,157 @@
+//! A test guest whose behaviour the binding's config picks, so one component covers the
+//! well-behaved case and each kind of hostile plugin the runtime must survive.
+//!
+//! Config: `{"mode": "..."}`; see [`Mode`].
+
+use funnel_sdk::{Call, Capability, Duration, Event, LogLevel, MessageKind, Next, Plugin, PluginInfo, host};
+use serde::{Deserialize, Serialize};
+
+struct TestGuest;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    mode: Mode,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    /// Counts events in its state and does nothing else: the benchmark's guest.
+    Count,
+    /// Calls every capability once and logs what came back.
+    Roundtrip,
+    /// Spins forever (fuel or the wall-clock deadline must stop it).
+    Loop,
+    /// Spins without consuming much fuel per iteration: only the epoch deadline stops it.
+    SleepyLoop,
+    /// Allocates until memory runs out.
+    MemoryBomb,
+    /// Panics (a trap).
+    Panic,
+    /// Recurses without end (stack overflow).
+    Recursion,
+    /// Logs far more than the per-invocation cap, through `log` and stdout.
+    LogFlood,
+    /// Sends emails without end.
+    EffectFlood,
+    /// Records an email, then returns an error: nothing may be committed.
+    Fail,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    events: u64,
+}
+
+impl Plugin for TestGuest {
+    type Config = Config;
+    type State = State;
+
+    fn info() -> PluginInfo {
+        funnel_sdk::info(
+            "test-guest",
+            "0.1.0",
+            "Behaves as its config says, well or badly",
+            &[Capability::Email, Capability::Sms, Capability::Timers, Capability::Lists, Capability::Coupons],
+        )
+    }
+
+    fn handle(call: Call<'_, Config>, state: &mut State) -> Result<Next, String> {
+        state.events += 1;
+        match call.config.mode {
+            Mode::Count => Ok(Next::Continue),
+            Mode::Roundtrip => roundtrip(&call),
+            Mode::Loop => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            Mode::SleepyLoop => loop {
+                std::hint::black_box(());
+            },
+            Mode::MemoryBomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Mode::Panic => panic!("test guest panics on purpose"),
+            Mode::Recursion => Ok(Next::Continue).map(|n| {
+                std::hint::black_box(recurse(1));
+                n
+            }),
+            Mode::LogFlood => {
+                let line = "x".repeat(1000);
+                for _ in 0..10_000 {
+                    host::log(LogLevel::Info, &line);
+                    println!("{line}");
+                }
+                Ok(Next::Continue)
+            }
+            Mode::EffectFlood => loop {
+                let email = host::Email::new("flood", "<p>flood</p>", "flood");
+                host::send_email(&email).map_err(|e| e.to_string())?;
+            },
+            Mode::Fail => {
+                let email = host::Email::new("never", "<p>never</p>", "never");
+                host::send_email(&email).map_err(|e| e.to_string())?;
+                Err("failing on purpose after recording an email".to_string())
+            }
+        }
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    // The exit is never reached; it only keeps the compiler from proving the recursion endless.
+    if depth == u64::MAX {
+        return 0;
+    }
+    let buf = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + buf[0]
+}
+
+/// Exercise each capability and log what it returned, so the host test can check the round trip.
+fn roundtrip(call: &Call<'_, Config>) -> Result<Next, String> {
+    let event = match &call.event {
+        Event::Captured => "captured".to_string(),
+        Event::Timer(t) => format!("timer:{}:{}", t.tag, t.late_ms),
+        Event::Clicked(id) => format!("clicked:{id}"),
+        Event::Purchased(m) => format!("purchased:{:?}", m.as_ref().map(|m| m.amount_cents)),
+        other => format!("{other:?}"),
+    };
+    host::log(
+        LogLevel::Info,
+        &format!("event={event} now={} lead={} email={}", call.now_ms, call.lead.id, call.lead.email),
+    );
+    let mut email = host::Email::new("Hi {{first_name}}", "<p>Back: {{checkout_url}}</p>", "rt-email");
+    email.text = Some("Back: {{checkout_url}}".to_string());
+    let email_id = host::send_email(&email).map_err(|e| e.to_string())?;
+    let sms = host::send_sms("Hi {{first_name}}", "rt-sms", MessageKind::Transactional);
+    let timer = host::schedule(Duration::from_mins(20), "rt-timer").map_err(|e| e.to_string())?;
+    let doomed = host::schedule(Duration::from_hours(1), "rt-cancelled").map_err(|e| e.to_string())?;
+    host::cancel(&doomed);
+    host::add_to_list("vip").map_err(|e| e.to_string())?;
+    host::add_to_list("temp").map_err(|e| e.to_string())?;
+    host::remove_from_list("temp").map_err(|e| e.to_string())?;
+    let lists = host::lists();
+    let coupon = host::coupon().map(|c| format!("{}:{}", c.code, c.discount_percent));
+    let messages: Vec<String> =
+        host::messages().iter().map(|m| format!("{}:{:?}:{}", m.tag, m.status, m.clicked)).collect();
+    host::log(
+        LogLevel::Info,
+        &format!(
+            "email={email_id} sms={} timer={timer} lists={lists:?} coupon={coupon:?} messages={messages:?}",
+            match &sms {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            }
+        ),
+    );
+    println!("hello from stdout");
+    Ok(Next::Continue)
+}
+
+funnel_sdk::export_plugin!(TestGuest);
