@@ -1,1 +1,86 @@
-fn main() {}
+//! Builds every guest crate of the workspace (the built-in plugins under `plugins/` and the
+//! test guests under `tests/guests/`) to `wasm32-wasip2` components and writes
+//! `$OUT_DIR/guests.rs`, which embeds them, so `cargo build` / `cargo test` on a fresh clone
+//! needs nothing else.
+//!
+//! The nested cargo gets its own target dir (the outer build holds the lock on the main one)
+//! and a cleaned environment: `cargo clippy` sets `RUSTC_WORKSPACE_WRAPPER`, which must not
+//! lint the guests, and the outer `CARGO_ENCODED_RUSTFLAGS` are for the host target.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (constant name, package, output file stem, hidden from docs)
+const GUESTS: &[(&str, &str, &str, bool)] = &[
+    ("FOUR_EMAILS", "four-emails", "four_emails", false),
+    ("FLOW", "flow", "flow", false),
+    ("TEST_GUEST", "test-guest", "test_guest", true),
+    ("SLOW_DESCRIBE", "slow-describe", "slow_describe", true),
+    ("WRONG_WORLD", "wrong-world", "wrong_world", true),
+];
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("host/ lives inside the workspace").to_path_buf();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for watched in ["wit", "sdk", "plugins", "tests/guests", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let target_dir = guest_target_dir(&out_dir);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--locked", "--profile", "guest", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for (_, package, _, _) in GUESTS {
+        cmd.args(["-p", package]);
+    }
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("could not run cargo to build the wasm guests");
+    if !status.success() {
+        panic!(
+            "building the wasm guests failed (see above). If the error is about a missing target, run: rustup target add {TARGET}"
+        );
+    }
+
+    let mut code = String::new();
+    for (constant, package, stem, hidden) in GUESTS {
+        let wasm = target_dir.join(TARGET).join("guest").join(format!("{stem}.wasm"));
+        assert!(wasm.exists(), "guest {package} was built but {} is missing", wasm.display());
+        if *hidden {
+            code.push_str("#[doc(hidden)]\n");
+        }
+        code.push_str(&format!(
+            "/// The `{package}` component ({} bytes).\npub const {constant}: &[u8] = include_bytes!({:?});\n",
+            std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0),
+            wasm.display().to_string()
+        ));
+    }
+    std::fs::write(out_dir.join("guests.rs"), code).expect("could not write guests.rs");
+}
+
+/// `<target>/wasm-guests`: outside OUT_DIR so that debug, release, test and clippy builds of the
+/// host share one guest build instead of each compiling the guests again.
+fn guest_target_dir(out_dir: &Path) -> PathBuf {
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out (or with a <triple>/ level more).
+    out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent())
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("wasm-guests"))
+        .unwrap_or_else(|| out_dir.join("wasm-guests"))
+}

@@ -1,0 +1,53 @@
+//! The `funnel` command line: argument parsing and one module per subcommand. Errors a user
+//! can fix print one line on stderr and exit with status 2.
+
+mod plugin_check;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// funnel: abandoned-checkout recovery with sandboxed WebAssembly strategies.
+#[derive(Parser, Debug)]
+#[command(name = "funnel", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Validate a component offline, as an upload would, and print what it declares.
+    Check(plugin_check::CheckArgs),
+}
+
+/// A failure the user can act on: printed as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parse arguments, run the subcommand, map errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("funnel: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

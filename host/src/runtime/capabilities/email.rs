@@ -1,0 +1,52 @@
+//! `send-email`: queue an email to the lead.
+
+use super::{check_tag, new_id, record, require_declared, require_handle};
+use crate::runtime::effects::{Effect, OutgoingEmail};
+use crate::runtime::state::InvocationState;
+use crate::runtime::wit::{Capability, Channel, HostError, MessageKind, MessageStatus, SentMessage};
+
+const MAX_SUBJECT: usize = 998;
+const MAX_BODY: usize = 512 * 1024;
+
+pub(super) fn send_email(
+    state: &mut InvocationState,
+    subject: String,
+    html: String,
+    text: Option<String>,
+    tag: String,
+    kind: MessageKind,
+) -> wasmtime::Result<Result<String, HostError>> {
+    require_handle(state, "send-email")?;
+    if let Err(e) = check(state, &subject, &html, text.as_deref(), &tag) {
+        return Ok(Err(e));
+    }
+    let id = new_id();
+    record(state, Effect::Email(OutgoingEmail { id: id.clone(), subject, html, text, tag: tag.clone(), kind }))?;
+    // Later `messages()` calls in this invocation see it, queued.
+    state.ctx.messages.push(SentMessage {
+        id: id.clone(),
+        tag,
+        channel: Channel::Email,
+        kind,
+        status: MessageStatus::Queued,
+        queued_at_ms: state.now_ms,
+        clicked: false,
+        opened: false,
+    });
+    Ok(Ok(id))
+}
+
+fn check(state: &InvocationState, subject: &str, html: &str, text: Option<&str>, tag: &str) -> Result<(), HostError> {
+    require_declared(state, Capability::Email)?;
+    check_tag(tag)?;
+    if state.ctx.email_suppressed {
+        return Err(HostError::Suppressed);
+    }
+    if subject.trim().is_empty() || subject.len() > MAX_SUBJECT || subject.contains(['\r', '\n']) {
+        return Err(HostError::Invalid(format!("subject must be one line of 1 to {MAX_SUBJECT} bytes")));
+    }
+    if html.trim().is_empty() || html.len() > MAX_BODY || text.is_some_and(|t| t.len() > MAX_BODY) {
+        return Err(HostError::Invalid(format!("html must be 1 to {MAX_BODY} bytes, text at most {MAX_BODY}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The `host` interface of the WIT contract, one file per capability. This file only routes
+//! each WIT function to its module and holds the checks they share: the phase (effects only
+//! in `handle`), the declared capabilities, and the effect cap.
+
+mod coupons;
+mod email;
+mod lists;
+mod log;
+mod messages;
+mod sms;
+mod timers;
+
+use super::effects::Effect;
+use super::error::Limit;
+use super::state::{InvocationState, Phase};
+use super::wit::funnel::plugin::{host, types};
+use super::wit::{Capability, Coupon, HostError, LogLevel, MessageKind, SentMessage};
+
+impl types::Host for InvocationState {}
+
+impl host::Host for InvocationState {
+    fn send_email(
+        &mut self,
+        subject: String,
+        html: String,
+        text: Option<String>,
+        tag: String,
+        kind: MessageKind,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        email::send_email(self, subject, html, text, tag, kind)
+    }
+
+    fn send_sms(
+        &mut self,
+        body: String,
+        tag: String,
+        kind: MessageKind,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        sms::send_sms(self, body, tag, kind)
+    }
+
+    fn schedule(&mut self, after_ms: u64, tag: String) -> wasmtime::Result<Result<String, HostError>> {
+        timers::schedule(self, after_ms, tag)
+    }
+
+    fn cancel(&mut self, id: String) -> wasmtime::Result<()> {
+        timers::cancel(self, id)
+    }
+
+    fn cancel_all(&mut self) -> wasmtime::Result<()> {
+        timers::cancel_all(self)
+    }
+
+    fn add_to_list(&mut self, name: String) -> wasmtime::Result<Result<(), HostError>> {
+        lists::add(self, name)
+    }
+
+    fn remove_from_list(&mut self, name: String) -> wasmtime::Result<Result<(), HostError>> {
+        lists::remove(self, name)
+    }
+
+    fn lists(&mut self) -> wasmtime::Result<Vec<String>> {
+        lists::current(self)
+    }
+
+    fn coupon(&mut self) -> wasmtime::Result<Option<Coupon>> {
+        coupons::coupon(self)
+    }
+
+    fn messages(&mut self) -> wasmtime::Result<Vec<SentMessage>> {
+        messages::messages(self)
+    }
+
+    fn log(&mut self, level: LogLevel, text: String) -> wasmtime::Result<()> {
+        log::log(self, level, text)
+    }
+}
+
+/// Capability calls outside `handle` are a programming error of the plugin: trap.
+fn require_handle(state: &InvocationState, what: &str) -> wasmtime::Result<()> {
+    if state.phase != Phase::Handle {
+        return Err(wasmtime::format_err!(
+            "{what} may only be called from handle(), not from describe() or validate-config()"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a capability the plugin did not declare in `describe()`.
+fn require_declared(state: &InvocationState, capability: Capability) -> Result<(), HostError> {
+    if state.declared.contains(&capability) { Ok(()) } else { Err(HostError::NotDeclared(capability)) }
+}
+
+/// Record an effect, or stop the invocation when the plugin exceeds the effect cap.
+fn record(state: &mut InvocationState, effect: Effect) -> wasmtime::Result<()> {
+    if state.effects.len() >= state.max_effects {
+        state.limit_hit = Some(Limit::Effects(state.max_effects));
+        return Err(wasmtime::format_err!("effect limit of {} reached", state.max_effects));
+    }
+    state.effects.push(effect);
+    Ok(())
+}
+
+/// A fresh, unguessable id for a message or timer.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Shared argument check: a non-empty tag of reasonable length.
+fn check_tag(tag: &str) -> Result<(), HostError> {
+    if tag.is_empty() || tag.len() > 100 {
+        return Err(HostError::Invalid(format!("tag must be 1 to 100 bytes (got {})", tag.len())));
+    }
+    Ok(())
+}

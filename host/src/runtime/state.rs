@@ -1,0 +1,157 @@
+//! What a [`wasmtime::Store`] holds during one invocation: a WASI context that grants nothing,
+//! the memory limiter, the effect buffer, the log, and the lead's snapshot the read-only
+//! capabilities answer from.
+
+use std::collections::BTreeSet;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::effects::Effect;
+use super::error::Limit;
+use super::limits::Limits;
+use super::stdio::{GuestOutput, LogBuffer};
+use super::wit::{Capability, Coupon, LogLevel, SentMessage};
+
+/// One line of a plugin's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    /// `plugin` (a `log` call), `stdout`, `stderr` or `host`.
+    pub source: &'static str,
+    pub text: String,
+}
+
+/// What the host knows about the lead beyond the `invocation` record, for the read-only
+/// capabilities (`lists`, `coupon`, `messages`) and the send checks.
+#[derive(Clone, Debug, Default)]
+pub struct HandleContext {
+    /// Lists the lead's contact is on.
+    pub lists: Vec<String>,
+    /// The binding's coupon, if any.
+    pub coupon: Option<Coupon>,
+    /// Messages already sent to the lead, oldest first.
+    pub messages: Vec<SentMessage>,
+    /// Whether the lead has a phone number.
+    pub has_phone: bool,
+    /// Whether the lead's email address is suppressed.
+    pub email_suppressed: bool,
+    /// Whether the lead's phone is suppressed.
+    pub phone_suppressed: bool,
+}
+
+/// Which export is running: capabilities that record effects exist only in `handle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Describe,
+    ValidateConfig,
+    Handle,
+}
+
+pub(crate) struct InvocationState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) memory: MemoryLimiter,
+    pub(crate) phase: Phase,
+    pub(crate) declared: Vec<Capability>,
+    pub(crate) effects: Vec<Effect>,
+    pub(crate) max_effects: usize,
+    pub(crate) limit_hit: Option<Limit>,
+    pub(crate) log: LogBuffer,
+    pub(crate) ctx: HandleContext,
+    pub(crate) lists: BTreeSet<String>,
+    pub(crate) now_ms: i64,
+}
+
+impl InvocationState {
+    pub(crate) fn new(
+        limits: &Limits,
+        phase: Phase,
+        declared: Vec<Capability>,
+        ctx: HandleContext,
+        now_ms: i64,
+    ) -> Self {
+        let log = LogBuffer::new(limits.log_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput { log: log.clone(), source: "stdout" })
+            .stderr(GuestOutput { log: log.clone(), source: "stderr" })
+            // No real clocks: the only time a plugin sees is the invocation's `now`.
+            .wall_clock(FrozenWallClock(now_ms))
+            .monotonic_clock(FrozenMonotonicClock)
+            // Deterministic randomness keeps `funnel simulate` reproducible.
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![7, 42, 101, 13, 250, 3, 77, 19]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![11, 23, 5, 97]))
+            .insecure_random_seed(0x5eed)
+            .build();
+        let lists = ctx.lists.iter().cloned().collect();
+        InvocationState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryLimiter { max_bytes: limits.memory_bytes, hit: false },
+            phase,
+            declared,
+            effects: Vec::new(),
+            max_effects: limits.effects,
+            limit_hit: None,
+            log,
+            ctx,
+            lists,
+            now_ms,
+        }
+    }
+}
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses memory growth past the limit and remembers that it did, so the trap that follows
+/// can be reported as the memory limit rather than a generic failure.
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+struct FrozenWallClock(i64);
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
+    }
+}
+
+struct FrozenMonotonicClock;
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Log a line from the plugin.
+pub(crate) fn log(state: &InvocationState, level: LogLevel, text: &str) {
+    state.log.push(level, "plugin", text);
+}

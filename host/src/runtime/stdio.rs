@@ -1,0 +1,106 @@
+//! The invocation's log: plugin `log` calls and the guest's stdout/stderr land in one buffer
+//! capped at `Limits::log_bytes`. Past the cap lines are dropped (and one marker line says so);
+//! writes never fail, so a chatty guest is never broken by its own printing.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+use super::state::LogLine;
+use super::wit::LogLevel;
+
+/// Shared, capped log buffer of one invocation.
+#[derive(Clone)]
+pub(crate) struct LogBuffer(Arc<Mutex<LogInner>>);
+
+struct LogInner {
+    lines: Vec<LogLine>,
+    bytes: usize,
+    cap: usize,
+    truncated: bool,
+}
+
+impl LogBuffer {
+    pub(crate) fn new(cap: usize) -> Self {
+        LogBuffer(Arc::new(Mutex::new(LogInner { lines: Vec::new(), bytes: 0, cap, truncated: false })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogInner> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Append one line, or drop it once the cap is reached.
+    pub(crate) fn push(&self, level: LogLevel, source: &'static str, text: &str) {
+        let mut inner = self.lock();
+        if inner.truncated {
+            return;
+        }
+        if inner.bytes + text.len() > inner.cap {
+            inner.truncated = true;
+            let text = format!("log truncated: more than {} bytes in one invocation", inner.cap);
+            inner.lines.push(LogLine { level: LogLevel::Warn, source: "host", text });
+            return;
+        }
+        inner.bytes += text.len();
+        inner.lines.push(LogLine { level, source, text: text.to_string() });
+    }
+
+    /// Take the lines out.
+    pub(crate) fn take(&self) -> Vec<LogLine> {
+        std::mem::take(&mut self.lock().lines)
+    }
+}
+
+/// stdout or stderr of the guest, feeding the [`LogBuffer`].
+pub(crate) struct GuestOutput {
+    pub(crate) log: LogBuffer,
+    pub(crate) source: &'static str,
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(GuestOutputStream { log: self.log.clone(), source: self.source })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(tokio::io::sink())
+    }
+}
+
+struct GuestOutputStream {
+    log: LogBuffer,
+    source: &'static str,
+}
+
+#[async_trait::async_trait]
+impl OutputStream for GuestOutputStream {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        let text = String::from_utf8_lossy(&bytes);
+        let level = if self.source == "stderr" { LogLevel::Warn } else { LogLevel::Info };
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            self.log.push(level, self.source, line);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestOutputStream {
+    async fn ready(&mut self) {}
+}

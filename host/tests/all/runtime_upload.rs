@@ -1,0 +1,92 @@
+//! Upload validation refuses what cannot run, with reasons a person can act on.
+
+use funnel_host::guests;
+use funnel_host::runtime::{LoadError, Runtime, RuntimeConfig, UploadError};
+
+use crate::support::runtime;
+
+#[test]
+fn a_good_component_is_accepted_with_what_it_declares() {
+    let runtime = runtime();
+    let plugin = runtime.validate_upload(guests::TEST_GUEST).expect("valid");
+    assert_eq!(plugin.info.name, "test-guest");
+    assert_eq!(plugin.info.version, "0.1.0");
+    assert_eq!(plugin.info.capabilities.len(), 5);
+    // Loading the same bytes again is served from the cache: the very same plugin.
+    let again = runtime.validate_upload(guests::TEST_GUEST).expect("valid");
+    assert!(std::sync::Arc::ptr_eq(&plugin, &again));
+}
+
+#[test]
+fn built_in_plugins_validate() {
+    let runtime = runtime();
+    for name in funnel_host::guests::BUILTIN_NAMES {
+        let bytes = guests::builtin(name).expect("builtin exists");
+        let plugin = runtime.validate_upload(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(&plugin.info.name, name);
+    }
+}
+
+#[test]
+fn refuses_empty_garbage_and_core_modules() {
+    let runtime = runtime();
+    assert_eq!(runtime.validate_upload(b"").unwrap_err(), UploadError::Empty);
+    let err = runtime.validate_upload(b"#!/bin/sh\necho hi\n").unwrap_err();
+    assert_eq!(err, UploadError::NotWasm);
+    assert!(err.to_string().contains("wasm32-wasip2"));
+    // The smallest core module: magic + version 1.
+    let err = runtime.validate_upload(b"\0asm\x01\0\0\0").unwrap_err();
+    assert_eq!(err, UploadError::CoreModule);
+    assert!(err.to_string().contains("not a component"), "{err}");
+}
+
+#[test]
+fn refuses_truncated_component() {
+    let runtime = runtime();
+    let half = &guests::TEST_GUEST[..guests::TEST_GUEST.len() / 2];
+    match runtime.validate_upload(half).unwrap_err() {
+        UploadError::Load(LoadError::Compile(_)) => {}
+        other => panic!("expected a compile error, got {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_component_of_another_world() {
+    let runtime = runtime();
+    let err = runtime.validate_upload(guests::WRONG_WORLD).unwrap_err();
+    assert!(matches!(err, UploadError::Load(LoadError::WrongWorld(_))), "{err:?}");
+    assert!(err.to_string().contains("funnel:plugin@0.1.0"), "{err}");
+}
+
+#[test]
+fn refuses_a_describe_that_never_answers() {
+    let runtime = runtime();
+    let err = runtime.validate_upload(guests::SLOW_DESCRIBE).unwrap_err();
+    match &err {
+        UploadError::Load(LoadError::Describe(e)) => assert!(e.limit().is_some(), "stopped by a limit: {e}"),
+        other => panic!("expected describe to be stopped, got {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_oversized_uploads() {
+    let config = RuntimeConfig { max_upload_bytes: 1000, ..RuntimeConfig::default() };
+    let runtime = Runtime::new(config).expect("runtime");
+    let err = runtime.validate_upload(guests::TEST_GUEST).unwrap_err();
+    assert!(matches!(err, UploadError::TooLarge { max: 1000, .. }), "{err:?}");
+}
+
+#[test]
+fn compile_cache_on_disk_is_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeConfig::default() };
+    let first = Runtime::new(config.clone()).expect("runtime");
+    first.load(guests::TEST_GUEST).expect("loads");
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").flatten().collect();
+    assert_eq!(entries.len(), 1, "one serialized component in the cache");
+    drop(first);
+    // A second runtime (a restart) loads from the cache file.
+    let second = Runtime::new(config).expect("runtime");
+    let plugin = second.load(guests::TEST_GUEST).expect("loads from cache");
+    assert_eq!(plugin.info.name, "test-guest");
+}
