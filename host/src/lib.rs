@@ -8,9 +8,22 @@
 //! - [`runtime`]: wasmtime: compiles, caches and runs plugins under limits; capabilities
 //!   record effects and never touch the database or network.
 //! - [`cli`]: the `funnel` command line, one module per subcommand.
+//! - [`store`]: every write, on SQLite or PostgreSQL.
+//! - [`dispatch`]: one lead at a time, one transaction per event.
+//! - [`scheduler`]: durable timers coming due.
+//! - [`delivery`]: send-time rules, templates, transports.
+//! - [`clock`]: real or virtual time; [`engine`] wires the above to one clock.
+//! - [`sim`]: `funnel simulate`, the same engine on a virtual clock.
 //! - [`guests`]: the components built from this workspace during the build (the built-in
 //!   plugins and the test guests).
 
 pub mod cli;
+pub mod clock;
+pub mod delivery;
+pub mod dispatch;
+pub mod engine;
 pub mod guests;
 pub mod runtime;
+pub mod scheduler;
+pub mod sim;
+pub mod store;

@@ -3,6 +3,7 @@
 
 mod plugin_check;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Show what a plugin would do to one lead, on a virtual clock; nothing is sent.
+    Simulate(simulate::SimulateArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(args),
     };
     match result {

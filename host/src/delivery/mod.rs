@@ -1,0 +1,105 @@
+//! Delivery: workers claim due outbox rows and hand them to a transport, after the rules the
+//! host enforces at send time whatever the plugin did: nothing to a suppressed address, and a
+//! `recovery` message is dropped (with the reason, in the timeline) once the lead has bought.
+//!
+//! ## Layout
+//! - [`template`]: rendering of subjects and bodies.
+//! - [`file`]: the default transport, one file per message under `./outbox/`.
+
+pub mod file;
+pub mod template;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::store::outbox::{OutboxMessage, Outcome};
+use crate::store::{Store, StoreError};
+
+/// Why a transport could not send.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (SMTP 4xx, connection refused, timeout).
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// Will never work (SMTP 5xx: the address does not exist).
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// Something that sends a message: an SMTP server, an SMS gateway, files, or nothing.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, message: &OutboxMessage) -> Result<(), SendError>;
+}
+
+/// A transport that sends nothing (for `funnel simulate`): the timeline still records what
+/// would have gone out.
+#[derive(Debug, Default)]
+pub struct Discard;
+
+#[async_trait::async_trait]
+impl Transport for Discard {
+    async fn send(&self, _message: &OutboxMessage) -> Result<(), SendError> {
+        Ok(())
+    }
+}
+
+/// The reason the host refuses to send `message`, if it does.
+pub fn send_time_veto(message: &OutboxMessage) -> Option<&'static str> {
+    if message.suppressed {
+        return Some("suppressed");
+    }
+    if message.kind == "recovery" && message.lead_purchased {
+        return Some("purchased");
+    }
+    None
+}
+
+/// Claims due messages and sends them.
+pub struct Deliverer {
+    store: Store,
+    email: Arc<dyn Transport>,
+    sms: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    max_attempts: i64,
+}
+
+impl Deliverer {
+    pub fn new(store: Store, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
+        Deliverer { store, email, sms, clock, max_attempts: 8 }
+    }
+
+    /// Send what is due now; returns how many messages were handled.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let mut handled = 0;
+        loop {
+            let now = self.clock.now_ms();
+            let batch = self.store.claim_messages(now, 60_000, 50).await?;
+            if batch.is_empty() {
+                return Ok(handled);
+            }
+            for message in batch {
+                let outcome = self.deliver(&message).await;
+                self.store.finish_message(&message, &outcome, self.clock.now_ms()).await?;
+                handled += 1;
+            }
+        }
+    }
+
+    async fn deliver(&self, message: &OutboxMessage) -> Outcome {
+        if let Some(reason) = send_time_veto(message) {
+            return Outcome::Dropped(reason.to_string());
+        }
+        let transport = if message.channel == "sms" { &self.sms } else { &self.email };
+        match transport.send(message).await {
+            Ok(()) => Outcome::Sent,
+            Err(SendError::Permanent(why)) => Outcome::Bounced(why),
+            Err(SendError::Temporary(why)) if message.attempts + 1 >= self.max_attempts => Outcome::Failed(why),
+            Err(SendError::Temporary(why)) => {
+                // 30 s, 1 min, 2 min, … capped at an hour.
+                let backoff = (30_000i64 << message.attempts.clamp(0, 7)).min(3_600_000);
+                Outcome::Retry { at: self.clock.now_ms() + backoff, error: why }
+            }
+        }
+    }
+}

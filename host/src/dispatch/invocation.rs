@@ -1,0 +1,191 @@
+//! Translation between the store's view of a lead and the WIT contract's: the invocation a
+//! plugin receives, and the writes its effects become (templates rendered, links tracked).
+
+use crate::delivery::template::{self, TemplateVars};
+use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
+use crate::runtime::{Effect, HandleContext, LogLine};
+use crate::store::dispatch::{LeadSnapshot, MessageSnapshot, NewOutbox, RunSnapshot, Write};
+use crate::store::ingest::LeadEvent;
+use crate::store::new_token;
+
+/// The WIT lead.
+pub fn wit_lead(lead: &LeadSnapshot) -> wit::Lead {
+    wit::Lead {
+        id: lead.id.clone(),
+        email: lead.email.clone(),
+        name: lead.name.clone(),
+        first_name: lead.name.as_deref().and_then(|n| n.split_whitespace().next()).map(str::to_string),
+        phone: lead.phone.clone(),
+        product_id: lead.product_id.clone(),
+        plan_id: lead.plan_id.clone(),
+        price: match (lead.price_cents, &lead.currency) {
+            (Some(amount_cents), Some(currency)) => Some(wit::Money { amount_cents, currency: currency.clone() }),
+            _ => None,
+        },
+        captured_at_ms: lead.captured_at,
+        purchased: lead.purchased,
+        suppressed: lead.email_suppressed,
+    }
+}
+
+/// The WIT event (with the lateness of a timer).
+pub fn wit_event(event: &LeadEvent, now: i64) -> wit::Event {
+    match event {
+        LeadEvent::Captured => wit::Event::Captured,
+        LeadEvent::Updated => wit::Event::Updated,
+        LeadEvent::Purchased { price } => wit::Event::Purchased(
+            price.as_ref().map(|p| wit::Money { amount_cents: p.amount_cents, currency: p.currency.clone() }),
+        ),
+        LeadEvent::Refunded => wit::Event::Refunded,
+        LeadEvent::Clicked { message_id } => wit::Event::Clicked(message_id.clone()),
+        LeadEvent::Opened { message_id } => wit::Event::Opened(message_id.clone()),
+        LeadEvent::Unsubscribed => wit::Event::Unsubscribed,
+        LeadEvent::Bounced { message_id } => wit::Event::Bounced(message_id.clone()),
+        LeadEvent::Timer { timer_id, tag, due_at } => wit::Event::Timer(wit::TimerFired {
+            id: timer_id.clone(),
+            tag: tag.clone(),
+            late_ms: u64::try_from(now - due_at).unwrap_or(0),
+        }),
+    }
+}
+
+fn sent_message(m: &MessageSnapshot) -> SentMessage {
+    SentMessage {
+        id: m.id.clone(),
+        tag: m.tag.clone(),
+        channel: if m.channel == "sms" { Channel::Sms } else { Channel::Email },
+        kind: if m.kind == "transactional" { MessageKind::Transactional } else { MessageKind::Recovery },
+        status: match m.status.as_str() {
+            "sent" => MessageStatus::Sent,
+            "dropped" => MessageStatus::Dropped,
+            "bounced" => MessageStatus::Bounced,
+            "failed" => MessageStatus::Failed,
+            _ => MessageStatus::Queued,
+        },
+        queued_at_ms: m.queued_at,
+        clicked: m.clicked,
+        opened: m.opened,
+    }
+}
+
+/// The read-only context the capabilities answer from.
+pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleContext {
+    HandleContext {
+        lists: lead.lists.clone(),
+        coupon,
+        messages: lead.messages.iter().map(sent_message).collect(),
+        has_phone: lead.phone.as_deref().is_some_and(|p| !p.trim().is_empty()),
+        email_suppressed: lead.email_suppressed,
+        phone_suppressed: lead.phone_suppressed,
+    }
+}
+
+/// The invocation record.
+pub fn invocation(lead: &LeadSnapshot, run: &RunSnapshot, event: &LeadEvent, now: i64) -> wit::Invocation {
+    wit::Invocation {
+        lead: wit_lead(lead),
+        event: wit_event(event, now),
+        now_ms: now,
+        config_json: run.config_json.clone(),
+        state: run.state.clone(),
+    }
+}
+
+fn level_name(level: wit::LogLevel) -> &'static str {
+    match level {
+        wit::LogLevel::Debug => "debug",
+        wit::LogLevel::Info => "info",
+        wit::LogLevel::Warn => "warn",
+        wit::LogLevel::Error => "error",
+    }
+}
+
+fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Recovery => "recovery",
+        MessageKind::Transactional => "transactional",
+    }
+}
+
+/// Turn a successful invocation's effects and logs into store writes, rendering messages.
+pub fn writes(
+    lead: &LeadSnapshot,
+    coupon: Option<&Coupon>,
+    public_url: &str,
+    effects: Vec<Effect>,
+    logs: Vec<LogLine>,
+    now: i64,
+) -> Result<Vec<Write>, template::TemplateError> {
+    let base = public_url.trim_end_matches('/');
+    let mut writes = Vec::with_capacity(effects.len() + logs.len());
+    for line in logs {
+        writes.push(Write::Timeline {
+            kind: "log".into(),
+            detail: format!("[{}] {}: {}", level_name(line.level), line.source, line.text),
+        });
+    }
+    for effect in effects {
+        let link_token = new_token();
+        let unsubscribe_token = new_token();
+        let vars = TemplateVars {
+            name: lead.name.clone().unwrap_or_default(),
+            first_name: lead.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or_default().to_string(),
+            product: lead.product_id.clone().unwrap_or_default(),
+            checkout_url: format!("{base}/r/{link_token}"),
+            coupon_code: coupon.map(|c| c.code.clone()).unwrap_or_default(),
+            unsubscribe_url: format!("{base}/u/{unsubscribe_token}"),
+        };
+        let write = match effect {
+            Effect::Email(email) => {
+                let html = template::render("html", &email.html, &vars, true)?;
+                let text = match &email.text {
+                    Some(text) => template::render("text", text, &vars, false)?,
+                    None => template::html_to_text(&html),
+                };
+                let carries_coupon = template::uses_coupon(&email.subject)
+                    || template::uses_coupon(&email.html)
+                    || email.text.as_deref().is_some_and(template::uses_coupon);
+                Write::Outbox(NewOutbox {
+                    id: email.id,
+                    channel: "email",
+                    kind: kind_name(email.kind),
+                    tag: email.tag,
+                    recipient: lead.email.clone(),
+                    subject: Some(template::render("subject", &email.subject, &vars, false)?),
+                    html: Some(html),
+                    text: Some(text),
+                    coupon: if carries_coupon { coupon.map(|c| c.code.clone()) } else { None },
+                    link_token,
+                    unsubscribe_token,
+                })
+            }
+            Effect::Sms(sms) => Write::Outbox(NewOutbox {
+                id: sms.id,
+                channel: "sms",
+                kind: kind_name(sms.kind),
+                tag: sms.tag,
+                recipient: lead.phone.clone().unwrap_or_default(),
+                subject: None,
+                html: None,
+                text: Some(template::render("sms", &sms.body, &vars, false)?),
+                coupon: if template::uses_coupon(&sms.body) { coupon.map(|c| c.code.clone()) } else { None },
+                link_token,
+                unsubscribe_token,
+            }),
+            Effect::Schedule { id, after_ms, tag } => {
+                let due_at = now.saturating_add(i64::try_from(after_ms).unwrap_or(i64::MAX));
+                writes.push(Write::Timeline {
+                    kind: "timer_set".into(),
+                    detail: format!("{tag} due in {} s", after_ms / 1000),
+                });
+                Write::Timer { id, tag, due_at }
+            }
+            Effect::Cancel { id } => Write::CancelTimer { id },
+            Effect::CancelAll => Write::CancelAllTimers,
+            Effect::ListAdd { name } => Write::ListAdd { name },
+            Effect::ListRemove { name } => Write::ListRemove { name },
+        };
+        writes.push(write);
+    }
+    Ok(writes)
+}

@@ -1,0 +1,60 @@
+//! The engine: store, runtime, dispatcher, scheduler and delivery wired together around one
+//! clock. `serve` runs it on the real clock with loops; `simulate` and the tests step it on a
+//! virtual clock with [`Engine::settle`].
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::delivery::{Deliverer, Transport};
+use crate::dispatch::Dispatcher;
+use crate::dispatch::plugins::PluginRegistry;
+use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
+use crate::store::{Store, StoreError};
+
+/// Everything that handles events, wired to one store and one clock.
+pub struct Engine {
+    pub store: Store,
+    pub plugins: Arc<PluginRegistry>,
+    pub clock: Arc<dyn Clock>,
+    pub dispatcher: Dispatcher,
+    pub scheduler: Scheduler,
+    pub deliverer: Deliverer,
+}
+
+/// How the engine reaches the outside world.
+pub struct EngineParts {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub clock: Arc<dyn Clock>,
+    pub email: Arc<dyn Transport>,
+    pub sms: Arc<dyn Transport>,
+    pub public_url: String,
+}
+
+impl Engine {
+    pub fn new(parts: EngineParts) -> Self {
+        let plugins = Arc::new(PluginRegistry::new(parts.runtime));
+        Engine {
+            dispatcher: Dispatcher::new(parts.store.clone(), plugins.clone(), parts.clock.clone(), parts.public_url),
+            scheduler: Scheduler::new(parts.store.clone(), parts.clock.clone()),
+            deliverer: Deliverer::new(parts.store.clone(), parts.email, parts.sms, parts.clock.clone()),
+            store: parts.store,
+            plugins,
+            clock: parts.clock,
+        }
+    }
+
+    /// Fire due timers, handle due events and deliver due messages until nothing is left to
+    /// do at the current time.
+    pub async fn settle(&self) -> Result<(), StoreError> {
+        loop {
+            let fired = self.scheduler.tick().await?.fired;
+            let handled = self.dispatcher.drain().await?;
+            let delivered = self.deliverer.deliver_due().await?;
+            if fired == 0 && handled == 0 && delivered == 0 {
+                return Ok(());
+            }
+        }
+    }
+}

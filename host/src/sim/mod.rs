@@ -1,0 +1,225 @@
+//! `funnel simulate`: the same engine as `serve` (store, dispatcher, scheduler, runtime,
+//! delivery's send-time rules) on a virtual clock and an in-memory database, sending nothing.
+//! It prints what would happen to one lead, one JSON object a line, in time order.
+
+pub mod scenario;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::clock::{Clock, VirtualClock};
+use crate::delivery::Discard;
+use crate::engine::{Engine, EngineParts};
+use crate::runtime::wit::{BindingContext, Coupon, Scope};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::ingest::{Checkout, PlatformEvent, PlatformEventType};
+use crate::store::{Store, StoreError};
+use scenario::{Scenario, ScenarioEventKind};
+
+/// Capture time of the simulated lead: 2026-01-01T00:00:00Z.
+pub const T0_MS: i64 = 1_767_225_600_000;
+
+/// What to simulate.
+pub struct SimulateInput {
+    /// A built-in name or the bytes of a component.
+    pub plugin: PluginSource,
+    pub config_json: String,
+    pub scenario: Scenario,
+    pub verbose: bool,
+}
+
+pub enum PluginSource {
+    Builtin(String),
+    Component(Vec<u8>),
+}
+
+/// Why a simulation could not run: each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("plugin: {0}")]
+    Plugin(String),
+    #[error("config: {0}")]
+    Config(String),
+    #[error("scenario: {0}")]
+    Scenario(String),
+    #[error("engine: {0}")]
+    Engine(#[from] StoreError),
+}
+
+/// Run a simulation; returns the output lines in time order.
+pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).map_err(|e| SimError::Plugin(e.to_string()))?);
+    let clock = Arc::new(VirtualClock::new(T0_MS));
+    let store = Store::connect("sqlite::memory:").await?;
+    let engine = Engine::new(EngineParts {
+        store: store.clone(),
+        runtime,
+        clock: clock.clone(),
+        email: Arc::new(Discard),
+        sms: Arc::new(Discard),
+        public_url: "https://funnel.example".into(),
+    });
+    let scenario = input.scenario;
+
+    let (plugin_name, plugin) = match &input.plugin {
+        PluginSource::Builtin(name) => {
+            (name.clone(), engine.plugins.builtin(name).map_err(|e| SimError::Plugin(e.to_string()))?)
+        }
+        PluginSource::Component(bytes) => {
+            let plugin =
+                engine.plugins.runtime().validate_upload(bytes).map_err(|e| SimError::Plugin(e.to_string()))?;
+            (plugin.info.name.clone(), plugin)
+        }
+    };
+    let config: Value =
+        serde_json::from_str(&input.config_json).map_err(|e| SimError::Config(format!("not valid JSON: {e}")))?;
+    let binding = scenario.binding.clone().unwrap_or_default();
+    let coupon = binding.coupon.as_ref().map(|c| Coupon { code: c.code.clone(), discount_percent: c.discount_percent });
+    let context = BindingContext {
+        scope: Scope { product_id: binding.product_id.clone(), plan_id: binding.plan_id.clone() },
+        coupon: coupon.clone(),
+    };
+    let validation =
+        plugin.validate_config(&input.config_json, &context).map_err(|e| SimError::Plugin(e.to_string()))?;
+    if let Err(notes) = validation {
+        let text: Vec<String> = notes
+            .iter()
+            .map(|n| if n.path.is_empty() { n.message.clone() } else { format!("{}: {}", n.path, n.message) })
+            .collect();
+        return Err(SimError::Config(text.join("; ")));
+    }
+
+    let producer = store.create_producer("simulation", T0_MS).await?;
+    if let (Some(c), Some(product), Some(plan)) = (&coupon, &binding.product_id, &binding.plan_id) {
+        store.put_coupon(&producer.id, product, plan, &c.code, c.discount_percent).await?;
+    }
+    store
+        .put_binding(
+            &producer.id,
+            binding.product_id.as_deref(),
+            binding.plan_id.as_deref(),
+            &plugin_name,
+            &plugin.sha256,
+            &config,
+            true,
+            T0_MS,
+        )
+        .await?;
+
+    let lead = &scenario.lead;
+    let checkout = Checkout {
+        id: "simulated-checkout".into(),
+        email: Some(lead.email.clone()),
+        name: lead.name.clone(),
+        phone: lead.phone.clone(),
+        product_id: lead.product_id.clone(),
+        plan_id: lead.plan_id.clone(),
+        price: lead.price.clone(),
+        url: Some(lead.url.clone().unwrap_or_else(|| "https://checkout.example/pay".into())),
+    };
+    let platform_event = |id: String, kind| PlatformEvent {
+        id,
+        kind,
+        occurred_at_ms: clock.now_ms(),
+        producer_id: producer.id.clone(),
+        checkout: checkout.clone(),
+    };
+    let lead_id =
+        match store.ingest(&platform_event("sim-capture".into(), PlatformEventType::CheckoutUpdated), T0_MS).await? {
+            crate::store::ingest::IngestOutcome::Accepted { lead_id: Some(id) } => id,
+            other => return Err(SimError::Scenario(format!("the lead was not captured: {other:?}"))),
+        };
+    engine.settle().await?;
+
+    // Scenario events in time order; at equal times, in file order, before timers due then.
+    let mut events: Vec<(usize, &scenario::ScenarioEvent)> = scenario.events.iter().enumerate().collect();
+    events.sort_by_key(|(i, e)| (e.at, *i));
+    let until = T0_MS + i64::try_from(scenario.until.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut next_event = 0;
+    loop {
+        let scenario_at = events.get(next_event).map(|(_, e)| T0_MS + i64::try_from(e.at.as_millis()).unwrap_or(0));
+        let engine_at = store.next_wakeup().await?.map(|at| at.max(clock.now_ms()));
+        let Some(at) = [scenario_at, engine_at].into_iter().flatten().min() else { break };
+        if at > until {
+            break;
+        }
+        clock.set(at);
+        while let Some((index, event)) = events.get(next_event) {
+            if T0_MS + i64::try_from(event.at.as_millis()).unwrap_or(0) > at {
+                break;
+            }
+            apply(&store, &lead_id, *index, event, at, &platform_event).await?;
+            next_event += 1;
+        }
+        engine.settle().await?;
+    }
+
+    let entries = store.timeline(&lead_id, 0).await?;
+    Ok(entries.iter().filter_map(|entry| output_line(entry, input.verbose)).collect())
+}
+
+async fn apply(
+    store: &Store,
+    lead_id: &str,
+    index: usize,
+    event: &scenario::ScenarioEvent,
+    now: i64,
+    platform_event: &impl Fn(String, PlatformEventType) -> PlatformEvent,
+) -> Result<(), SimError> {
+    let id = format!("sim-event-{index}");
+    match event.kind {
+        ScenarioEventKind::OrderPaid => {
+            store.ingest(&platform_event(id, PlatformEventType::OrderPaid), now).await?;
+        }
+        ScenarioEventKind::OrderRefunded => {
+            store.ingest(&platform_event(id, PlatformEventType::OrderRefunded), now).await?;
+        }
+        ScenarioEventKind::CheckoutUpdated => {
+            store.ingest(&platform_event(id, PlatformEventType::CheckoutUpdated), now).await?;
+        }
+        ScenarioEventKind::Unsubscribe => store.unsubscribe_lead(lead_id, now).await?,
+        ScenarioEventKind::Click | ScenarioEventKind::Open => {
+            let n = event.message.unwrap_or(1);
+            let sent: Vec<String> = store
+                .lead_snapshot(lead_id)
+                .await?
+                .messages
+                .into_iter()
+                .filter(|m| m.status == "sent")
+                .map(|m| m.id)
+                .collect();
+            let Some(message_id) = sent.get(n - 1) else {
+                return Err(SimError::Scenario(format!(
+                    "events[{index}].message: message {n} was not sent by {} (only {} sent then)",
+                    event.at,
+                    sent.len()
+                )));
+            };
+            if event.kind == ScenarioEventKind::Click {
+                store.record_click(message_id, now).await?;
+            } else {
+                store.record_open(message_id, now).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One output line for a timeline entry, or none for entries only `--verbose` shows.
+fn output_line(entry: &crate::store::timeline::TimelineEntry, verbose: bool) -> Option<Value> {
+    let at_s = (entry.at - T0_MS) / 1000;
+    let detail: Value = serde_json::from_str(&entry.detail).unwrap_or(Value::Null);
+    match entry.kind.as_str() {
+        "email" => Some(
+            json!({"at_s": at_s, "kind": "email", "tag": detail["tag"], "subject": detail["subject"], "coupon": detail["coupon"]}),
+        ),
+        "sms" => Some(
+            json!({"at_s": at_s, "kind": "sms", "tag": detail["tag"], "body": detail["body"], "coupon": detail["coupon"]}),
+        ),
+        "dropped" => Some(json!({"at_s": at_s, "kind": "dropped", "tag": detail["tag"], "reason": detail["reason"]})),
+        "list_add" | "list_remove" => Some(json!({"at_s": at_s, "kind": entry.kind, "list": entry.detail})),
+        _ if verbose => Some(json!({"at_s": at_s, "kind": entry.kind, "detail": entry.detail})),
+        _ => None,
+    }
+}

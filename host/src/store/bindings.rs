@@ -1,0 +1,182 @@
+//! Bindings (which plugin and config serve which scope of a producer's products) and coupons.
+//! The lookup for a new lead: plan-specific beats product-specific beats producer-wide.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::ingest::Checkout;
+use super::{Store, StoreError, new_id};
+
+/// A stored binding. Empty `product_id` / `plan_id` mean "any".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    pub id: String,
+    pub producer_id: String,
+    pub product_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub plugin: String,
+    pub plugin_sha256: String,
+    pub config: serde_json::Value,
+    pub enabled: bool,
+}
+
+/// A coupon for a product and plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CouponRow {
+    pub code: String,
+    pub discount_percent: u8,
+}
+
+fn binding_from_row(row: &sqlx::any::AnyRow) -> Result<Binding, StoreError> {
+    let product: String = row.try_get("product_id")?;
+    let plan: String = row.try_get("plan_id")?;
+    let config: String = row.try_get("config_json")?;
+    Ok(Binding {
+        id: row.try_get("id")?,
+        producer_id: row.try_get("producer_id")?,
+        product_id: (!product.is_empty()).then_some(product),
+        plan_id: (!plan.is_empty()).then_some(plan),
+        plugin: row.try_get("plugin_name")?,
+        plugin_sha256: row.try_get("plugin_sha256")?,
+        config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("binding config: {e}")))?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+    })
+}
+
+impl Store {
+    /// Create or replace the binding of a scope; returns it.
+    pub async fn put_binding(
+        &self,
+        producer_id: &str,
+        product_id: Option<&str>,
+        plan_id: Option<&str>,
+        plugin: &str,
+        plugin_sha256: &str,
+        config: &serde_json::Value,
+        enabled: bool,
+        now: i64,
+    ) -> Result<Binding, StoreError> {
+        sqlx::query(
+            "INSERT INTO bindings (id, producer_id, product_id, plan_id, plugin_name, plugin_sha256, config_json, enabled, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (producer_id, product_id, plan_id) DO UPDATE SET plugin_name = excluded.plugin_name,
+             plugin_sha256 = excluded.plugin_sha256, config_json = excluded.config_json, enabled = excluded.enabled,
+             updated_at = excluded.updated_at",
+        )
+        .bind(new_id())
+        .bind(producer_id)
+        .bind(product_id.unwrap_or(""))
+        .bind(plan_id.unwrap_or(""))
+        .bind(plugin)
+        .bind(plugin_sha256)
+        .bind(config.to_string())
+        .bind(i64::from(enabled))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM bindings WHERE producer_id = $1 AND product_id = $2 AND plan_id = $3")
+            .bind(producer_id)
+            .bind(product_id.unwrap_or(""))
+            .bind(plan_id.unwrap_or(""))
+            .fetch_one(&self.pool)
+            .await?;
+        binding_from_row(&row)
+    }
+
+    /// All bindings of a producer.
+    pub async fn bindings(&self, producer_id: &str) -> Result<Vec<Binding>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM bindings WHERE producer_id = $1 ORDER BY product_id, plan_id")
+            .bind(producer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    /// Register (or replace) the coupon of a product and plan.
+    pub async fn put_coupon(
+        &self,
+        producer_id: &str,
+        product_id: &str,
+        plan_id: &str,
+        code: &str,
+        discount_percent: u8,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO coupons (producer_id, product_id, plan_id, code, discount_percent) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (producer_id, product_id, plan_id) DO UPDATE SET code = excluded.code,
+             discount_percent = excluded.discount_percent",
+        )
+        .bind(producer_id)
+        .bind(product_id)
+        .bind(plan_id)
+        .bind(code)
+        .bind(i64::from(discount_percent))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The coupon of a scope, only when it names a product and a plan.
+    pub async fn coupon(
+        &self,
+        producer_id: &str,
+        product_id: Option<&str>,
+        plan_id: Option<&str>,
+    ) -> Result<Option<CouponRow>, StoreError> {
+        let (Some(product), Some(plan)) = (product_id, plan_id) else { return Ok(None) };
+        let row = sqlx::query(
+            "SELECT code, discount_percent FROM coupons WHERE producer_id = $1 AND product_id = $2 AND plan_id = $3",
+        )
+        .bind(producer_id)
+        .bind(product)
+        .bind(plan)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CouponRow {
+                code: r.try_get("code")?,
+                discount_percent: u8::try_from(r.try_get::<i64, _>("discount_percent")?).unwrap_or(0),
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Choose the binding for a new lead and start its run (the one binding for its whole life).
+pub(crate) async fn start_run(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    producer_id: &str,
+    lead_id: &str,
+    checkout: &Checkout,
+    now: i64,
+) -> Result<(), StoreError> {
+    let product = checkout.product_id.clone().unwrap_or_default();
+    let plan = checkout.plan_id.clone().unwrap_or_default();
+    // Most specific first: (product, plan), (product, any), (any, any).
+    let row = sqlx::query(
+        "SELECT id, plugin_sha256, config_json FROM bindings WHERE producer_id = $1 AND enabled = 1 AND (
+           (product_id = $2 AND plan_id = $3 AND $2 <> '' AND $3 <> '')
+           OR (product_id = $2 AND plan_id = '' AND $2 <> '')
+           OR (product_id = '' AND plan_id = ''))
+         ORDER BY (CASE WHEN plan_id <> '' THEN 2 WHEN product_id <> '' THEN 1 ELSE 0 END) DESC LIMIT 1",
+    )
+    .bind(producer_id)
+    .bind(&product)
+    .bind(&plan)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = row {
+        sqlx::query(
+            "INSERT INTO runs (lead_id, binding_id, plugin_sha256, config_json, state, status, updated_at)
+             VALUES ($1, $2, $3, $4, NULL, 'active', $5)",
+        )
+        .bind(lead_id)
+        .bind(row.try_get::<String, _>("id")?)
+        .bind(row.try_get::<String, _>("plugin_sha256")?)
+        .bind(row.try_get::<String, _>("config_json")?)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

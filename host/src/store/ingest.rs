@@ -1,0 +1,256 @@
+//! Platform events become event rows, and the lead they concern is born or updated, in one
+//! transaction. An event id already seen for the producer changes nothing and answers
+//! `Duplicate`. A lead is (producer, checkout id), born with its first event carrying an
+//! email; its binding is chosen then (plan beats product beats producer-wide) and kept for
+//! its whole life, so a lead is never served by two strategies.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Store, StoreError, bindings, new_id};
+
+/// What the platform says happened (`type` in the HTTP body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlatformEventType {
+    #[serde(rename = "checkout.updated")]
+    CheckoutUpdated,
+    #[serde(rename = "order.paid")]
+    OrderPaid,
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
+}
+
+/// A price in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+/// The checkout an event is about, as the platform sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub product_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub price: Option<Price>,
+    pub url: Option<String>,
+}
+
+/// A validated platform event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformEvent {
+    pub id: String,
+    pub kind: PlatformEventType,
+    pub occurred_at_ms: i64,
+    pub producer_id: String,
+    pub checkout: Checkout,
+}
+
+/// Whether the event was new.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Accepted { lead_id: Option<String> },
+    Duplicate { lead_id: Option<String> },
+}
+
+/// What a lead's plugin is told, stored as the event row's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LeadEvent {
+    Captured,
+    Updated,
+    Purchased { price: Option<Price> },
+    Refunded,
+    Clicked { message_id: String },
+    Opened { message_id: String },
+    Unsubscribed,
+    Bounced { message_id: String },
+    Timer { timer_id: String, tag: String, due_at: i64 },
+}
+
+impl LeadEvent {
+    /// Short name for the timeline and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeadEvent::Captured => "captured",
+            LeadEvent::Updated => "updated",
+            LeadEvent::Purchased { .. } => "purchased",
+            LeadEvent::Refunded => "refunded",
+            LeadEvent::Clicked { .. } => "clicked",
+            LeadEvent::Opened { .. } => "opened",
+            LeadEvent::Unsubscribed => "unsubscribed",
+            LeadEvent::Bounced { .. } => "bounced",
+            LeadEvent::Timer { .. } => "timer",
+        }
+    }
+}
+
+impl Store {
+    /// Record a platform event (idempotent on its id).
+    pub async fn ingest(&self, event: &PlatformEvent, now: i64) -> Result<IngestOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(row) = sqlx::query("SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2")
+            .bind(&event.producer_id)
+            .bind(&event.id)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(IngestOutcome::Duplicate { lead_id: row.try_get("lead_id")? });
+        }
+        let c = &event.checkout;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $2")
+                .bind(&event.producer_id)
+                .bind(&c.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut lead_events: Vec<LeadEvent> = Vec::new();
+        let lead_id = match existing {
+            Some(lead_id) => {
+                sqlx::query(
+                    "UPDATE leads SET email = COALESCE($1, email), name = COALESCE($2, name), phone = COALESCE($3, phone),
+                     product_id = COALESCE(product_id, $4), plan_id = COALESCE(plan_id, $5),
+                     price_cents = COALESCE($6, price_cents), currency = COALESCE($7, currency),
+                     checkout_url = COALESCE($8, checkout_url) WHERE id = $9",
+                )
+                .bind(&c.email)
+                .bind(&c.name)
+                .bind(&c.phone)
+                .bind(&c.product_id)
+                .bind(&c.plan_id)
+                .bind(c.price.as_ref().map(|p| p.amount_cents))
+                .bind(c.price.as_ref().map(|p| p.currency.clone()))
+                .bind(&c.url)
+                .bind(&lead_id)
+                .execute(&mut *tx)
+                .await?;
+                if event.kind == PlatformEventType::CheckoutUpdated {
+                    lead_events.push(LeadEvent::Updated);
+                }
+                Some(lead_id)
+            }
+            None => match &c.email {
+                Some(email) => {
+                    let lead_id = new_id();
+                    sqlx::query(
+                        "INSERT INTO leads (id, producer_id, checkout_id, email, name, phone, product_id, plan_id,
+                         price_cents, currency, checkout_url, status, captured_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12)",
+                    )
+                    .bind(&lead_id)
+                    .bind(&event.producer_id)
+                    .bind(&c.id)
+                    .bind(email)
+                    .bind(&c.name)
+                    .bind(&c.phone)
+                    .bind(&c.product_id)
+                    .bind(&c.plan_id)
+                    .bind(c.price.as_ref().map(|p| p.amount_cents))
+                    .bind(c.price.as_ref().map(|p| p.currency.clone()))
+                    .bind(&c.url)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    bindings::start_run(&mut tx, &event.producer_id, &lead_id, c, now).await?;
+                    lead_events.push(LeadEvent::Captured);
+                    Some(lead_id)
+                }
+                None => None,
+            },
+        };
+        if let Some(lead_id) = &lead_id {
+            match event.kind {
+                PlatformEventType::OrderPaid => {
+                    mark_purchased(&mut tx, lead_id, now).await?;
+                    lead_events.push(LeadEvent::Purchased { price: c.price.clone() });
+                }
+                PlatformEventType::OrderRefunded => {
+                    sqlx::query("UPDATE leads SET status = 'refunded' WHERE id = $1")
+                        .bind(lead_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    lead_events.push(LeadEvent::Refunded);
+                }
+                PlatformEventType::CheckoutUpdated => {}
+            }
+        }
+        // The platform's event id is recorded once (for idempotency) on the first row; a
+        // platform event can make two lead events (captured + purchased) in order.
+        let active = match &lead_id {
+            Some(id) => super::dispatch::run_is_active(&mut tx, id).await?,
+            None => false,
+        };
+        if lead_events.is_empty() {
+            insert_event(&mut tx, &event.id, &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
+        }
+        for (i, lead_event) in lead_events.iter().enumerate() {
+            let id = if i == 0 { event.id.clone() } else { format!("{}#{}", event.id, i) };
+            let status = if active { "pending" } else { "skipped" };
+            insert_event(&mut tx, &id, &event.producer_id, lead_id.as_deref(), Some(lead_event), status, now).await?;
+        }
+        tx.commit().await?;
+        Ok(IngestOutcome::Accepted { lead_id })
+    }
+}
+
+/// Mark a lead purchased, and recovered when a recovery message was delivered before.
+pub(crate) async fn mark_purchased(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    lead_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    // Attribution: the last clicked message, else the last delivered one.
+    let by: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM outbox WHERE lead_id = $1 AND status = 'sent' AND kind = 'recovery'
+         ORDER BY (CASE WHEN clicked_at IS NULL THEN 0 ELSE 1 END) DESC, COALESCE(clicked_at, sent_at) DESC LIMIT 1",
+    )
+    .bind(lead_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let status = if by.is_some() { "recovered" } else { "purchased" };
+    sqlx::query(
+        "UPDATE leads SET purchased_at = COALESCE(purchased_at, $1), status = $2, recovered_by = COALESCE(recovered_by, $3)
+         WHERE id = $4",
+    )
+    .bind(now)
+    .bind(status)
+    .bind(by)
+    .bind(lead_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Insert one event row.
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    producer_id: &str,
+    lead_id: Option<&str>,
+    event: Option<&LeadEvent>,
+    status: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let payload = match event {
+        Some(e) => serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        None => "null".to_string(),
+    };
+    sqlx::query(
+        "INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+    )
+    .bind(id)
+    .bind(producer_id)
+    .bind(lead_id)
+    .bind(event.map(|e| e.name()).unwrap_or("ignored"))
+    .bind(payload)
+    .bind(status)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

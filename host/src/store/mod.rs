@@ -1,0 +1,149 @@
+//! Storage: every write of the product goes through this module. One schema, two backends:
+//! SQLite (the default, a file in WAL mode, or in memory for `simulate`) and PostgreSQL (shared
+//! by any number of replicas). Queries are written once in SQL both understand, through
+//! sqlx's `Any` driver; the few that differ (claims with `FOR UPDATE SKIP LOCKED`) branch on
+//! [`Backend`].
+//!
+//! ## Layout
+//! - `schema/`: the DDL of each backend, applied at connect.
+//! - [`ingest`]: platform events become leads and event rows (idempotent on the event id).
+//! - [`dispatch`]: claiming a lead's pending events, loading what a plugin needs, and
+//!   committing an invocation's writes in one transaction.
+//! - [`timers`]: durable timers coming due.
+//! - [`outbox`]: messages waiting for delivery and their outcome.
+//! - [`producers`], [`bindings`]: who the producers are and which plugin serves which scope.
+//! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
+//! - [`timeline`]: what happened to a lead, in order.
+
+pub mod bindings;
+pub mod dispatch;
+pub mod ingest;
+pub mod outbox;
+pub mod producers;
+pub mod timeline;
+pub mod timers;
+pub mod tracking;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unsupported database URL {0:?}: use sqlite:PATH, sqlite::memory: or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// The handle every module writes and reads through. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connect to `url` and apply the schema. `sqlite:` URLs create the file if missing.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match backend {
+            // SQLite has one writer; one connection avoids lock upgrades failing under load and
+            // keeps an in-memory database a single database.
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
+        };
+        let store = Store { pool, backend };
+        store.apply_schema().await?;
+        Ok(store)
+    }
+
+    async fn apply_schema(&self) -> Result<(), StoreError> {
+        let ddl = match self.backend {
+            Backend::Sqlite => include_str!("schema/sqlite.sql"),
+            Backend::Postgres => include_str!("schema/postgres.sql"),
+        };
+        if self.backend == Backend::Postgres {
+            // Two replicas starting at once must not race on CREATE TABLE.
+            let mut tx = self.pool.begin().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(727272)").await?;
+            tx.execute(sqlx::raw_sql(ddl)).await?;
+            tx.commit().await?;
+        } else {
+            self.pool.execute(sqlx::raw_sql(ddl)).await?;
+        }
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A value of the `settings` table.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    /// Set a value of the `settings` table unless it exists; returns the value in force.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.setting(key).await?.ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
+    }
+}
+
+/// A fresh random id: 128 bits, hex.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// An unguessable token for public links (128 bits of randomness, reveals nothing).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,155 @@
+//! The outbox: messages plugins queued, waiting for delivery. Workers claim due rows with a
+//! lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so a message is handed to one worker at a
+//! time and a dead worker's claim expires; the outcome (sent, dropped, bounced, retry) is
+//! recorded here with a timeline entry.
+
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError};
+
+/// A claimed message with what the send-time rules need.
+#[derive(Clone, Debug)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub producer_id: String,
+    pub lead_id: String,
+    pub channel: String,
+    pub kind: String,
+    pub tag: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub coupon: Option<String>,
+    pub unsubscribe_token: String,
+    pub attempts: i64,
+    pub queued_at: i64,
+    /// The lead bought (at any time): recovery messages are dropped.
+    pub lead_purchased: bool,
+    /// The recipient is on the producer's suppression list.
+    pub suppressed: bool,
+}
+
+/// How a delivery attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Dropped(String),
+    Retry { at: i64, error: String },
+    Bounced(String),
+    Failed(String),
+}
+
+impl Store {
+    /// Claim up to `limit` messages due at `now` for `lease_ms`.
+    pub async fn claim_messages(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', next_attempt_at = $1
+             WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= $2
+                          ORDER BY queued_at, id LIMIT $3 {skip_locked})
+             RETURNING id"
+        );
+        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut messages = Vec::with_capacity(ids.len());
+        for id in ids {
+            let r = sqlx::query(
+                "SELECT o.*, l.purchased_at,
+                   (SELECT COUNT(*) FROM suppressions s WHERE s.producer_id = o.producer_id AND s.address = LOWER(o.recipient)) AS suppressed
+                 FROM outbox o JOIN leads l ON l.id = o.lead_id WHERE o.id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
+            messages.push(OutboxMessage {
+                id: r.try_get("id")?,
+                producer_id: r.try_get("producer_id")?,
+                lead_id: r.try_get("lead_id")?,
+                channel: r.try_get("channel")?,
+                kind: r.try_get("kind")?,
+                tag: r.try_get("tag")?,
+                recipient: r.try_get("recipient")?,
+                subject: r.try_get("subject")?,
+                html: r.try_get("html")?,
+                text: r.try_get("text")?,
+                coupon: r.try_get("coupon")?,
+                unsubscribe_token: r.try_get("unsubscribe_token")?,
+                attempts: r.try_get("attempts")?,
+                queued_at: r.try_get("queued_at")?,
+                lead_purchased: r.try_get::<Option<i64>, _>("purchased_at")?.is_some(),
+                suppressed: r.try_get::<i64, _>("suppressed")? > 0,
+            });
+        }
+        messages.sort_by(|a, b| (a.queued_at, &a.id).cmp(&(b.queued_at, &b.id)));
+        Ok(messages)
+    }
+
+    /// Record the outcome of a delivery attempt.
+    pub async fn finish_message(&self, message: &OutboxMessage, outcome: &Outcome, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (status, reason, next): (&str, Option<String>, i64) = match outcome {
+            Outcome::Sent => ("sent", None, now),
+            Outcome::Dropped(reason) => ("dropped", Some(reason.clone()), now),
+            Outcome::Retry { at, error } => ("queued", Some(error.clone()), *at),
+            Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
+            Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
+        };
+        sqlx::query(
+            "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + 1,
+             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END WHERE id = $5",
+        )
+        .bind(status)
+        .bind(&reason)
+        .bind(next)
+        .bind(now)
+        .bind(&message.id)
+        .execute(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({
+            "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
+            "body": if message.channel == "sms" { message.text.clone() } else { None }, "coupon": message.coupon,
+            "reason": reason,
+        })
+        .to_string();
+        match outcome {
+            Outcome::Sent => {
+                sqlx::query("UPDATE leads SET status = 'recovering' WHERE id = $1 AND status = 'open'")
+                    .bind(&message.lead_id)
+                    .execute(&mut *tx)
+                    .await?;
+                super::timeline::append(&mut tx, &message.lead_id, now, &message.channel, &detail).await?;
+            }
+            Outcome::Dropped(_) => super::timeline::append(&mut tx, &message.lead_id, now, "dropped", &detail).await?,
+            Outcome::Bounced(_) => {
+                sqlx::query(
+                    "INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ($1, $2, 'bounced', $3)
+                     ON CONFLICT (producer_id, address) DO NOTHING",
+                )
+                .bind(&message.producer_id)
+                .bind(message.recipient.to_lowercase())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                super::timeline::append(&mut tx, &message.lead_id, now, "bounced", &detail).await?;
+            }
+            Outcome::Failed(_) => {
+                super::timeline::append(&mut tx, &message.lead_id, now, "send_failed", &detail).await?
+            }
+            Outcome::Retry { .. } => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Messages waiting to be sent (the outbox depth).
+    pub async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

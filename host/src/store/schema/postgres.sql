@@ -1,0 +1,51 @@
+-- funnel schema, PostgreSQL flavour. Times are Unix milliseconds; booleans are 0/1.
+-- Keep in step with sqlite.sql: the same tables, columns and meaning.
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS producers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, api_key_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS plugins (
+    sha256 TEXT NOT NULL, producer_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    bytes BYTEA NOT NULL, info_json TEXT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (producer_id, name, version));
+CREATE TABLE IF NOT EXISTS bindings (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, product_id TEXT NOT NULL, plan_id TEXT NOT NULL,
+    plugin_name TEXT NOT NULL, plugin_sha256 TEXT NOT NULL, config_json TEXT NOT NULL, enabled BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL, UNIQUE (producer_id, product_id, plan_id));
+CREATE TABLE IF NOT EXISTS coupons (
+    producer_id TEXT NOT NULL, product_id TEXT NOT NULL, plan_id TEXT NOT NULL, code TEXT NOT NULL,
+    discount_percent BIGINT NOT NULL, PRIMARY KEY (producer_id, product_id, plan_id));
+CREATE TABLE IF NOT EXISTS leads (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, checkout_id TEXT NOT NULL, email TEXT NOT NULL,
+    name TEXT, phone TEXT, product_id TEXT, plan_id TEXT, price_cents BIGINT, currency TEXT, checkout_url TEXT,
+    status TEXT NOT NULL, captured_at BIGINT NOT NULL, purchased_at BIGINT, recovered_by TEXT,
+    locked_by TEXT, locked_until BIGINT, UNIQUE (producer_id, checkout_id));
+CREATE TABLE IF NOT EXISTS runs (
+    lead_id TEXT PRIMARY KEY, binding_id TEXT NOT NULL, plugin_sha256 TEXT NOT NULL, config_json TEXT NOT NULL,
+    state BYTEA, status TEXT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL, producer_id TEXT NOT NULL, lead_id TEXT,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL, error TEXT, created_at BIGINT NOT NULL, UNIQUE (producer_id, id));
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, lead_id, seq);
+CREATE TABLE IF NOT EXISTS timers (
+    id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, producer_id TEXT NOT NULL, tag TEXT NOT NULL,
+    due_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, lead_id TEXT NOT NULL, channel TEXT NOT NULL,
+    kind TEXT NOT NULL, tag TEXT NOT NULL, recipient TEXT NOT NULL, subject TEXT, html TEXT, text TEXT,
+    coupon TEXT, link_token TEXT NOT NULL UNIQUE, unsubscribe_token TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+    reason TEXT, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, queued_at BIGINT NOT NULL,
+    sent_at BIGINT, clicked_at BIGINT, opened_at BIGINT);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_lead ON outbox (lead_id, queued_at);
+CREATE TABLE IF NOT EXISTS list_members (
+    producer_id TEXT NOT NULL, list_name TEXT NOT NULL, email TEXT NOT NULL, lead_id TEXT NOT NULL,
+    added_at BIGINT NOT NULL, PRIMARY KEY (producer_id, list_name, email));
+CREATE TABLE IF NOT EXISTS suppressions (
+    producer_id TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (producer_id, address));
+CREATE TABLE IF NOT EXISTS timeline (
+    seq BIGSERIAL PRIMARY KEY, lead_id TEXT NOT NULL, at BIGINT NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS timeline_lead ON timeline (lead_id, seq);

@@ -1,0 +1,51 @@
+-- funnel schema, SQLite flavour. Times are Unix milliseconds; booleans are 0/1.
+-- Keep in step with postgres.sql: the same tables, columns and meaning.
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS producers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, api_key_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS plugins (
+    sha256 TEXT NOT NULL, producer_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    bytes BLOB NOT NULL, info_json TEXT NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (producer_id, name, version));
+CREATE TABLE IF NOT EXISTS bindings (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, product_id TEXT NOT NULL, plan_id TEXT NOT NULL,
+    plugin_name TEXT NOT NULL, plugin_sha256 TEXT NOT NULL, config_json TEXT NOT NULL, enabled INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, UNIQUE (producer_id, product_id, plan_id));
+CREATE TABLE IF NOT EXISTS coupons (
+    producer_id TEXT NOT NULL, product_id TEXT NOT NULL, plan_id TEXT NOT NULL, code TEXT NOT NULL,
+    discount_percent INTEGER NOT NULL, PRIMARY KEY (producer_id, product_id, plan_id));
+CREATE TABLE IF NOT EXISTS leads (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, checkout_id TEXT NOT NULL, email TEXT NOT NULL,
+    name TEXT, phone TEXT, product_id TEXT, plan_id TEXT, price_cents INTEGER, currency TEXT, checkout_url TEXT,
+    status TEXT NOT NULL, captured_at INTEGER NOT NULL, purchased_at INTEGER, recovered_by TEXT,
+    locked_by TEXT, locked_until INTEGER, UNIQUE (producer_id, checkout_id));
+CREATE TABLE IF NOT EXISTS runs (
+    lead_id TEXT PRIMARY KEY, binding_id TEXT NOT NULL, plugin_sha256 TEXT NOT NULL, config_json TEXT NOT NULL,
+    state BLOB, status TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, producer_id TEXT NOT NULL, lead_id TEXT,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL, error TEXT, created_at INTEGER NOT NULL, UNIQUE (producer_id, id));
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, lead_id, seq);
+CREATE TABLE IF NOT EXISTS timers (
+    id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, producer_id TEXT NOT NULL, tag TEXT NOT NULL,
+    due_at INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, lead_id TEXT NOT NULL, channel TEXT NOT NULL,
+    kind TEXT NOT NULL, tag TEXT NOT NULL, recipient TEXT NOT NULL, subject TEXT, html TEXT, text TEXT,
+    coupon TEXT, link_token TEXT NOT NULL UNIQUE, unsubscribe_token TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+    reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, queued_at INTEGER NOT NULL,
+    sent_at INTEGER, clicked_at INTEGER, opened_at INTEGER);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_lead ON outbox (lead_id, queued_at);
+CREATE TABLE IF NOT EXISTS list_members (
+    producer_id TEXT NOT NULL, list_name TEXT NOT NULL, email TEXT NOT NULL, lead_id TEXT NOT NULL,
+    added_at INTEGER NOT NULL, PRIMARY KEY (producer_id, list_name, email));
+CREATE TABLE IF NOT EXISTS suppressions (
+    producer_id TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (producer_id, address));
+CREATE TABLE IF NOT EXISTS timeline (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, lead_id TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS timeline_lead ON timeline (lead_id, seq);
