@@ -83,7 +83,14 @@ impl Dispatcher {
             .map(|c| Coupon { code: c.code, discount_percent: c.discount_percent });
         let plugin = match self.plugins.by_sha(&run.plugin_sha256, None) {
             Ok(plugin) => plugin,
-            Err(e) => return self.fail(event, &e.to_string(), now).await,
+            // Not built in and not loaded in this process yet: an upload, from the store.
+            Err(_) => {
+                let bytes = self.store.plugin_bytes(&run.plugin_sha256).await?;
+                match self.plugins.by_sha(&run.plugin_sha256, bytes.as_deref()) {
+                    Ok(plugin) => plugin,
+                    Err(e) => return self.fail(event, &e.to_string(), now).await,
+                }
+            }
         };
         let invocation = invocation::invocation(&lead, &run, &event.event, now);
         let ctx = invocation::handle_context(&lead, coupon.clone());

@@ -112,6 +112,9 @@ impl Store {
              WHERE id = (SELECT l.id FROM events e JOIN leads l ON l.id = e.lead_id
                          WHERE e.status = 'pending' AND e.next_attempt_at <= $3
                            AND (l.locked_until IS NULL OR l.locked_until < $3)
+                           -- only a lead whose *oldest* pending event is due: order is kept
+                           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = e.lead_id
+                                           AND p.status = 'pending' AND p.seq < e.seq)
                          ORDER BY e.seq LIMIT 1 {skip_locked})
                AND (locked_until IS NULL OR locked_until < $3)
              RETURNING id"

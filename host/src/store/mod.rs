@@ -11,6 +11,7 @@
 //!   committing an invocation's writes in one transaction.
 //! - [`timers`]: durable timers coming due.
 //! - [`outbox`]: messages waiting for delivery and their outcome.
+//! - [`plugins`]: uploaded components.
 //! - [`producers`], [`bindings`]: who the producers are and which plugin serves which scope.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
@@ -19,6 +20,7 @@ pub mod bindings;
 pub mod dispatch;
 pub mod ingest;
 pub mod outbox;
+pub mod plugins;
 pub mod producers;
 pub mod timeline;
 pub mod timers;

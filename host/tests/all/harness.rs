@@ -1,0 +1,138 @@
+//! An engine on a virtual clock over a real database, for tests that drive events, timers and
+//! delivery by hand.
+
+use std::sync::Arc;
+
+use funnel_host::clock::{Clock, VirtualClock};
+use funnel_host::delivery::Discard;
+use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::guests;
+use funnel_host::runtime::Runtime;
+use funnel_host::store::Store;
+use funnel_host::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEventType, Price};
+use funnel_host::store::timeline::TimelineEntry;
+
+pub const T0: i64 = 1_767_225_600_000;
+
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: Arc<VirtualClock>,
+    pub producer: String,
+}
+
+impl Harness {
+    /// An engine over `store`, its clock at `now`, with a fresh producer.
+    pub async fn new(store: Store, now: i64) -> Harness {
+        let mut harness = Harness::attach(store, now).await;
+        harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
+        harness
+    }
+
+    /// Another engine (a restart, or a second replica) over the same store; no new producer.
+    pub async fn attach(store: Store, now: i64) -> Harness {
+        let clock = Arc::new(VirtualClock::new(now));
+        let runtime = Arc::new(crate::support::runtime());
+        let engine = Engine::new(EngineParts {
+            store,
+            runtime: runtime.clone() as Arc<Runtime>,
+            clock: clock.clone(),
+            email: Arc::new(Discard),
+            sms: Arc::new(Discard),
+            public_url: "https://funnel.test".into(),
+        });
+        Harness { engine, clock, producer: String::new() }
+    }
+
+    /// Bind the test guest in `mode` at a scope.
+    pub async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) {
+        let plugin = self
+            .engine
+            .plugins
+            .by_sha(&funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST), Some(guests::TEST_GUEST))
+            .expect("loads");
+        let stored = funnel_host::store::plugins::StoredPlugin {
+            name: plugin.info.name.clone(),
+            version: plugin.info.version.clone(),
+            sha256: plugin.sha256.clone(),
+            info: serde_json::json!({}),
+        };
+        self.engine
+            .store
+            .put_plugin(&self.producer, &stored, guests::TEST_GUEST, self.clock.now_ms())
+            .await
+            .expect("plugin");
+        let config = serde_json::json!({ "mode": mode });
+        self.engine
+            .store
+            .put_binding(
+                &self.producer,
+                product,
+                plan,
+                "test-guest",
+                &plugin.sha256,
+                &config,
+                true,
+                self.clock.now_ms(),
+            )
+            .await
+            .expect("binding");
+    }
+
+    /// Post a platform event for a checkout.
+    pub async fn post(
+        &self,
+        event_id: &str,
+        kind: PlatformEventType,
+        checkout: &str,
+        product: Option<&str>,
+    ) -> IngestOutcome {
+        let event = PlatformEvent {
+            id: event_id.into(),
+            kind,
+            occurred_at_ms: self.clock.now_ms(),
+            producer_id: self.producer.clone(),
+            checkout: Checkout {
+                id: checkout.into(),
+                email: Some(format!("{checkout}@example.com")),
+                name: Some("Ana Souza".into()),
+                phone: Some("+5511999990000".into()),
+                product_id: product.map(str::to_string),
+                plan_id: None,
+                price: Some(Price { amount_cents: 9700, currency: "BRL".into() }),
+                url: Some("https://pay.example/c".into()),
+            },
+        };
+        self.engine.store.ingest(&event, self.clock.now_ms()).await.expect("ingest")
+    }
+
+    pub async fn settle(&self) {
+        self.engine.settle().await.expect("settle");
+    }
+
+    /// Move the clock to `T0 + ms` and settle.
+    pub async fn at(&self, ms: i64) {
+        self.clock.set(T0 + ms);
+        self.settle().await;
+    }
+
+    pub async fn timeline(&self, lead: &str) -> Vec<TimelineEntry> {
+        self.engine.store.timeline(lead, 0).await.expect("timeline")
+    }
+}
+
+pub fn lead_id(outcome: &IngestOutcome) -> String {
+    match outcome {
+        IngestOutcome::Accepted { lead_id: Some(id) } | IngestOutcome::Duplicate { lead_id: Some(id) } => id.clone(),
+        other => panic!("no lead: {other:?}"),
+    }
+}
+
+/// The plugin log lines of a timeline that start with `prefix`.
+pub fn logs_starting(timeline: &[TimelineEntry], prefix: &str) -> Vec<String> {
+    timeline
+        .iter()
+        .filter(|e| e.kind == "log")
+        .filter_map(|e| e.detail.strip_prefix("[info] plugin: ").map(str::to_string))
+        .filter(|d| d.starts_with(prefix))
+        .collect()
+}
