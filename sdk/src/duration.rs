@@ -10,7 +10,7 @@ use std::str::FromStr;
 /// use funnel_sdk::Duration;
 /// let d: Duration = "1h30m".parse().unwrap();
 /// assert_eq!(d.as_millis(), 90 * 60 * 1000);
-/// assert_eq!(d.to_string(), "90m");
+/// assert_eq!(d.to_string(), "1h30m");
 /// assert!("20 minutes".parse::<Duration>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -92,15 +92,22 @@ impl FromStr for Duration {
 }
 
 impl fmt::Display for Duration {
-    /// The shortest exact form in one unit: `20m`, `5h`, `3d`, `90s`, or `1500ms`.
+    /// Compound form, largest unit first: `20m`, `5h`, `4h59m`, `19m59s`, `3d`, `1500ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0;
+        let mut ms = self.0;
+        if ms == 0 {
+            return write!(f, "0s");
+        }
         for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms != 0 && ms % size == 0 {
-                return write!(f, "{}{unit}", ms / size);
+            if ms >= size {
+                write!(f, "{}{unit}", ms / size)?;
+                ms %= size;
             }
         }
-        if ms == 0 { write!(f, "0s") } else { write!(f, "{ms}ms") }
+        if ms > 0 {
+            write!(f, "{ms}ms")?;
+        }
+        Ok(())
     }
 }
 
@@ -142,10 +149,11 @@ mod tests {
     }
 
     #[test]
-    fn displays_shortest_exact_unit() {
+    fn displays_compound_units() {
         assert_eq!(Duration::from_mins(20).to_string(), "20m");
-        assert_eq!(Duration::from_mins(90).to_string(), "90m");
+        assert_eq!(Duration::from_mins(90).to_string(), "1h30m");
+        assert_eq!(Duration::from_mins(299).to_string(), "4h59m");
         assert_eq!(Duration::from_hours(48).to_string(), "2d");
-        assert_eq!(Duration::from_millis(1500).to_string(), "1500ms");
+        assert_eq!(Duration::from_millis(1500).to_string(), "1s500ms");
     }
 }
