@@ -3,9 +3,12 @@
 
 mod db;
 mod harness;
+mod sim_support;
 mod support;
 
 mod engine;
+mod plugin_flow;
+mod plugin_four_emails;
 
 mod runtime_capabilities;
 mod runtime_limits;

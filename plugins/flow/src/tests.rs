@@ -100,7 +100,10 @@ fn clicked_then_bought_gets_thanks_without_second_reminder() {
     let mut state = State::default();
     assert_eq!(run::walk(&flow, "clicked", &mut state, &mut world), Ok(Outcome::Waiting));
     assert_eq!(run::walk(&flow, "bought", &mut state, &mut world), Ok(Outcome::Ended));
-    assert_eq!(world.did, ["wait wait_1h 1h", "email thanks MessageKind::Transactional", "sms thanks MessageKind::Transactional"]);
+    assert_eq!(
+        world.did,
+        ["wait wait_1h 1h", "email thanks MessageKind::Transactional", "sms thanks MessageKind::Transactional"]
+    );
 }
 
 #[test]
@@ -110,7 +113,15 @@ fn a_purchase_jumps_at_once_cancelling_the_wait() {
     let mut state = State::default();
     run::walk(&flow, "wait_10m", &mut state, &mut world).expect("walks");
     assert_eq!(run::jump(&flow, "thanks", &mut state, &mut world), Ok(Outcome::Ended));
-    assert_eq!(world.did, ["wait wait_10m 10m", "cancel", "email thanks MessageKind::Transactional", "sms thanks MessageKind::Transactional"]);
+    assert_eq!(
+        world.did,
+        [
+            "wait wait_10m 10m",
+            "cancel",
+            "email thanks MessageKind::Transactional",
+            "sms thanks MessageKind::Transactional"
+        ]
+    );
 }
 
 #[test]

@@ -1,0 +1,31 @@
+//! Running `funnel simulate`'s engine in-process for plugin tests.
+
+use funnel_host::sim::{self, PluginSource, SimError, SimulateInput};
+use serde_json::Value;
+
+/// Simulate a built-in plugin; the scenario and config are JSON values.
+pub async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
+    let scenario = sim::scenario::parse(&scenario.to_string()).map_err(SimError::Scenario)?;
+    sim::run(SimulateInput {
+        plugin: PluginSource::Builtin(plugin.into()),
+        config_json: config.to_string(),
+        scenario,
+        verbose: false,
+    })
+    .await
+}
+
+/// `(at_s, kind, tag)` of each output line, the compact view most assertions want.
+pub fn timeline(lines: &[Value]) -> Vec<(i64, String, String)> {
+    lines
+        .iter()
+        .map(|l| {
+            let tag = l["tag"].as_str().or(l["list"].as_str()).unwrap_or("").to_string();
+            (l["at_s"].as_i64().unwrap_or(-1), l["kind"].as_str().unwrap_or("").to_string(), tag)
+        })
+        .collect()
+}
+
+pub fn t(at_s: i64, kind: &str, tag: &str) -> (i64, String, String) {
+    (at_s, kind.to_string(), tag.to_string())
+}
