@@ -77,6 +77,7 @@ pub use duration::{Duration, DurationError};
 
 /// The raw bindings generated from `wit/funnel.wit`. Prefer the re-exports and [`host`].
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -105,10 +105,7 @@ impl Dispatcher {
                 Ok(writes) => writes,
                 Err(e) => return self.fail(event, &e.to_string(), now).await,
             };
-        let committed = self
-            .store
-            .commit_invocation(&self.worker, event, &lead.producer_id, &lead.email, outcome.state, &writes, now)
-            .await?;
+        let committed = self.store.commit_invocation(&self.worker, event, &lead, outcome.state, &writes, now).await?;
         Ok(committed)
     }
 

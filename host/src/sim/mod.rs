@@ -94,18 +94,16 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
     if let (Some(c), Some(product), Some(plan)) = (&coupon, &binding.product_id, &binding.plan_id) {
         store.put_coupon(&producer.id, product, plan, &c.code, c.discount_percent).await?;
     }
-    store
-        .put_binding(
-            &producer.id,
-            binding.product_id.as_deref(),
-            binding.plan_id.as_deref(),
-            &plugin_name,
-            &plugin.sha256,
-            &config,
-            true,
-            T0_MS,
-        )
-        .await?;
+    let new_binding = crate::store::bindings::NewBinding {
+        producer_id: &producer.id,
+        product_id: binding.product_id.as_deref(),
+        plan_id: binding.plan_id.as_deref(),
+        plugin: &plugin_name,
+        plugin_sha256: &plugin.sha256,
+        config: &config,
+        enabled: true,
+    };
+    store.put_binding(&new_binding, T0_MS).await?;
 
     let lead = &scenario.lead;
     let checkout = Checkout {

@@ -20,6 +20,18 @@ pub struct Binding {
     pub enabled: bool,
 }
 
+/// A binding to create or replace (the scope is the key).
+#[derive(Clone, Copy, Debug)]
+pub struct NewBinding<'a> {
+    pub producer_id: &'a str,
+    pub product_id: Option<&'a str>,
+    pub plan_id: Option<&'a str>,
+    pub plugin: &'a str,
+    pub plugin_sha256: &'a str,
+    pub config: &'a serde_json::Value,
+    pub enabled: bool,
+}
+
 /// A coupon for a product and plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CouponRow {
@@ -45,17 +57,8 @@ fn binding_from_row(row: &sqlx::any::AnyRow) -> Result<Binding, StoreError> {
 
 impl Store {
     /// Create or replace the binding of a scope; returns it.
-    pub async fn put_binding(
-        &self,
-        producer_id: &str,
-        product_id: Option<&str>,
-        plan_id: Option<&str>,
-        plugin: &str,
-        plugin_sha256: &str,
-        config: &serde_json::Value,
-        enabled: bool,
-        now: i64,
-    ) -> Result<Binding, StoreError> {
+    pub async fn put_binding(&self, binding: &NewBinding<'_>, now: i64) -> Result<Binding, StoreError> {
+        let NewBinding { producer_id, product_id, plan_id, plugin, plugin_sha256, config, enabled } = *binding;
         sqlx::query(
             "INSERT INTO bindings (id, producer_id, product_id, plan_id, plugin_name, plugin_sha256, config_json, enabled, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -261,8 +261,7 @@ impl Store {
         &self,
         worker: &str,
         event: &PendingEvent,
-        producer_id: &str,
-        email: &str,
+        lead: &LeadSnapshot,
         new_state: Option<Vec<u8>>,
         writes: &[Write],
         now: i64,
@@ -283,7 +282,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let lead_id = event.lead_id.as_str();
+        let (lead_id, producer_id, email) = (event.lead_id.as_str(), lead.producer_id.as_str(), lead.email.as_str());
         for write in writes {
             match write {
                 Write::Timer { id, tag, due_at } => {

@@ -43,13 +43,10 @@ impl Harness {
         Harness { engine, clock, producer: String::new() }
     }
 
-    /// Bind the test guest in `mode` at a scope.
+    /// Bind the test guest in `mode` at a scope (stored as an upload of the producer).
     pub async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) {
-        let plugin = self
-            .engine
-            .plugins
-            .by_sha(&funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST), Some(guests::TEST_GUEST))
-            .expect("loads");
+        let sha = funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST);
+        let plugin = self.engine.plugins.by_sha(&sha, Some(guests::TEST_GUEST)).expect("loads");
         let stored = funnel_host::store::plugins::StoredPlugin {
             name: plugin.info.name.clone(),
             version: plugin.info.version.clone(),
@@ -61,21 +58,39 @@ impl Harness {
             .put_plugin(&self.producer, &stored, guests::TEST_GUEST, self.clock.now_ms())
             .await
             .expect("plugin");
-        let config = serde_json::json!({ "mode": mode });
-        self.engine
-            .store
-            .put_binding(
-                &self.producer,
-                product,
-                plan,
-                "test-guest",
-                &plugin.sha256,
-                &config,
-                true,
-                self.clock.now_ms(),
-            )
-            .await
-            .expect("binding");
+        self.bind("test-guest", &sha, &serde_json::json!({ "mode": mode }), product, plan).await;
+    }
+
+    /// Bind a built-in plugin at a scope.
+    pub async fn bind_builtin(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        product: Option<&str>,
+        plan: Option<&str>,
+    ) {
+        let sha = self.engine.plugins.builtin(name).expect("built-in").sha256.clone();
+        self.bind(name, &sha, config, product, plan).await;
+    }
+
+    async fn bind(
+        &self,
+        plugin: &str,
+        sha: &str,
+        config: &serde_json::Value,
+        product: Option<&str>,
+        plan: Option<&str>,
+    ) {
+        let binding = funnel_host::store::bindings::NewBinding {
+            producer_id: &self.producer,
+            product_id: product,
+            plan_id: plan,
+            plugin,
+            plugin_sha256: sha,
+            config,
+            enabled: true,
+        };
+        self.engine.store.put_binding(&binding, self.clock.now_ms()).await.expect("binding");
     }
 
     /// Post a platform event for a checkout.
