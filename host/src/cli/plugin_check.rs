@@ -19,7 +19,7 @@ pub fn run(args: CheckArgs) -> Result<(), UsageError> {
         .validate_upload(&bytes)
         .map_err(|e| UsageError(format!("{} is not a usable plugin: {e}", args.file.display())))?;
     let info = &plugin.info;
-    let capabilities: Vec<String> = info.capabilities.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
+    let capabilities: Vec<&str> = info.capabilities.iter().map(|c| crate::runtime::wit::capability_name(*c)).collect();
     println!(
         "{}",
         serde_json::json!({

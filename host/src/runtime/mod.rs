@@ -58,6 +58,17 @@ pub mod wit {
         Capability, Channel, Coupon, Event, HostError, Lead, LogLevel, MessageKind, MessageStatus, Money, Scope,
         SentMessage, TimerFired,
     };
+
+    /// The name of a capability as the WIT spells it.
+    pub fn capability_name(capability: Capability) -> &'static str {
+        match capability {
+            Capability::Email => "email",
+            Capability::Sms => "sms",
+            Capability::Lists => "lists",
+            Capability::Coupons => "coupons",
+            Capability::Timers => "timers",
+        }
+    }
 }
 
 /// How the runtime is set up; every field has a sane default.

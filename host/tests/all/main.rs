@@ -6,6 +6,7 @@ mod harness;
 mod sim_support;
 mod support;
 
+mod cli;
 mod engine;
 mod plugin_flow;
 mod plugin_four_emails;
