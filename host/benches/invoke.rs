@@ -18,7 +18,9 @@ const SAMPLES: usize = 20_000;
 
 fn main() {
     let invocation = invocation();
-    for (label, keep) in [("keep_resident_0", 0), ("keep_resident_64kib", 64 * 1024), ("keep_resident_1mib", 1024 * 1024)] {
+    for (label, keep) in
+        [("keep_resident_0", 0), ("keep_resident_64kib", 64 * 1024), ("keep_resident_1mib", 1024 * 1024)]
+    {
         let runtime =
             Runtime::new(RuntimeConfig { keep_resident_bytes: keep, ..RuntimeConfig::default() }).expect("runtime");
         let plugin = runtime.load(guests::TEST_GUEST).expect("test guest loads");

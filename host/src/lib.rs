@@ -8,6 +8,7 @@
 //! - [`runtime`]: wasmtime: compiles, caches and runs plugins under limits; capabilities
 //!   record effects and never touch the database or network.
 //! - [`cli`]: the `funnel` command line, one module per subcommand.
+//! - [`api`]: the HTTP API (axum), one file per resource.
 //! - [`store`]: every write, on SQLite or PostgreSQL.
 //! - [`dispatch`]: one lead at a time, one transaction per event.
 //! - [`scheduler`]: durable timers coming due.
@@ -17,6 +18,7 @@
 //! - [`guests`]: the components built from this workspace during the build (the built-in
 //!   plugins and the test guests).
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod delivery;

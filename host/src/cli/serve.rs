@@ -1,26 +1,133 @@
-//! `funnel serve`: the server. This landing loads the built-in plugins through the sandbox and
-//! reports them; the HTTP API, store and delivery arrive with the engine.
+//! `funnel serve`: the HTTP API plus the engine (dispatcher, durable timers, delivery) on the
+//! real clock. With no settings it uses `./funnel.db`, writes messages under `./outbox/`,
+//! listens on 127.0.0.1:8080, and generates its admin token, platform token and platform
+//! secret on first start (stored in the database, printed once), so a first run is usable and
+//! never open to the world.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::UsageError;
-use crate::guests;
+use crate::api::{self, AppState, Secrets};
+use crate::clock::{Clock, SystemClock};
+use crate::delivery::file::FileTransport;
+use crate::engine::{Engine, EngineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::{Store, new_token};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address and port to listen on.
     #[arg(long, env = "FUNNEL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Database: sqlite:PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "FUNNEL_DATABASE_URL", default_value = "sqlite:./funnel.db")]
+    database_url: String,
+    /// Directory where messages are written as files (used while no SMTP/SMS gateway is set).
+    #[arg(long, env = "FUNNEL_OUTBOX_DIR", default_value = "./outbox")]
+    outbox_dir: PathBuf,
+    /// Base URL of tracked links and unsubscribe links (default: http://LISTEN).
+    #[arg(long, env = "FUNNEL_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// From address of emails.
+    #[arg(long, env = "FUNNEL_FROM", default_value = "funnel <no-reply@localhost>")]
+    from: String,
+    /// HMAC key the platform signs events with (Funnel-Signature); generated when unset.
+    #[arg(long, env = "FUNNEL_PLATFORM_SECRET", hide_env_values = true)]
+    platform_secret: Option<String>,
+    /// Bearer token the platform may send instead of signing; generated when unset.
+    #[arg(long, env = "FUNNEL_PLATFORM_TOKEN", hide_env_values = true)]
+    platform_token: Option<String>,
+    /// Token for admin routes (creating producers); generated when unset.
+    #[arg(long, env = "FUNNEL_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Where compiled plugins are cached between restarts.
+    #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
+    cache_dir: PathBuf,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), UsageError> {
-    let runtime = Runtime::new(RuntimeConfig::default()).map_err(|e| UsageError(e.to_string()))?;
-    for name in guests::BUILTIN_NAMES {
-        let bytes = guests::builtin(name).ok_or_else(|| UsageError(format!("built-in {name} missing")))?;
-        match runtime.load(bytes) {
-            Ok(plugin) => println!("built-in plugin {} loaded ({} bytes)", plugin.label(), bytes.len()),
-            Err(e) => println!("built-in plugin {name} failed to load: {e}"),
-        }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start: {e}")))?;
+    runtime.block_on(serve(args))
+}
+
+async fn secret(
+    store: &Store,
+    key: &str,
+    given: Option<String>,
+    generated: &mut Vec<(String, String)>,
+) -> Result<String, UsageError> {
+    if let Some(value) = given {
+        return Ok(value);
     }
-    println!("the HTTP API is not part of this build yet; {} is where it will listen", args.listen);
-    Ok(())
+    let existing = store.setting(key).await.map_err(|e| UsageError(e.to_string()))?;
+    if let Some(value) = existing {
+        return Ok(value);
+    }
+    let value = store.setting_or_insert(key, &new_token()).await.map_err(|e| UsageError(e.to_string()))?;
+    generated.push((key.to_string(), value.clone()));
+    Ok(value)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), UsageError> {
+    let store = Store::connect(&args.database_url)
+        .await
+        .map_err(|e| UsageError(format!("cannot open the database {}: {e}", args.database_url)))?;
+    let mut generated = Vec::new();
+    let secrets = Secrets {
+        admin_token: secret(&store, "admin_token", args.admin_token, &mut generated).await?,
+        platform_token: secret(&store, "platform_token", args.platform_token, &mut generated).await?,
+        platform_secret: secret(&store, "platform_secret", args.platform_secret, &mut generated).await?,
+    };
+    for (key, value) in &generated {
+        println!(
+            "generated {key}: {value}   (stored in the database; shown once; set FUNNEL_{} to choose your own)",
+            key.to_uppercase()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.map_err(|e| {
+        UsageError(format!("cannot listen on {}: {e}; pick another with --listen or FUNNEL_LISTEN", args.listen))
+    })?;
+    let local = listener.local_addr().map_err(|e| UsageError(e.to_string()))?;
+    let public_url = args.public_url.unwrap_or_else(|| format!("http://{local}"));
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig { cache_dir: Some(args.cache_dir), ..RuntimeConfig::default() })
+            .map_err(|e| UsageError(e.to_string()))?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let files: Arc<FileTransport> =
+        Arc::new(FileTransport::new(args.outbox_dir.clone(), args.from, public_url.clone()));
+    let engine = Arc::new(Engine::new(EngineParts {
+        store: store.clone(),
+        runtime,
+        clock: clock.clone(),
+        email: files.clone(),
+        sms: files,
+        public_url,
+    }));
+    let work = Arc::new(Notify::new());
+    let state =
+        AppState { store, plugins: engine.plugins.clone(), clock, secrets: Arc::new(secrets), work: work.clone() };
+    tokio::spawn(engine_loop(engine, work));
+    println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
+    axum::serve(listener, api::router(state)).await.map_err(|e| UsageError(format!("server stopped: {e}")))
+}
+
+/// Settle the engine whenever work arrives, and at least every second (for timers).
+async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>) {
+    loop {
+        if let Err(e) = engine.settle().await {
+            tracing::error!(error = %e, "engine step failed; retrying");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), work.notified()).await;
+    }
 }

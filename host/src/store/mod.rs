@@ -19,6 +19,7 @@
 pub mod bindings;
 pub mod dispatch;
 pub mod ingest;
+pub mod leads;
 pub mod outbox;
 pub mod plugins;
 pub mod producers;

@@ -1,0 +1,96 @@
+//! `PUT /v1/bindings`, `GET /v1/bindings`: which plugin and config serve a scope. A config is
+//! stored only when the plugin's own `validate-config` accepts it; otherwise 422 with the
+//! plugin's errors, each with its path.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::require_producer;
+use super::problem::{FieldError, Problem, parse_json};
+use crate::runtime::wit::{BindingContext, Coupon, Scope};
+use crate::store::bindings::NewBinding;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBinding {
+    product_id: Option<String>,
+    plan_id: Option<String>,
+    plugin: String,
+    config: serde_json::Value,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let producer = require_producer(&state, &headers).await?;
+    let b: PutBinding = parse_json(&body)?;
+    let product = b.product_id.as_deref().filter(|p| !p.trim().is_empty());
+    let plan = b.plan_id.as_deref().filter(|p| !p.trim().is_empty());
+    if plan.is_some() && product.is_none() {
+        return Err(Problem::field("plan_id", "a plan binding also names its product_id"));
+    }
+    let plugin = state.plugins.builtin(&b.plugin).map_err(|e| Problem::field("plugin", e.to_string()))?;
+    let coupon = state.store.coupon(&producer, product, plan).await?;
+    let context = BindingContext {
+        scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },
+        coupon: coupon.map(|c| Coupon { code: c.code, discount_percent: c.discount_percent }),
+    };
+    let config_json = b.config.to_string();
+    let checked = {
+        let plugin = plugin.clone();
+        tokio::task::spawn_blocking(move || plugin.validate_config(&config_json, &context))
+            .await
+            .map_err(Problem::internal)?
+    };
+    let report = match checked {
+        Ok(Ok(report)) => report,
+        Ok(Err(notes)) => {
+            let errors: Vec<FieldError> = notes
+                .into_iter()
+                .map(|n| FieldError {
+                    path: if n.path.is_empty() { "config".into() } else { format!("config.{}", n.path) },
+                    message: n.message,
+                })
+                .collect();
+            let detail = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("; ");
+            return Err(Problem::invalid(detail, errors));
+        }
+        Err(e) => return Err(Problem::field("plugin", format!("the plugin failed to check the config: {e}"))),
+    };
+    let binding = NewBinding {
+        producer_id: &producer,
+        product_id: product,
+        plan_id: plan,
+        plugin: &b.plugin,
+        plugin_sha256: &plugin.sha256,
+        config: &b.config,
+        enabled: b.enabled,
+    };
+    let stored = state.store.put_binding(&binding, state.clock.now_ms()).await?;
+    let notes: Vec<FieldError> = report
+        .notes
+        .into_iter()
+        .map(|n| FieldError { path: format!("config.{}", n.path), message: n.message })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "id": stored.id, "product_id": stored.product_id, "plan_id": stored.plan_id, "plugin": stored.plugin,
+        "config": stored.config, "enabled": stored.enabled, "report": {"summary": report.summary, "notes": notes},
+    })))
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
+    let producer = require_producer(&state, &headers).await?;
+    Ok(Json(serde_json::json!({"bindings": state.store.bindings(&producer).await?})))
+}

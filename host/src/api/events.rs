@@ -1,0 +1,158 @@
+//! `POST /v1/events` and `POST /v1/events/batch` (up to 1000): the platform's lead events.
+//! Every event is checked before anything is stored; a batch with one bad event stores none
+//! and names each bad field (`events[3].checkout.email`). A known event id answers
+//! `duplicate` and changes nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::require_platform;
+use super::problem::{FieldError, Problem, parse_json};
+use crate::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEventType};
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    id: String,
+    #[serde(rename = "type")]
+    kind: PlatformEventType,
+    occurred_at: String,
+    producer_id: String,
+    checkout: Checkout,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    events: Vec<EventBody>,
+}
+
+/// Check one event; `prefix` is its path in the body.
+fn check(body: EventBody, prefix: &str, errors: &mut Vec<FieldError>) -> Option<PlatformEvent> {
+    let mut push = |path: &str, message: String| errors.push(FieldError { path: format!("{prefix}{path}"), message });
+    if body.id.trim().is_empty() || body.id.len() > 200 {
+        push("id", "must be 1 to 200 characters".into());
+    }
+    let occurred = chrono::DateTime::parse_from_rfc3339(&body.occurred_at);
+    if occurred.is_err() {
+        push("occurred_at", format!("{:?} is not an RFC 3339 time like 2026-01-31T12:00:00Z", body.occurred_at));
+    }
+    if body.producer_id.trim().is_empty() {
+        push("producer_id", "must not be empty".into());
+    }
+    let c = &body.checkout;
+    if c.id.trim().is_empty() || c.id.len() > 200 {
+        push("checkout.id", "must be 1 to 200 characters".into());
+    }
+    if let Some(email) = &c.email {
+        let valid = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !email.contains(char::is_whitespace));
+        if !valid {
+            push("checkout.email", format!("{email:?} is not an email address"));
+        }
+    }
+    if let Some(price) = &c.price {
+        if price.amount_cents < 0 {
+            push("checkout.price.amount_cents", "must be 0 or more".into());
+        }
+        if price.currency.len() != 3 || !price.currency.chars().all(|ch| ch.is_ascii_uppercase()) {
+            push("checkout.price.currency", format!("{:?} is not an ISO 4217 code like BRL", price.currency));
+        }
+    }
+    if let Some(url) = &c.url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        push("checkout.url", "must be an http(s) URL".into());
+    }
+    let occurred_at_ms = occurred.ok()?.timestamp_millis();
+    Some(PlatformEvent {
+        id: body.id,
+        kind: body.kind,
+        occurred_at_ms,
+        producer_id: body.producer_id,
+        checkout: body.checkout,
+    })
+}
+
+async fn known_producers(
+    state: &AppState,
+    events: &[PlatformEvent],
+    prefix: impl Fn(usize) -> String,
+) -> Result<(), Problem> {
+    let mut errors = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if !state.store.producer_exists(&e.producer_id).await? {
+            errors.push(FieldError {
+                path: format!("{}producer_id", prefix(i)),
+                message: format!("unknown producer {:?}", e.producer_id),
+            });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid("unknown producer", errors)) }
+}
+
+fn answer(outcome: IngestOutcome) -> serde_json::Value {
+    match outcome {
+        IngestOutcome::Accepted { lead_id } => serde_json::json!({"status": "accepted", "lead_id": lead_id}),
+        IngestOutcome::Duplicate { lead_id } => serde_json::json!({"status": "duplicate", "lead_id": lead_id}),
+    }
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    let now = state.clock.now_ms();
+    require_platform(&state, &headers, &body, now / 1000)?;
+    let parsed: EventBody = parse_json(&body)?;
+    let mut errors = Vec::new();
+    let event = check(parsed, "", &mut errors);
+    let event = match event {
+        Some(event) if errors.is_empty() => event,
+        _ => return Err(Problem::invalid("the event is not valid", errors)),
+    };
+    known_producers(&state, std::slice::from_ref(&event), |_| String::new()).await?;
+    let outcome = state.store.ingest(&event, now).await?;
+    state.work.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(answer(outcome))))
+}
+
+pub async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    let now = state.clock.now_ms();
+    require_platform(&state, &headers, &body, now / 1000)?;
+    let parsed: BatchBody = parse_json(&body)?;
+    if parsed.events.is_empty() || parsed.events.len() > MAX_BATCH {
+        return Err(Problem::field("events", format!("send 1 to {MAX_BATCH} events (got {})", parsed.events.len())));
+    }
+    let mut errors = Vec::new();
+    let mut events = Vec::with_capacity(parsed.events.len());
+    for (i, body) in parsed.events.into_iter().enumerate() {
+        if let Some(event) = check(body, &format!("events[{i}]."), &mut errors) {
+            events.push(event);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid("some events are not valid; none was stored", errors));
+    }
+    known_producers(&state, &events, |i| format!("events[{i}].")).await?;
+    let mut results = Vec::with_capacity(events.len());
+    for event in &events {
+        results.push(answer(state.store.ingest(event, now).await?));
+    }
+    state.work.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"results": results}))))
+}

@@ -1,0 +1,65 @@
+//! The HTTP API (axum): one file per resource. It authenticates, checks bodies and sizes, and
+//! calls the store and the plugin registry; it never touches wasmtime directly (plugin calls go
+//! through [`crate::dispatch::plugins`]).
+//!
+//! ## Layout
+//! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
+//! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
+//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `health`: the routes.
+
+pub mod auth;
+mod bindings;
+mod coupons;
+mod events;
+mod health;
+mod leads;
+pub mod problem;
+mod producers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::dispatch::plugins::PluginRegistry;
+use crate::store::Store;
+
+/// Secrets the API checks requests against.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub admin_token: String,
+    pub platform_token: String,
+    pub platform_secret: String,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub plugins: Arc<PluginRegistry>,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<Secrets>,
+    /// Woken when new work is stored, so the engine loop does not wait for its next tick.
+    pub work: Arc<Notify>,
+}
+
+/// Largest request body (a batch of 1000 events fits; plugin uploads have their own route).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/admin/producers", post(producers::create))
+        .route("/v1/bindings", put(bindings::put).get(bindings::list))
+        .route("/v1/coupons", post(coupons::create))
+        .route("/v1/events", post(events::one))
+        .route("/v1/events/batch", post(events::batch))
+        .route("/v1/leads", get(leads::list))
+        .route("/v1/leads/{id}", get(leads::one))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

@@ -1,0 +1,88 @@
+//! RFC 9457 problem details: `application/problem+json` with `type`, `title`, `status`,
+//! `detail` and a field-level `errors` list of `{path, message}`.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// An error response.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, title, detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// 422 naming the fields.
+    pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Problem { status: StatusCode::UNPROCESSABLE_ENTITY, title: "Invalid request", detail: detail.into(), errors }
+    }
+
+    /// 422 about one field.
+    pub fn field(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Problem::invalid(format!("{path}: {message}"), vec![FieldError { path: path.into(), message }])
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "Not found", detail)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "the server could not complete the request; it is logged",
+        )
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(e: crate::store::StoreError) -> Self {
+        Problem::internal(e)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "errors": self.errors,
+        });
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}
+
+/// Parse a JSON body into `T`, or a 422 naming the path that failed.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let text = std::str::from_utf8(body).map_err(|_| Problem::field("", "the body is not UTF-8 JSON"))?;
+    funnel_sdk::parse(text).map_err(|notes| {
+        let errors: Vec<FieldError> = notes
+            .into_iter()
+            .map(|n| FieldError { path: if n.path.is_empty() { "$".into() } else { n.path }, message: n.message })
+            .collect();
+        let detail = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("; ");
+        Problem::invalid(detail, errors)
+    })
+}

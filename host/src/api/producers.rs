@@ -1,0 +1,32 @@
+//! `POST /v1/admin/producers {"name"}` → 201 `{"id", "api_key"}` (the key is shown once).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::require_admin;
+use super::problem::{Problem, parse_json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProducer {
+    name: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    require_admin(&state, &headers)?;
+    let input: NewProducer = parse_json(&body)?;
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(Problem::field("name", "must be 1 to 200 characters"));
+    }
+    let created = state.store.create_producer(name, state.clock.now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"id": created.id, "name": name, "api_key": created.api_key}))))
+}
