@@ -6,6 +6,7 @@ mod harness;
 mod sim_support;
 mod support;
 
+mod api;
 mod cli;
 mod engine;
 mod plugin_flow;

@@ -1,0 +1,270 @@
+//! The HTTP API over real HTTP on loopback, with the engine on a virtual clock behind it and
+//! messages written as files: auth failures, bad bodies (problem+json naming the field, nothing
+//! stored), duplicates, bindings checked by the plugin, and a first email after 20 minutes.
+
+use std::sync::Arc;
+
+use funnel_host::api::{self, AppState, Secrets, auth};
+use funnel_host::clock::VirtualClock;
+use funnel_host::delivery::file::FileTransport;
+use funnel_host::engine::{Engine, EngineParts};
+use serde_json::{Value, json};
+
+use crate::db::{BOTH, fresh_store};
+use crate::harness::T0;
+
+struct Server {
+    base: String,
+    engine: Arc<Engine>,
+    clock: Arc<VirtualClock>,
+    outbox: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+const ADMIN: &str = "admin-token";
+const PLATFORM: &str = "platform-token";
+const SECRET: &str = "platform-secret";
+
+async fn start(store: funnel_host::store::Store) -> Server {
+    let clock = Arc::new(VirtualClock::new(T0));
+    let outbox = tempfile::tempdir().expect("outbox dir");
+    let files = Arc::new(FileTransport::new(
+        outbox.path().to_path_buf(),
+        "shop <shop@example.com>".into(),
+        "https://funnel.test".into(),
+    ));
+    let engine = Arc::new(Engine::new(EngineParts {
+        store: store.clone(),
+        runtime: Arc::new(crate::support::runtime()),
+        clock: clock.clone(),
+        email: files.clone(),
+        sms: files,
+        public_url: "https://funnel.test".into(),
+    }));
+    let state = AppState {
+        store,
+        plugins: engine.plugins.clone(),
+        clock: clock.clone(),
+        secrets: Arc::new(Secrets {
+            admin_token: ADMIN.into(),
+            platform_token: PLATFORM.into(),
+            platform_secret: SECRET.into(),
+        }),
+        work: Arc::new(tokio::sync::Notify::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    Server { base, engine, clock, outbox, http: reqwest::Client::new() }
+}
+
+impl Server {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let is_problem =
+            resp.headers().get("content-type").is_some_and(|v| v.as_bytes() == b"application/problem+json");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status >= 400 {
+            assert!(is_problem, "errors are problem+json: {body}");
+        }
+        (status, body)
+    }
+
+    async fn producer(&self) -> (String, String) {
+        let (status, body) = self
+            .send(reqwest::Method::POST, "/v1/admin/producers", Some(ADMIN), Some(json!({"name": "Loja da Ana"})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_str().expect("id").into(), body["api_key"].as_str().expect("key").into())
+    }
+}
+
+fn event(id: &str, producer: &str, email: &str) -> Value {
+    json!({"id": id, "type": "checkout.updated", "occurred_at": "2026-01-01T00:00:00Z", "producer_id": producer,
+           "checkout": {"id": "chk-1", "email": email, "name": "Ana Souza", "price": {"amount_cents": 9700, "currency": "BRL"},
+                        "url": "https://pay.example/chk-1"}})
+}
+
+fn four_emails() -> Value {
+    json!({"plugin": "four-emails", "config": {"emails": [
+        {"after": "20m", "subject": "{{first_name}}, seu pedido <está> esperando", "html": "<p>Oi {{name}}, <a href=\"{{checkout_url}}\">volte</a></p>"}]}})
+}
+
+#[tokio::test]
+async fn auth_failures_are_refused() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (status, _) = s.send(reqwest::Method::POST, "/v1/admin/producers", None, Some(json!({"name": "x"}))).await;
+    assert_eq!(status, 401, "no admin token");
+    let (status, _) =
+        s.send(reqwest::Method::POST, "/v1/admin/producers", Some("wrong"), Some(json!({"name": "x"}))).await;
+    assert_eq!(status, 401, "wrong admin token");
+    let (producer, key) = s.producer().await;
+    let (status, _) = s.send(reqwest::Method::GET, "/v1/leads", None, None).await;
+    assert_eq!(status, 401, "no producer key");
+    let (status, _) =
+        s.send(reqwest::Method::POST, "/v1/events", Some(&key), Some(event("e1", &producer, "a@b.co"))).await;
+    assert_eq!(status, 401, "a producer key is not a platform token");
+
+    let body = event("e1", &producer, "ana@example.com").to_string();
+    let now_s = T0 / 1000;
+    for (signature, why) in [
+        (auth::sign("wrong secret", now_s, body.as_bytes()), "bad signature"),
+        (auth::sign(SECRET, now_s - 600, body.as_bytes()), "stale timestamp"),
+        ("t=abc".to_string(), "malformed header"),
+    ] {
+        let resp = s
+            .http
+            .post(format!("{}/v1/events", s.base))
+            .header("Funnel-Signature", signature)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status().as_u16(), 401, "{why}");
+    }
+    let good = auth::sign(SECRET, now_s, body.as_bytes());
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .header("Funnel-Signature", good)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 202, "a good signature is accepted");
+
+    // Another producer's key sees nothing of this producer's leads.
+    let (_, other_key) = s.producer().await;
+    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&other_key), None).await;
+    assert_eq!(leads["leads"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_bodies_name_the_field_and_store_nothing() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let mut missing_checkout = event("e1", &producer, "a@b.co");
+    missing_checkout.as_object_mut().expect("object").remove("checkout");
+    let mut bad_type = event("e2", &producer, "a@b.co");
+    bad_type["type"] = json!("order.exploded");
+    let cases = [
+        (event("e3", &producer, "not-an-email"), "checkout.email"),
+        (missing_checkout, "$"),
+        (bad_type, "type"),
+        (event("e4", "no-such-producer", "a@b.co"), "producer_id"),
+        (
+            json!({"id": "e5", "type": "checkout.updated", "occurred_at": "yesterday", "producer_id": producer, "checkout": {"id": "c"}}),
+            "occurred_at",
+        ),
+    ];
+    for (body, path) in cases {
+        let (status, problem) = s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(body)).await;
+        assert_eq!(status, 422, "{problem}");
+        let paths: Vec<&str> =
+            problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["path"].as_str()).collect();
+        assert!(paths.contains(&path), "expected {path} in {paths:?}: {problem}");
+    }
+    let batch = json!({"events": [event("b1", &producer, "a@b.co"), event("b2", &producer, "nope")]});
+    let (status, problem) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch)).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["path"], "events[1].checkout.email");
+    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+    assert_eq!(leads["leads"], json!([]), "nothing was stored");
+
+    let (status, problem) = s
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bindings",
+            Some(&key),
+            Some(json!({"plugin": "four-emails", "config": {"emails": []}})),
+        )
+        .await;
+    assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("config.emails")), "{problem}");
+    let (status, problem) =
+        s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(json!({"plugin": "nope", "config": {}}))).await;
+    assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("plugin")), "{problem}");
+    let (_, bindings) = s.send(reqwest::Method::GET, "/v1/bindings", Some(&key), None).await;
+    assert_eq!(bindings["bindings"], json!([]), "no binding was stored");
+}
+
+#[tokio::test]
+async fn an_abandoned_checkout_gets_its_first_email_after_20_minutes() {
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let s = start(store).await;
+        let (producer, key) = s.producer().await;
+        let (status, binding) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(four_emails())).await;
+        assert_eq!(status, 200, "{binding}");
+        let (status, first) = s
+            .send(
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(PLATFORM),
+                Some(event("evt-1", &producer, "ana@example.com")),
+            )
+            .await;
+        assert_eq!((status, first["status"].as_str()), (202, Some("accepted")), "{db:?} {first}");
+        let (_, again) = s
+            .send(
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(PLATFORM),
+                Some(event("evt-1", &producer, "ana@example.com")),
+            )
+            .await;
+        assert_eq!(again, json!({"status": "duplicate", "lead_id": first["lead_id"]}));
+
+        s.engine.settle().await.expect("settle");
+        s.clock.set(T0 + 19 * 60_000 + 59_000);
+        s.engine.settle().await.expect("settle");
+        assert_eq!(
+            std::fs::read_dir(s.outbox.path()).map(|d| d.count()).unwrap_or(0),
+            0,
+            "{db:?}: nothing before 20 minutes"
+        );
+        s.clock.set(T0 + 20 * 60_000);
+        s.engine.settle().await.expect("settle");
+        let files: Vec<_> = std::fs::read_dir(s.outbox.path()).expect("outbox").flatten().collect();
+        assert_eq!(files.len(), 1, "{db:?}: one email at 20 minutes");
+        let eml = std::fs::read_to_string(files[0].path()).expect("eml");
+        assert!(eml.contains("Subject: Ana, seu pedido <está> esperando"), "{eml}");
+        assert!(eml.contains("Oi Ana Souza, <a href=\"https://funnel.test/r/"), "tracked link, escaped name: {eml}");
+        assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{eml}");
+
+        let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+        let lead = &leads["leads"][0];
+        assert_eq!(
+            (lead["status"].as_str(), lead["value"]["amount_cents"].as_i64()),
+            (Some("recovering"), Some(9700)),
+            "{db:?} {lead}"
+        );
+        assert_eq!(lead["messages"][0]["tag"], "email-1");
+        assert_eq!(lead["messages"][0]["status"], "sent");
+        let (status, detail) = s
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/leads/{}", first["lead_id"].as_str().unwrap_or("")),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(detail["timeline"].as_array().is_some_and(|t| t.iter().any(|e| e["kind"] == "email")), "{detail}");
+    }
+}
