@@ -34,8 +34,7 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     pool.max_tables_per_component(8);
     pool.max_core_instances_per_component(32);
     pool.max_memory_size(config.limits.memory_bytes);
-    // Keep the first pages of each slot resident so a fresh store does not fault them in
-    // again and dropping one does not return them to the kernel (see the invoke benchmark).
+    // How much of each slot to keep resident on drop; see RuntimeConfig::keep_resident_bytes.
     pool.linear_memory_keep_resident(config.keep_resident_bytes);
     pool.table_keep_resident(64 * 1024);
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

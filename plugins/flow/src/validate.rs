@@ -102,10 +102,8 @@ fn check_step(
     let messages_only = found.iter().all(|a| *a == "email" || *a == "sms");
     if found.is_empty() || (found.len() > 1 && !messages_only) {
         let found = if found.is_empty() { "none".to_string() } else { found.join(", ") };
-        errors.push(note(
-            &path,
-            format!("a step has exactly one action (email and sms may go together); found {found}"),
-        ));
+        errors
+            .push(note(&path, format!("a step has exactly one action (email and sms may go together); found {found}")));
         return; // which of next/then/else it needs depends on the action
     }
     if step.condition.is_some() {
@@ -233,7 +231,8 @@ fn unreachable_steps(flow: &FlowConfig, errors: &mut Vec<ConfigNote>) {
     let seen = reachable(flow, entries);
     for id in flow.steps.keys() {
         if !seen.contains(id.as_str()) {
-            errors.push(note(format!("steps.{id}"), "unreachable from start (or on_purchase, on_click, on_unsubscribe)"));
+            errors
+                .push(note(format!("steps.{id}"), "unreachable from start (or on_purchase, on_click, on_unsubscribe)"));
         }
     }
 }
@@ -312,10 +311,9 @@ pub fn remarks(flow: &FlowConfig) -> Vec<ConfigNote> {
     let after_purchase = reachable(flow, flow.on_purchase.as_deref());
     for id in after_purchase {
         let Some(step) = flow.steps.get(id) else { continue };
-        for (channel, kind) in [
-            ("email", step.email.as_ref().map(|e| e.kind)),
-            ("sms", step.sms.as_ref().map(|s| s.kind)),
-        ] {
+        for (channel, kind) in
+            [("email", step.email.as_ref().map(|e| e.kind)), ("sms", step.sms.as_ref().map(|s| s.kind))]
+        {
             if kind == Some(Kind::Recovery) {
                 notes.push(note(
                     format!("steps.{id}.{channel}.kind"),
