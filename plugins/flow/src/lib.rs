@@ -1,10 +1,12 @@
 //! `flow`: GetALL-style branching funnels, defined as config. A producer who writes no code
 //! draws a funnel of steps (wait, email, SMS, if, list, end) and this plugin walks it per lead.
+//! This file owns the plugin's face to the host: `describe`, `validate-config` (shape, rules,
+//! coupon availability), the summary line, and `handle` wired to the host's capabilities.
 //!
 //! ## Layout
-//! - [`config`]: the config's shape (the public contract).
-//! - [`validate`]: the rules beyond the shape, each error with its path.
-//! - [`run`]: walking the steps over a [`run::World`]; here, the host's capabilities.
+//! - [`config`]: the config's shape (the public contract) and loading it with every problem.
+//! - [`validate`]: the graph rules beyond the shape, each error with its path.
+//! - [`run`]: what each event does and walking the steps, over a [`run::World`].
 
 pub mod config;
 pub mod run;
@@ -12,16 +14,16 @@ pub mod validate;
 
 use funnel_sdk::host::{self, Email};
 use funnel_sdk::{
-    BindingContext, Call, Capability, ConfigNote, Duration, Event, LogLevel, MessageKind, Next, Plugin, PluginInfo,
+    BindingContext, Call, Capability, ConfigNote, Duration, LogLevel, MessageKind, Next, Plugin, PluginInfo,
 };
 
-use config::FlowConfig;
-use run::{Outcome, State, World};
+use config::{FlowConfig, RawConfig};
+use run::{Outcome, Seen, State, World};
 
 struct Flow;
 
 impl Plugin for Flow {
-    type Config = FlowConfig;
+    type Config = RawConfig;
     type State = State;
 
     fn info() -> PluginInfo {
@@ -33,78 +35,74 @@ impl Plugin for Flow {
         )
     }
 
-    fn check(config: &FlowConfig, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
-        let errors = validate::check(config, coupon_problem(binding));
-        if errors.is_empty() { Ok(Vec::new()) } else { Err(errors) }
+    fn check(config: &RawConfig, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+        check(config, binding)
     }
 
-    fn summary(config: &FlowConfig) -> String {
-        summary(config)
+    fn summary(config: &RawConfig) -> String {
+        match config::load(config) {
+            Ok(flow) => summary(&flow),
+            Err(_) => "an invalid flow".to_string(),
+        }
     }
 
-    fn handle(call: Call<'_, FlowConfig>, state: &mut State) -> Result<Next, String> {
-        let flow = call.config;
+    fn handle(call: Call<'_, RawConfig>, state: &mut State) -> Result<Next, String> {
+        // The config was validated when bound; if it no longer loads, refusing the event (the
+        // host retries) is safer than guessing.
+        let flow = config::load(call.config).map_err(|notes| {
+            let first = notes.first().map(|n| format!("{}: {}", n.path, n.message)).unwrap_or_default();
+            format!("config no longer loads: {first}")
+        })?;
         let mut world = HostWorld { purchased: call.lead.purchased };
-        let outcome = match &call.event {
-            Event::Captured => {
-                let start = flow.start.as_deref().ok_or("the flow has no start")?;
-                run::walk(flow, start, state, &mut world)?
-            }
-            Event::Timer(timer) if state.timer.as_deref() == Some(timer.id.as_str()) => {
-                let at = state.waiting_at.clone().unwrap_or_default();
-                let next = flow
-                    .steps
-                    .get(&at)
-                    .and_then(|s| s.next.clone())
-                    .ok_or_else(|| format!("wait step {at:?} vanished"))?;
-                run::walk(flow, &next, state, &mut world)?
-            }
-            Event::Purchased(_) => match &flow.on_purchase {
-                Some(target) => run::jump(flow, target, state, &mut world)?,
-                None => Outcome::Waiting,
-            },
-            Event::Clicked(_) => match &flow.on_click {
-                Some(target) => run::jump(flow, target, state, &mut world)?,
-                None => Outcome::Waiting,
-            },
-            Event::Unsubscribed => match &flow.on_unsubscribe {
-                Some(target) => run::jump(flow, target, state, &mut world)?,
-                None => Outcome::Ended,
-            },
-            Event::Bounced(_) => Outcome::Ended,
-            _ => Outcome::Waiting,
-        };
-        Ok(match outcome {
+        Ok(match run::on_event(&flow, &call.event, state, &mut world)? {
             Outcome::Waiting => Next::Continue,
             Outcome::Ended => Next::End,
         })
     }
 }
 
+/// `validate-config`: every shape problem and every rule broken, or the remarks on a good flow.
+pub fn check(raw: &RawConfig, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+    let (flow, mut errors) = config::load_lenient(raw);
+    // Without an object of steps, the graph rules would only restate that nothing is there.
+    if raw.0.get("steps").is_some_and(serde_json::Value::is_object) {
+        errors.extend(validate::check(&flow, coupon_problem(binding)));
+    }
+    if errors.is_empty() { Ok(validate::remarks(&flow)) } else { Err(errors) }
+}
+
 /// Why this binding cannot carry a coupon, if it cannot.
-fn coupon_problem(binding: &BindingContext) -> Option<&'static str> {
+pub fn coupon_problem(binding: &BindingContext) -> Option<&'static str> {
     if binding.scope.product_id.is_none() || binding.scope.plan_id.is_none() {
-        Some("coupons need a binding with a product and a plan")
+        Some("coupons need a binding whose scope names a product and a plan")
     } else if binding.coupon.is_none() {
-        Some("no coupon is registered for this product and plan: register one with POST /v1/coupons first")
+        Some("no coupon is registered for this product and plan: register one first")
     } else {
         None
     }
 }
 
-/// One line for the producer.
+/// One line for the producer, e.g. `9 steps, starts at wait_10m, sends 3 emails and 1 SMS`.
 pub fn summary(flow: &FlowConfig) -> String {
     let emails = flow.steps.values().filter(|s| s.email.is_some()).count();
     let sms = flow.steps.values().filter(|s| s.sms.is_some()).count();
+    let mut sends = Vec::new();
+    if emails > 0 {
+        sends.push(format!("{emails} email{}", if emails == 1 { "" } else { "s" }));
+    }
+    if sms > 0 {
+        sends.push(format!("{sms} SMS"));
+    }
+    let sends = if sends.is_empty() { "no messages".to_string() } else { sends.join(" and ") };
+    let steps = flow.steps.len();
     format!(
-        "{} steps, starts at {}, sends {emails} email{} and {sms} SMS",
-        flow.steps.len(),
-        flow.start.as_deref().unwrap_or("?"),
-        if emails == 1 { "" } else { "s" }
+        "{steps} step{}, starts at {}, sends {sends}",
+        if steps == 1 { "" } else { "s" },
+        flow.start.as_deref().unwrap_or("?")
     )
 }
 
-/// The host's capabilities as the walk's world.
+/// The host's capabilities as the run's world.
 struct HostWorld {
     purchased: bool,
 }
@@ -113,23 +111,26 @@ impl World for HostWorld {
     fn purchased(&self) -> bool {
         self.purchased
     }
-    fn messages(&self) -> Vec<(String, bool, bool)> {
-        host::messages().into_iter().map(|m| (m.tag, m.clicked, m.opened)).collect()
+    fn messages(&self) -> Vec<Seen> {
+        host::messages().into_iter().map(|m| Seen { tag: m.tag, clicked: m.clicked, opened: m.opened }).collect()
     }
     fn lists(&self) -> Vec<String> {
         host::lists()
     }
-    fn send_email(&mut self, email: Email) -> Result<(), String> {
-        host::send_email(&email).map(|_| ()).map_err(|e| e.to_string())
+    fn has_coupon(&self) -> bool {
+        host::coupon().is_some()
+    }
+    fn send_email(&mut self, email: &Email) -> Result<(), String> {
+        host::send_email(email).map(|_| ()).map_err(|e| e.to_string())
     }
     fn send_sms(&mut self, body: &str, tag: &str, kind: MessageKind) -> Result<(), String> {
         host::send_sms(body, tag, kind).map(|_| ()).map_err(|e| e.to_string())
     }
     fn schedule(&mut self, after: Duration, tag: &str) -> Result<String, String> {
-        host::schedule(after, tag).map_err(|e| e.to_string())
+        host::schedule(after, tag).map_err(|e| format!("could not schedule the wait at {tag}: {e}"))
     }
-    fn cancel_all(&mut self) {
-        host::cancel_all()
+    fn cancel(&mut self, timer_id: &str) {
+        host::cancel(timer_id)
     }
     fn add_to_list(&mut self, name: &str) -> Result<(), String> {
         host::add_to_list(name).map_err(|e| e.to_string())
@@ -137,8 +138,8 @@ impl World for HostWorld {
     fn remove_from_list(&mut self, name: &str) -> Result<(), String> {
         host::remove_from_list(name).map_err(|e| e.to_string())
     }
-    fn log(&mut self, text: &str) {
-        host::log(LogLevel::Info, text)
+    fn log(&mut self, level: LogLevel, text: &str) {
+        host::log(level, text)
     }
 }
 

@@ -1,186 +1,220 @@
-//! The rules a flow must follow beyond its shape, each problem reported with its path:
-//! one action per step, known targets, email steps behind click/open conditions, every step
-//! reachable, and no loop that could run without passing a `wait`.
+//! The rules a loaded flow must follow beyond its shape, every problem reported with its path:
+//! one action per step, the fields each action needs, known targets, email steps behind
+//! click/open conditions, coupons the binding can carry, every step reachable, and no loop
+//! that could run without passing a `wait`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use funnel_sdk::{ConfigNote, Duration, note};
 
-use crate::config::{CompoundCondition, Condition, END, FlowConfig, Step};
+use crate::config::{Condition, END, FlowConfig, Kind, ListAction, Step};
 
 /// Where each step may go next (`end` excluded).
 pub fn successors(step: &Step) -> Vec<&str> {
     [&step.next, &step.then, &step.otherwise].into_iter().flatten().map(String::as_str).filter(|s| *s != END).collect()
 }
 
-/// Names of the actions a step has.
+/// Names of the actions a step has, in the order the error message lists them.
 fn actions(step: &Step) -> Vec<&'static str> {
-    let mut found = Vec::new();
-    if step.wait.is_some() {
-        found.push("wait");
-    }
-    if step.email.is_some() {
-        found.push("email");
-    }
-    if step.sms.is_some() {
-        found.push("sms");
-    }
-    if step.condition.is_some() {
-        found.push("if");
-    }
-    if step.list.is_some() {
-        found.push("list");
-    }
-    if step.end.is_some() {
-        found.push("end");
-    }
-    found
+    [
+        ("wait", step.wait.is_some()),
+        ("email", step.email.is_some()),
+        ("sms", step.sms.is_some()),
+        ("if", step.condition.is_some()),
+        ("list", step.list.is_some()),
+        ("end", step.end.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect()
 }
 
-/// Check a parsed flow. `coupon_ok` tells whether the binding can carry a coupon, and if not why.
+/// The jumps that enter the flow besides `start`, by field name.
+fn jumps(flow: &FlowConfig) -> [(&'static str, Option<&str>); 3] {
+    [
+        ("on_purchase", flow.on_purchase.as_deref()),
+        ("on_click", flow.on_click.as_deref()),
+        ("on_unsubscribe", flow.on_unsubscribe.as_deref()),
+    ]
+}
+
+/// Check a loaded flow: the errors, all of them. `coupon_problem` says why the binding cannot
+/// carry a coupon, if it cannot.
 pub fn check(flow: &FlowConfig, coupon_problem: Option<&str>) -> Vec<ConfigNote> {
     let mut errors = Vec::new();
     let steps = &flow.steps;
-    let target_ok = |id: &str| id == END || steps.contains_key(id);
-    match &flow.start {
-        None => errors.push(note("start", "missing: name the first step")),
-        Some(s) if !steps.contains_key(s) => errors.push(note("start", format!("unknown step {s:?}"))),
-        Some(_) => {}
-    }
-    for (field, value) in
-        [("on_purchase", &flow.on_purchase), ("on_click", &flow.on_click), ("on_unsubscribe", &flow.on_unsubscribe)]
-    {
-        if let Some(id) = value
-            && !target_ok(id)
+    let start_ok = match &flow.start {
+        None => {
+            errors.push(note("start", "missing: name the first step"));
+            false
+        }
+        Some(s) if !steps.contains_key(s) => {
+            errors.push(note("start", format!("unknown step {s:?}")));
+            false
+        }
+        Some(_) => true,
+    };
+    for (field, target) in jumps(flow) {
+        if let Some(id) = target
+            && id != END
+            && !steps.contains_key(id)
         {
             errors.push(note(field, format!("unknown step {id:?}")));
         }
     }
-    if steps.contains_key(END) {
-        errors.push(note(format!("steps.{END}"), "\"end\" is reserved: it ends the run; rename this step"));
-    }
     for (id, step) in steps {
-        let path = format!("steps.{id}");
-        let found = actions(step);
-        let messaging = step.email.is_some() && step.sms.is_some() && found.len() == 2;
-        if found.is_empty() || (found.len() > 1 && !messaging) {
-            errors.push(note(
-                &path,
-                format!(
-                    "a step has exactly one action (email and sms may go together); found {}",
-                    if found.is_empty() { "none".to_string() } else { found.join(", ") }
-                ),
-            ));
-            continue;
-        }
-        let is_if = step.condition.is_some();
-        let is_end = step.end.is_some();
-        if is_if {
-            for (field, value) in [("then", &step.then), ("else", &step.otherwise)] {
-                if value.is_none() {
-                    errors.push(note(format!("{path}.{field}"), "missing: an if step names where to go"));
-                }
-            }
-            if step.next.is_some() {
-                errors.push(note(format!("{path}.next"), "an if step goes on by then/else, not next"));
-            }
-        } else if !is_end {
-            if step.next.is_none() {
-                errors.push(note(format!("{path}.next"), "missing: name the next step, or \"end\""));
-            }
-            if step.then.is_some() || step.otherwise.is_some() {
-                errors.push(note(&path, "then/else belong to an if step"));
-            }
-        } else if step.end == Some(false) {
-            errors.push(note(format!("{path}.end"), "write \"end\": true, or remove the step"));
-        }
-        for (field, value) in [("next", &step.next), ("then", &step.then), ("else", &step.otherwise)] {
-            if let Some(target) = value
-                && !target_ok(target)
-            {
-                errors.push(note(format!("{path}.{field}"), format!("unknown step {target:?}")));
-            }
-        }
-        if let Some(wait) = step.wait
-            && wait == Duration::default()
-        {
-            errors.push(note(format!("{path}.wait"), "must be longer than 0"));
-        }
-        if let Some(email) = &step.email {
-            if email.subject.trim().is_empty() {
-                errors.push(note(format!("{path}.email.subject"), "must not be empty"));
-            }
-            if email.html.trim().is_empty() {
-                errors.push(note(format!("{path}.email.html"), "must not be empty"));
-            }
-            if email.coupon
-                && let Some(problem) = coupon_problem
-            {
-                errors.push(note(format!("{path}.email.coupon"), problem));
-            }
-        }
-        if let Some(sms) = &step.sms
-            && sms.body.trim().is_empty()
-        {
-            errors.push(note(format!("{path}.sms.body"), "must not be empty"));
-        }
-        if let Some(list) = &step.list {
-            let count = usize::from(list.add.is_some())
-                + usize::from(list.remove.is_some())
-                + usize::from(list.move_to.is_some());
-            if count != 1 {
-                errors.push(note(format!("{path}.list"), "use exactly one of add, remove or move"));
-            }
-        }
-        if let Some(condition) = &step.condition {
-            check_condition(condition, &format!("{path}.if"), steps, &mut errors);
-        }
+        check_step(id, step, steps, coupon_problem, &mut errors);
     }
-    if errors.is_empty() {
+    // Without a known start every step would look unreachable: that is one problem, not many.
+    if start_ok {
         unreachable_steps(flow, &mut errors);
-        loops_without_wait(steps, &mut errors);
     }
+    loops_without_wait(steps, &mut errors);
     errors
 }
 
-fn check_condition(condition: &Condition, path: &str, steps: &BTreeMap<String, Step>, errors: &mut Vec<ConfigNote>) {
-    let email_step = |id: &str| steps.get(id).is_some_and(|s| s.email.is_some());
-    match condition {
-        Condition::Named(name) if name == "purchased" || name == "clicked_any" => {}
-        Condition::Named(name) => errors.push(note(path, format!("unknown condition {name:?}: use \"purchased\", \"clicked_any\", or an object like {{\"clicked\": STEP}}"))),
-        Condition::Compound(c) => match c {
-            CompoundCondition::Clicked(id) | CompoundCondition::Opened(id) => {
-                let field = if matches!(c, CompoundCondition::Clicked(_)) { "clicked" } else { "opened" };
-                if !email_step(id) {
-                    errors.push(note(format!("{path}.{field}"), format!("{id:?} is not an email step")));
-                }
+fn check_step(
+    id: &str,
+    step: &Step,
+    steps: &BTreeMap<String, Step>,
+    coupon_problem: Option<&str>,
+    errors: &mut Vec<ConfigNote>,
+) {
+    let path = format!("steps.{id}");
+    if id == END {
+        errors.push(note(&path, "\"end\" is reserved (as a target it ends the run): rename this step"));
+    } else if id.trim().is_empty() {
+        errors.push(note(&path, "a step id must not be empty"));
+    }
+    // Targets are checked even on a broken step: they are independent of what broke it.
+    for (field, value) in [("next", &step.next), ("then", &step.then), ("else", &step.otherwise)] {
+        if let Some(target) = value
+            && target != END
+            && !steps.contains_key(target)
+        {
+            errors.push(note(format!("{path}.{field}"), format!("unknown step {target:?}")));
+        }
+    }
+    if step.broken {
+        return; // its shape problem is already reported
+    }
+    let found = actions(step);
+    let messages_only = found.iter().all(|a| *a == "email" || *a == "sms");
+    if found.is_empty() || (found.len() > 1 && !messages_only) {
+        let found = if found.is_empty() { "none".to_string() } else { found.join(", ") };
+        errors
+            .push(note(&path, format!("a step has exactly one action (email and sms may go together); found {found}")));
+        return; // which of next/then/else it needs depends on the action
+    }
+    if step.condition.is_some() {
+        for (field, value) in [("then", &step.then), ("else", &step.otherwise)] {
+            if value.is_none() {
+                errors.push(note(format!("{path}.{field}"), "missing: name the step to go to, or \"end\""));
             }
-            CompoundCondition::InList(name) => {
-                if name.trim().is_empty() {
-                    errors.push(note(format!("{path}.in_list"), "must name a list"));
-                }
+        }
+        if step.next.is_some() {
+            errors.push(note(format!("{path}.next"), "an if step goes on by then/else, not next"));
+        }
+    } else if step.end.is_some() {
+        if step.end == Some(false) {
+            errors.push(note(format!("{path}.end"), "write \"end\": true, or remove the step"));
+        }
+        for (field, value) in [("next", &step.next), ("then", &step.then), ("else", &step.otherwise)] {
+            if value.is_some() {
+                errors.push(note(format!("{path}.{field}"), "an end step goes nowhere: remove this"));
             }
-            CompoundCondition::All(items) | CompoundCondition::Any(items) => {
-                let field = if matches!(c, CompoundCondition::All(_)) { "all" } else { "any" };
-                if items.is_empty() {
-                    errors.push(note(format!("{path}.{field}"), "must list at least one condition"));
-                }
-                for (i, item) in items.iter().enumerate() {
-                    check_condition(item, &format!("{path}.{field}[{i}]"), steps, errors);
-                }
+        }
+    } else {
+        if step.next.is_none() {
+            errors.push(note(format!("{path}.next"), "missing: name the next step, or \"end\""));
+        }
+        for (field, value) in [("then", &step.then), ("else", &step.otherwise)] {
+            if value.is_some() {
+                errors.push(note(format!("{path}.{field}"), "only an if step has then/else: use next"));
             }
-            CompoundCondition::Not(inner) => check_condition(inner, &format!("{path}.not"), steps, errors),
-        },
+        }
+    }
+    if step.wait == Some(Duration::default()) {
+        errors.push(note(format!("{path}.wait"), "must be longer than 0"));
+    }
+    if let Some(email) = &step.email {
+        for (field, value) in [("subject", &email.subject), ("html", &email.html)] {
+            if value.trim().is_empty() {
+                errors.push(note(format!("{path}.email.{field}"), "must not be empty"));
+            }
+        }
+        if email.text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            errors.push(note(format!("{path}.email.text"), "must not be empty: remove it to derive it from html"));
+        }
+        if email.coupon
+            && let Some(problem) = coupon_problem
+        {
+            errors.push(note(format!("{path}.email.coupon"), problem));
+        }
+    }
+    if let Some(sms) = &step.sms
+        && sms.body.trim().is_empty()
+    {
+        errors.push(note(format!("{path}.sms.body"), "must not be empty"));
+    }
+    if let Some(list) = &step.list {
+        check_list(&path, list, errors);
+    }
+    if let Some(condition) = &step.condition {
+        check_condition(condition, &format!("{path}.if"), steps, errors);
     }
 }
 
-fn unreachable_steps(flow: &FlowConfig, errors: &mut Vec<ConfigNote>) {
+fn check_list(path: &str, list: &ListAction, errors: &mut Vec<ConfigNote>) {
+    let ops = [list.add.is_some(), list.remove.is_some(), list.move_to.is_some()];
+    if ops.iter().filter(|present| **present).count() != 1 {
+        errors.push(note(format!("{path}.list"), "use exactly one of add, remove or move"));
+    }
+    let mut names = vec![("add", &list.add), ("remove", &list.remove)];
+    if let Some(m) = &list.move_to {
+        names.push(("move.from", &m.from));
+        if m.to.trim().is_empty() {
+            errors.push(note(format!("{path}.list.move.to"), "must name a list"));
+        }
+    }
+    for (field, name) in names {
+        if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            errors.push(note(format!("{path}.list.{field}"), "must name a list"));
+        }
+    }
+}
+
+/// Conditions about a message must name an email step: only those send the message they ask
+/// about (the message's tag is the step id).
+fn check_condition(condition: &Condition, path: &str, steps: &BTreeMap<String, Step>, errors: &mut Vec<ConfigNote>) {
+    let email_step = |id: &str| steps.get(id).is_some_and(|s| s.email.is_some());
+    match condition {
+        Condition::Purchased | Condition::ClickedAny => {}
+        Condition::Clicked(id) | Condition::Opened(id) => {
+            let field = if matches!(condition, Condition::Clicked(_)) { "clicked" } else { "opened" };
+            if !email_step(id) {
+                errors.push(note(format!("{path}.{field}"), format!("{id:?} is not an email step")));
+            }
+        }
+        Condition::InList(name) => {
+            if name.trim().is_empty() {
+                errors.push(note(format!("{path}.in_list"), "must name a list"));
+            }
+        }
+        Condition::All(items) | Condition::Any(items) => {
+            let field = if matches!(condition, Condition::All(_)) { "all" } else { "any" };
+            for (i, item) in items.iter().enumerate() {
+                check_condition(item, &format!("{path}.{field}[{i}]"), steps, errors);
+            }
+        }
+        Condition::Not(inner) => check_condition(inner, &format!("{path}.not"), steps, errors),
+    }
+}
+
+/// Steps reachable from `from` (jump targets and `end` included as given).
+fn reachable<'a>(flow: &'a FlowConfig, from: impl IntoIterator<Item = &'a str>) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
-    let mut stack: Vec<&str> = [&flow.start, &flow.on_purchase, &flow.on_click, &flow.on_unsubscribe]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
+    let mut stack: Vec<&str> = from.into_iter().collect();
     while let Some(id) = stack.pop() {
         if id == END || !seen.insert(id) {
             continue;
@@ -189,56 +223,106 @@ fn unreachable_steps(flow: &FlowConfig, errors: &mut Vec<ConfigNote>) {
             stack.extend(successors(step));
         }
     }
+    seen
+}
+
+fn unreachable_steps(flow: &FlowConfig, errors: &mut Vec<ConfigNote>) {
+    let entries = flow.start.as_deref().into_iter().chain(jumps(flow).into_iter().filter_map(|(_, t)| t));
+    let seen = reachable(flow, entries);
     for id in flow.steps.keys() {
-        if !seen.contains(id.as_str()) {
+        // A step named "end" is never entered (the name ends the run); it is reported as reserved.
+        if id != END && !seen.contains(id.as_str()) {
             errors
                 .push(note(format!("steps.{id}"), "unreachable from start (or on_purchase, on_click, on_unsubscribe)"));
         }
     }
 }
 
-/// A cycle among steps that are not waits would spin without end within one event.
+/// A cycle of steps none of which waits would spin without end within one event. Found by a
+/// depth-first search that stops at waits; each back edge is one loop, reported at the field
+/// that closes it.
 fn loops_without_wait(steps: &BTreeMap<String, Step>, errors: &mut Vec<ConfigNote>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
         Done,
     }
-    fn visit<'a>(
-        id: &'a str,
+    struct Search<'a> {
         steps: &'a BTreeMap<String, Step>,
-        marks: &mut BTreeMap<&'a str, Mark>,
-        path: &mut Vec<&'a str>,
-        errors: &mut Vec<ConfigNote>,
-    ) {
-        let Some(step) = steps.get(id) else { return };
-        if step.wait.is_some() {
-            return; // a wait breaks any loop through it
-        }
-        match marks.get(id) {
-            Some(Mark::Done) => return,
-            Some(Mark::Visiting) => {
-                let start = path.iter().position(|p| *p == id).unwrap_or(0);
-                let mut cycle: Vec<&str> = path[start..].to_vec();
-                cycle.push(id);
-                let from = path.last().copied().unwrap_or(id);
-                let field =
-                    steps.get(from).map(|s| if s.condition.is_some() { "if" } else { "next" }).unwrap_or("next");
-                errors.push(note(format!("steps.{from}.{field}"), format!("loop {} never waits", cycle.join(" -> "))));
+        marks: BTreeMap<&'a str, Mark>,
+        path: Vec<&'a str>,
+        errors: &'a mut Vec<ConfigNote>,
+    }
+    impl<'a> Search<'a> {
+        fn visit(&mut self, id: &'a str) {
+            let Some(step) = self.steps.get(id) else { return };
+            // A wait breaks any loop through it; a broken step's actions are unknown, so it is
+            // given the benefit of the doubt rather than blamed for a loop it may not have.
+            if step.wait.is_some() || step.broken {
                 return;
             }
-            None => {}
+            match self.marks.get(id) {
+                Some(Mark::Done) => return,
+                Some(Mark::Visiting) => {
+                    self.report(id);
+                    return;
+                }
+                None => {}
+            }
+            self.marks.insert(id, Mark::Visiting);
+            self.path.push(id);
+            for next in successors(step) {
+                self.visit(next);
+            }
+            self.path.pop();
+            self.marks.insert(id, Mark::Done);
         }
-        marks.insert(id, Mark::Visiting);
-        path.push(id);
-        for next in successors(step) {
-            visit(next, steps, marks, path, errors);
+
+        /// `id` is on the current path: the loop runs from it to the path's end and back.
+        fn report(&mut self, id: &'a str) {
+            let start = self.path.iter().position(|p| *p == id).unwrap_or(0);
+            let mut cycle: Vec<&str> = self.path[start..].to_vec();
+            cycle.push(id);
+            let from = self.path.last().copied().unwrap_or(id);
+            // Name the field of the last step that leads back into the loop.
+            let field = self
+                .steps
+                .get(from)
+                .and_then(|s| {
+                    [("next", &s.next), ("then", &s.then), ("else", &s.otherwise)]
+                        .into_iter()
+                        .find(|(_, target)| target.as_deref() == Some(id))
+                        .map(|(field, _)| field)
+                })
+                .unwrap_or("next");
+            self.errors.push(note(format!("steps.{from}.{field}"), format!("loop {} never waits", cycle.join(" -> "))));
         }
-        path.pop();
-        marks.insert(id, Mark::Done);
     }
-    let mut marks = BTreeMap::new();
+    let mut search = Search { steps, marks: BTreeMap::new(), path: Vec::new(), errors };
     for id in steps.keys() {
-        visit(id, steps, &mut marks, &mut Vec::new(), errors);
+        search.visit(id);
     }
+}
+
+/// Remarks on an accepted flow: things that work but are likely not what the producer meant.
+pub fn remarks(flow: &FlowConfig) -> Vec<ConfigNote> {
+    let mut notes = Vec::new();
+    // Everything reached through on_purchase runs for a buyer, and the host drops a recovery
+    // message to a buyer at send time: a thank-you must be transactional.
+    let after_purchase = reachable(flow, flow.on_purchase.as_deref());
+    for id in after_purchase {
+        let Some(step) = flow.steps.get(id) else { continue };
+        for (channel, kind) in
+            [("email", step.email.as_ref().map(|e| e.kind)), ("sms", step.sms.as_ref().map(|s| s.kind))]
+        {
+            if kind == Some(Kind::Recovery) {
+                notes.push(note(
+                    format!("steps.{id}.{channel}.kind"),
+                    "runs after a purchase (on_purchase), but a recovery message to a buyer is dropped: \
+                     use \"kind\": \"transactional\"",
+                ));
+            }
+        }
+    }
+    notes
 }
