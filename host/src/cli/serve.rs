@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 use super::UsageError;
 use crate::api::{self, AppState, Secrets};
 use crate::clock::{Clock, SystemClock};
+use crate::delivery::Transport;
 use crate::delivery::file::FileTransport;
+use crate::delivery::smtp::SmtpTransport;
 use crate::engine::{Engine, EngineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Store, new_token};
@@ -32,6 +34,10 @@ pub struct ServeArgs {
     /// Base URL of tracked links and unsubscribe links (default: http://LISTEN).
     #[arg(long, env = "FUNNEL_PUBLIC_URL")]
     public_url: Option<String>,
+    /// SMTP server for emails: smtp://[user:pass@]host[:port][?tls=required|opportunistic] or smtps://…;
+    /// when unset, emails are written as .eml files under the outbox directory.
+    #[arg(long, env = "FUNNEL_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
     /// From address of emails.
     #[arg(long, env = "FUNNEL_FROM", default_value = "funnel <no-reply@localhost>")]
     from: String,
@@ -104,13 +110,17 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
             .map_err(|e| UsageError(e.to_string()))?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let files: Arc<FileTransport> =
-        Arc::new(FileTransport::new(args.outbox_dir.clone(), args.from, public_url.clone()));
+    let files =
+        Arc::new(FileTransport::new(args.outbox_dir.clone(), &args.from, public_url.clone()).map_err(UsageError)?);
+    let email: Arc<dyn Transport> = match &args.smtp_url {
+        Some(url) => Arc::new(SmtpTransport::new(url, &args.from, public_url.clone()).map_err(UsageError)?),
+        None => files.clone(),
+    };
     let engine = Arc::new(Engine::new(EngineParts {
         store: store.clone(),
         runtime,
         clock: clock.clone(),
-        email: files.clone(),
+        email,
         sms: files,
         public_url,
     }));

@@ -5,38 +5,24 @@
 
 use std::path::PathBuf;
 
-use super::{SendError, Transport};
+use lettre::message::Mailbox;
+
+use super::{SendError, Transport, email};
 use crate::store::outbox::OutboxMessage;
 
 /// Writes messages as files.
 #[derive(Debug, Clone)]
 pub struct FileTransport {
     dir: PathBuf,
-    from: String,
+    from: Mailbox,
     public_url: String,
 }
 
 impl FileTransport {
-    pub fn new(dir: PathBuf, from: String, public_url: String) -> Self {
-        FileTransport { dir, from, public_url }
-    }
-
-    fn email_bytes(&self, m: &OutboxMessage) -> String {
-        let boundary = format!("funnel-{}", m.id);
-        let unsubscribe = format!("{}/u/{}", self.public_url.trim_end_matches('/'), m.unsubscribe_token);
-        format!(
-            "Message-ID: <{id}@funnel>\r\nFrom: {from}\r\nTo: <{to}>\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
-             List-Unsubscribe: <{unsubscribe}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\
-             Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-             --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
-             --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n",
-            id = m.id,
-            from = self.from,
-            to = m.recipient,
-            subject = m.subject.as_deref().unwrap_or_default(),
-            text = m.text.as_deref().unwrap_or_default(),
-            html = m.html.as_deref().unwrap_or_default(),
-        )
+    /// Files under `dir`; `from` must be an address (`Name <a@b.c>` or `a@b.c`).
+    pub fn new(dir: PathBuf, from: &str, public_url: String) -> Result<Self, String> {
+        let from: Mailbox = from.parse().map_err(|e| format!("FUNNEL_FROM {from:?} is not an address: {e}"))?;
+        Ok(FileTransport { dir, from, public_url })
     }
 }
 
@@ -50,7 +36,8 @@ impl Transport for FileTransport {
             let body = serde_json::json!({"to": m.recipient, "body": m.text, "reference": m.id}).to_string();
             (format!("{}.sms.json", m.id), body)
         } else {
-            (format!("{}.eml", m.id), self.email_bytes(m))
+            let message = email::build(m, &self.from, &self.public_url)?;
+            (format!("{}.eml", m.id), String::from_utf8_lossy(&message.formatted()).into_owned())
         };
         let tmp = self.dir.join(format!(".{name}.tmp"));
         tokio::fs::write(&tmp, content).await.map_err(temporary)?;

@@ -4,9 +4,13 @@
 //!
 //! ## Layout
 //! - [`template`]: rendering of subjects and bodies.
+//! - [`email`]: the MIME message of an email (Message-ID, unsubscribe headers, two parts).
 //! - [`file`]: the default transport, one file per message under `./outbox/`.
+//! - [`smtp`]: email over SMTP/SMTPS with lettre.
 
+pub mod email;
 pub mod file;
+pub mod smtp;
 pub mod template;
 
 use std::sync::Arc;

@@ -48,6 +48,8 @@ pub fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut in_tag = false;
     let mut tag = String::new();
+    // The href of the link being read, written after its text: "Pay (https://…)".
+    let mut href: Option<String> = None;
     for c in html.chars() {
         match c {
             '<' => {
@@ -56,8 +58,15 @@ pub fn html_to_text(html: &str) -> String {
             }
             '>' if in_tag => {
                 in_tag = false;
+                let closing = tag.starts_with('/');
                 let name = tag.trim_start_matches('/').split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-                if matches!(name.as_str(), "p" | "br" | "div" | "li" | "tr" | "h1" | "h2" | "h3") {
+                if name == "a" && !closing {
+                    href = tag.split("href=\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_string);
+                } else if name == "a" && closing {
+                    if let Some(link) = href.take() {
+                        out.push_str(&format!(" ({link})"));
+                    }
+                } else if matches!(name.as_str(), "p" | "br" | "div" | "li" | "tr" | "h1" | "h2" | "h3") {
                     out.push('\n');
                 }
             }
@@ -110,6 +119,9 @@ mod tests {
 
     #[test]
     fn text_from_html() {
-        assert_eq!(html_to_text("<p>Hi &amp; welcome</p><p><a href=\"x\">Back</a></p>"), "Hi & welcome\nBack");
+        assert_eq!(
+            html_to_text("<p>Hi &amp; welcome</p><p><a href=\"https://x.test/r/1\">Back</a></p>"),
+            "Hi & welcome\nBack (https://x.test/r/1)"
+        );
     }
 }

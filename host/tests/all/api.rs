@@ -28,11 +28,10 @@ const SECRET: &str = "platform-secret";
 async fn start(store: funnel_host::store::Store) -> Server {
     let clock = Arc::new(VirtualClock::new(T0));
     let outbox = tempfile::tempdir().expect("outbox dir");
-    let files = Arc::new(FileTransport::new(
-        outbox.path().to_path_buf(),
-        "shop <shop@example.com>".into(),
-        "https://funnel.test".into(),
-    ));
+    let files = Arc::new(
+        FileTransport::new(outbox.path().to_path_buf(), "shop <shop@example.com>", "https://funnel.test".into())
+            .expect("transport"),
+    );
     let engine = Arc::new(Engine::new(EngineParts {
         store: store.clone(),
         runtime: Arc::new(crate::support::runtime()),
@@ -242,9 +241,11 @@ async fn an_abandoned_checkout_gets_its_first_email_after_20_minutes() {
         s.engine.settle().await.expect("settle");
         let files: Vec<_> = std::fs::read_dir(s.outbox.path()).expect("outbox").flatten().collect();
         assert_eq!(files.len(), 1, "{db:?}: one email at 20 minutes");
-        let eml = std::fs::read_to_string(files[0].path()).expect("eml");
-        assert!(eml.contains("Subject: Ana, seu pedido <está> esperando"), "{eml}");
+        let eml = unfold_quoted_printable(&std::fs::read_to_string(files[0].path()).expect("eml"));
+        assert!(eml.contains("Subject: Ana, seu pedido =?utf-8?b?PGVzdMOhPg==?= esperando"), "encoded subject: {eml}");
         assert!(eml.contains("Oi Ana Souza, <a href=\"https://funnel.test/r/"), "tracked link, escaped name: {eml}");
+        assert!(eml.contains("Oi Ana Souza, volte (https://funnel.test/r/"), "a text part with the link: {eml}");
+        assert!(eml.contains("@funnel>"), "stable Message-ID: {eml}");
         assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{eml}");
 
         let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
@@ -267,4 +268,9 @@ async fn an_abandoned_checkout_gets_its_first_email_after_20_minutes() {
         assert_eq!(status, 200);
         assert!(detail["timeline"].as_array().is_some_and(|t| t.iter().any(|e| e["kind"] == "email")), "{detail}");
     }
+}
+
+/// Undo quoted-printable soft line breaks and `=3D` so assertions can read HTML parts.
+pub fn unfold_quoted_printable(text: &str) -> String {
+    text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
 }
