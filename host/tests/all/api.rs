@@ -26,6 +26,14 @@ const PLATFORM: &str = "platform-token";
 const SECRET: &str = "platform-secret";
 
 async fn start(store: funnel_host::store::Store) -> Server {
+    start_with(store, None).await
+}
+
+/// A server whose emails go to `email` (files under a temp dir when `None`).
+async fn start_with(
+    store: funnel_host::store::Store,
+    email: Option<Arc<dyn funnel_host::delivery::Transport>>,
+) -> Server {
     let clock = Arc::new(VirtualClock::new(T0));
     let outbox = tempfile::tempdir().expect("outbox dir");
     let files = Arc::new(
@@ -36,7 +44,7 @@ async fn start(store: funnel_host::store::Store) -> Server {
         store: store.clone(),
         runtime: Arc::new(crate::support::runtime()),
         clock: clock.clone(),
-        email: files.clone(),
+        email: email.unwrap_or_else(|| files.clone()),
         sms: files,
         public_url: "https://funnel.test".into(),
     }));
@@ -273,4 +281,39 @@ async fn an_abandoned_checkout_gets_its_first_email_after_20_minutes() {
 /// Undo quoted-printable soft line breaks and `=3D` so assertions can read HTML parts.
 pub fn unfold_quoted_printable(text: &str) -> String {
     text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+#[tokio::test]
+async fn four_emails_over_http_reaches_a_real_smtp_server_at_20_minutes() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let (url, mailbox) = crate::smtp_server::start();
+    let smtp = funnel_host::delivery::smtp::SmtpTransport::new(
+        &url,
+        "Loja da Ana <loja@example.com>",
+        "https://funnel.test".into(),
+    )
+    .expect("smtp");
+    let s = start_with(store, Some(Arc::new(smtp))).await;
+    let (producer, key) = s.producer().await;
+    let binding = json!({"plugin": "four-emails", "config": {"emails": [
+        {"after": "20m", "subject": "{{first_name}}, seu pedido está esperando",
+         "html": "<p>Oi {{first_name}}, faltou pouco! <a href=\"{{checkout_url}}\">Finalize sua compra</a>.</p>"}]}});
+    let (status, body) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = s
+        .send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event("evt-1", &producer, "ana@example.com")))
+        .await;
+    assert_eq!(status, 202);
+    s.engine.settle().await.expect("settle"); // as serve's engine loop does at once
+    s.clock.set(T0 + 19 * 60_000 + 59_000);
+    s.engine.settle().await.expect("settle");
+    assert!(mailbox.received().is_empty(), "nothing before 20 minutes");
+    s.clock.set(T0 + 20 * 60_000);
+    s.engine.settle().await.expect("settle");
+    let received = mailbox.received();
+    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+    assert_eq!(received.len(), 1, "{leads}");
+    let mail = unfold_quoted_printable(&received[0]);
+    assert!(mail.contains("Subject: Ana, seu pedido =?utf-8?"), "{mail}");
+    assert!(mail.contains("<a href=\"https://funnel.test/r/"), "tracked link: {mail}");
 }

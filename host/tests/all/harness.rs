@@ -28,15 +28,26 @@ impl Harness {
         harness
     }
 
+    /// Like [`Harness::new`], with emails going to `email`.
+    pub async fn with_email(store: Store, now: i64, email: Arc<dyn funnel_host::delivery::Transport>) -> Harness {
+        let mut harness = Harness::attach_with(store, now, email).await;
+        harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
+        harness
+    }
+
     /// Another engine (a restart, or a second replica) over the same store; no new producer.
     pub async fn attach(store: Store, now: i64) -> Harness {
+        Harness::attach_with(store, now, Arc::new(Discard)).await
+    }
+
+    async fn attach_with(store: Store, now: i64, email: Arc<dyn funnel_host::delivery::Transport>) -> Harness {
         let clock = Arc::new(VirtualClock::new(now));
         let runtime = Arc::new(crate::support::runtime());
         let engine = Engine::new(EngineParts {
             store,
             runtime: runtime.clone() as Arc<Runtime>,
             clock: clock.clone(),
-            email: Arc::new(Discard),
+            email,
             sms: Arc::new(Discard),
             public_url: "https://funnel.test".into(),
         });

@@ -4,10 +4,12 @@
 mod db;
 mod harness;
 mod sim_support;
+mod smtp_server;
 mod support;
 
 mod api;
 mod cli;
+mod delivery;
 mod engine;
 mod plugin_flow;
 mod plugin_four_emails;

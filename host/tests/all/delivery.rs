@@ -1,0 +1,84 @@
+//! Delivery through a real SMTP server on loopback: retries after 4xx and while the server is
+//! down, 5xx bounces and suppression, and the same Message-ID across attempts.
+
+use std::sync::Arc;
+
+use funnel_host::delivery::smtp::SmtpTransport;
+use funnel_host::store::ingest::PlatformEventType;
+
+use crate::db::{Db, fresh_store};
+use crate::harness::{Harness, T0, lead_id};
+use crate::smtp_server;
+
+async fn harness_with_smtp(url: &str) -> Option<Harness> {
+    let store = fresh_store(Db::Sqlite).await?;
+    let smtp =
+        SmtpTransport::new(url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp transport");
+    let h = Harness::with_email(store, T0, Arc::new(smtp)).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    Some(h)
+}
+
+fn outbox_status(h: &Harness, lead: &str) -> impl std::future::Future<Output = Vec<(String, String)>> {
+    let store = h.engine.store.clone();
+    let lead = lead.to_string();
+    async move {
+        store
+            .lead_snapshot(&lead)
+            .await
+            .expect("lead")
+            .messages
+            .into_iter()
+            .filter(|m| m.channel == "email")
+            .map(|m| (m.id, m.status))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_refusal_is_retried_and_delivered_once() {
+    let (url, mailbox) = smtp_server::start();
+    mailbox.refuse_temporarily.store(1, std::sync::atomic::Ordering::SeqCst);
+    let Some(h) = harness_with_smtp(&url).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    assert_eq!(mailbox.received().len(), 0, "451 the first time");
+    h.at(31_000).await;
+    let received = mailbox.received();
+    assert_eq!(received.len(), 1, "delivered once after the retry");
+    let status = outbox_status(&h, &lead).await;
+    assert_eq!(status[0].1, "sent");
+    assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", status[0].0)), "{}", received[0]);
+    assert!(received[0].contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(received[0].contains("Subject: Hi Ana"), "{}", received[0]);
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_bounces_and_suppresses() {
+    let (url, mailbox) = smtp_server::start();
+    mailbox.unknown.lock().expect("lock").push("ghost@example.com".into());
+    let Some(h) = harness_with_smtp(&url).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ghost", None).await);
+    h.settle().await;
+    assert_eq!(outbox_status(&h, &lead).await[0].1, "bounced");
+    let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
+    assert!(snapshot.email_suppressed, "the address is suppressed");
+    // The plugin's next email (its 20-minute timer) is refused by the host before any send.
+    h.at(20 * 60_000).await;
+    assert_eq!(mailbox.received().len(), 0, "nothing was ever delivered to a bounced address");
+    assert!(h.timeline(&lead).await.iter().any(|e| e.kind == "bounced"));
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_then_up_gets_the_message() {
+    // Reserve a port, keep nothing listening on it, start the server there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let Some(h) = harness_with_smtp(&format!("smtp://127.0.0.1:{port}")).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    assert_eq!(outbox_status(&h, &lead).await[0].1, "queued", "connection refused: queued for a retry");
+    let mailbox = smtp_server::start_on(std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind"));
+    h.at(31_000).await;
+    assert_eq!(mailbox.received().len(), 1);
+    assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
+}
