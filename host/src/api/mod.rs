@@ -6,6 +6,7 @@
 //! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
 //! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
 //! - `producers`, `bindings`, `coupons`, `events`, `leads`, `health`: the routes.
+//! - `tracking`: the public click and unsubscribe links.
 
 pub mod auth;
 mod bindings;
@@ -15,6 +16,7 @@ mod health;
 mod leads;
 pub mod problem;
 mod producers;
+mod tracking;
 
 use std::sync::Arc;
 
@@ -60,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/batch", post(events::batch))
         .route("/v1/leads", get(leads::list))
         .route("/v1/leads/{id}", get(leads::one))
+        .route("/r/{token}", get(tracking::click))
+        .route("/u/{token}", get(tracking::unsubscribe_page).post(tracking::unsubscribe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -317,3 +317,59 @@ async fn four_emails_over_http_reaches_a_real_smtp_server_at_20_minutes() {
     assert!(mail.contains("Subject: Ana, seu pedido =?utf-8?"), "{mail}");
     assert!(mail.contains("<a href=\"https://funnel.test/r/"), "tracked link: {mail}");
 }
+
+/// The first `/{kind}/<token>` link in a message.
+fn link(mail: &str, kind: &str) -> String {
+    let marker = format!("https://funnel.test/{kind}/");
+    let start = mail.find(&marker).expect("a link") + marker.len();
+    mail[start..start + 32].to_string()
+}
+
+#[tokio::test]
+async fn tracked_links_click_through_and_unsubscribe_in_one_click() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let binding = json!({"plugin": "four-emails", "config": {"emails": [
+        {"after": "20m", "subject": "Volte", "html": "<p><a href=\"{{checkout_url}}\">pagar</a> <a href=\"{{unsubscribe_url}}\">sair</a></p>"},
+        {"after": "5h", "subject": "De novo", "html": "<p>{{checkout_url}}</p>"}]}});
+    assert_eq!(s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await.0, 200);
+    let (_, accepted) = s
+        .send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event("e1", &producer, "ana@example.com")))
+        .await;
+    let lead = accepted["lead_id"].as_str().expect("lead").to_string();
+    s.engine.settle().await.expect("settle");
+    s.clock.set(T0 + 20 * 60_000);
+    s.engine.settle().await.expect("settle");
+    let file = std::fs::read_dir(s.outbox.path()).expect("outbox").flatten().next().expect("an email");
+    let mail = unfold_quoted_printable(&std::fs::read_to_string(file.path()).expect("read"));
+
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let click = no_redirects.get(format!("{}/r/{}", s.base, link(&mail, "r"))).send().await.expect("click");
+    assert_eq!(click.status().as_u16(), 302);
+    assert_eq!(click.headers()["location"], "https://pay.example/chk-1", "the tracked link leads to the checkout");
+    s.engine.settle().await.expect("settle");
+    let (_, detail) = s.send(reqwest::Method::GET, &format!("/v1/leads/{lead}"), Some(&key), None).await;
+    assert_eq!(detail["messages"][0]["clicked"], true, "{detail}");
+    let unknown = no_redirects.get(format!("{}/r/{}", s.base, "0".repeat(32))).send().await.expect("unknown");
+    assert_eq!(unknown.status().as_u16(), 404);
+
+    let token = link(&mail, "u");
+    let page = no_redirects.get(format!("{}/u/{token}", s.base)).send().await.expect("page");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.expect("html").contains("<form method=\"post\""), "a confirmation page");
+    let (_, before) = s.send(reqwest::Method::GET, &format!("/v1/leads/{lead}"), Some(&key), None).await;
+    assert_eq!(before["status"], "recovering", "a GET changes nothing");
+    let one_click = no_redirects
+        .post(format!("{}/u/{token}", s.base))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click");
+    assert_eq!(one_click.status().as_u16(), 200);
+    s.clock.set(T0 + 6 * 3_600_000);
+    s.engine.settle().await.expect("settle");
+    let (_, after) = s.send(reqwest::Method::GET, &format!("/v1/leads/{lead}"), Some(&key), None).await;
+    assert_eq!(after["status"], "unsubscribed", "{after}");
+    assert_eq!(std::fs::read_dir(s.outbox.path()).expect("outbox").count(), 1, "no second email after unsubscribing");
+}
