@@ -1,19 +1,30 @@
 //! `four-emails`: the sales-recovery policy of a Brazilian infoproduct platform, exactly.
 //!
-//! Products priced over R$ 20,00 (`min_price_cents`, default 2000, strictly greater) get up
-//! to four recovery emails within 72 hours of the lead's capture: the first at least 20
-//! minutes after capture, each next at least 5 hours after the one before. An email that
-//! would fall past 72 hours is *disabled*: accepted, reported in the config report, never
-//! sent. Coupons only on bindings that name a product and a plan with a registered coupon.
-//! A purchase, an unsubscribe or a bounce ends the sequence.
+//! Carts priced over R$ 20,00 (`min_price_cents`, default 2000, strictly greater; no price,
+//! no email) get 1 to 4 recovery emails within 72 hours of the lead's capture: the first at
+//! least 20 minutes after capture, each next at least 5 hours after the one before. An email
+//! whose time would pass 72 hours is *disabled*: the config is accepted, the report's notes
+//! say so, and it is never sent. Coupons only on bindings that name a product and a plan with
+//! a registered coupon. A purchase, an unsubscribe or a bounce ends the sequence.
 //!
-//! The rules live in [`policy`] as pure functions (tested natively); this file is the thin
-//! layer that calls the host.
+//! ## Layout
+//! - [`config`]: the config's shape (the public contract), validation and summary.
+//! - [`policy`]: the numbers and pure rules (timing, eligibility, tags, the email as sent).
+//! - [`run`]: what each event of a lead does, over a small [`run::Host`] trait.
+//!
+//! This file only wires those to the SDK's `Plugin` trait and the real host capabilities.
 
+pub mod config;
 pub mod policy;
+pub mod run;
 
-use funnel_sdk::{Call, Capability, ConfigNote, Event, LogLevel, Next, Plugin, PluginInfo, host};
-use policy::{Config, State};
+use funnel_sdk::host::{self, Email};
+use funnel_sdk::{
+    BindingContext, Call, Capability, ConfigNote, Duration, HostError, LogLevel, Next, Plugin, PluginInfo,
+};
+
+use config::Config;
+use run::State;
 
 struct FourEmails;
 
@@ -30,66 +41,32 @@ impl Plugin for FourEmails {
         )
     }
 
-    fn check(config: &Config, binding: &funnel_sdk::BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
-        let scope_named = binding.scope.product_id.is_some() && binding.scope.plan_id.is_some();
-        policy::check(config, scope_named, binding.coupon.is_some())
+    fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+        config::check(config, binding)
     }
 
     fn summary(config: &Config) -> String {
-        policy::summary(config)
+        config::summary(config)
     }
 
     fn handle(call: Call<'_, Config>, state: &mut State) -> Result<Next, String> {
-        let config = call.config;
-        let price = call.lead.price.as_ref().map(|p| p.amount_cents);
-        match &call.event {
-            Event::Captured => {
-                if !policy::eligible(price, config.min_price_cents) {
-                    let why =
-                        format!("not eligible: price {price:?} cents is not over {} cents", config.min_price_cents);
-                    host::log(LogLevel::Info, &why);
-                    return Ok(Next::End);
-                }
-                schedule(config, 0)
-            }
-            Event::Timer(timer) => {
-                let Some(index) = policy::index_of_tag(&timer.tag) else { return Ok(Next::Continue) };
-                if index != state.next || call.lead.purchased {
-                    return Ok(if call.lead.purchased { Next::End } else { Next::Continue });
-                }
-                if !policy::eligible(price, config.min_price_cents) {
-                    host::log(LogLevel::Info, "the cart is no longer eligible: stopping");
-                    return Ok(Next::End);
-                }
-                if call.now_ms > call.lead.captured_at_ms + policy::WINDOW.as_millis() as i64 {
-                    host::log(LogLevel::Warn, &format!("{} is due past the 72-hour window: not sent", timer.tag));
-                    return Ok(Next::End);
-                }
-                let email = policy::email(config, index);
-                host::send_email(&email).map_err(|e| format!("send-email failed: {e}"))?;
-                state.next = index + 1;
-                match policy::next_enabled(config, index) {
-                    Some(next) => {
-                        let after = config.emails[next].after;
-                        let due = call.now_ms + after.as_millis() as i64;
-                        if due > call.lead.captured_at_ms + policy::WINDOW.as_millis() as i64 {
-                            // Sent late (the host was down): the next one would now fall past 72 h.
-                            return Ok(Next::End);
-                        }
-                        schedule(config, next)
-                    }
-                    None => Ok(Next::End),
-                }
-            }
-            Event::Purchased(_) | Event::Unsubscribed | Event::Bounced(_) => Ok(Next::End),
-            _ => Ok(Next::Continue),
-        }
+        run::handle(call.config, call.lead, &call.event, call.now_ms, state, &mut RealHost)
     }
 }
 
-fn schedule(config: &Config, index: usize) -> Result<Next, String> {
-    host::schedule(config.emails[index].after, &policy::tag(index)).map_err(|e| format!("schedule failed: {e}"))?;
-    Ok(Next::Continue)
+/// The host's capabilities, as a run sees them.
+struct RealHost;
+
+impl run::Host for RealHost {
+    fn send_email(&mut self, email: &Email) -> Result<(), HostError> {
+        host::send_email(email).map(|_id| ())
+    }
+    fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError> {
+        host::schedule(after, tag).map(|_id| ())
+    }
+    fn log(&mut self, level: LogLevel, text: &str) {
+        host::log(level, text)
+    }
 }
 
 funnel_sdk::export_plugin!(FourEmails);

@@ -1,74 +1,76 @@
-//! The policy's rules as pure functions: config shape, validation with field paths, the
-//! schedule (which emails are enabled), eligibility and the email each step sends.
+//! The policy's numbers and the pure rules built on them: the 20-minute / 5-hour / 72-hour
+//! timing, which emails are enabled, price eligibility, message tags, and the email each
+//! position actually sends (with the coupon line when needed).
 
 use funnel_sdk::host::Email;
-use funnel_sdk::{ConfigNote, Duration, MessageKind, note};
-use serde::{Deserialize, Serialize};
+use funnel_sdk::{Duration, MessageKind, Money};
+
+use crate::config::{Config, EmailConfig};
 
 /// The first email waits at least this long after capture.
 pub const FIRST_MIN: Duration = Duration::from_mins(20);
 /// Each next email waits at least this long after the previous one.
 pub const GAP_MIN: Duration = Duration::from_hours(5);
-/// Every email must go out within this window after capture.
+/// Every email must go out within this window after capture (exactly 72 h is inside).
 pub const WINDOW: Duration = Duration::from_hours(72);
 /// At most this many emails.
 pub const MAX_EMAILS: usize = 4;
+/// Only carts priced strictly over this many cents, unless the config says otherwise.
+pub const DEFAULT_MIN_PRICE_CENTS: i64 = 2000;
 
-/// The binding's config (the public contract).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Only carts priced over this many cents are eligible.
-    #[serde(default = "default_min_price")]
-    pub min_price_cents: i64,
-    pub emails: Vec<EmailConfig>,
-}
-
-fn default_min_price() -> i64 {
-    2000
-}
-
-/// One email of the sequence.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    /// After capture (first email) or after the previous email.
-    pub after: Duration,
-    pub subject: String,
-    pub html: String,
-    #[serde(default)]
-    pub text: Option<String>,
-    /// Carry the binding's coupon.
-    #[serde(default)]
-    pub coupon: bool,
-}
-
-/// What the plugin remembers about a lead: the index of the next email to send.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    pub next: usize,
-}
-
-/// The line added to an email with `coupon: true` that does not mention the coupon itself.
+/// The line added to the html of an email with `coupon: true` that does not use the coupon:
+/// the host reports (and renders) the coupon only where a template uses `{{coupon_code}}`.
 pub const COUPON_LINE_HTML: &str = "<p>Use the coupon <strong>{{coupon_code}}</strong> at checkout.</p>";
-const COUPON_LINE_TEXT: &str = "Use the coupon {{coupon_code}} at checkout.";
+/// The same line for a plain-text body.
+pub const COUPON_LINE_TEXT: &str = "Use the coupon {{coupon_code}} at checkout.";
 
-/// The tag of email `index` (0-based): `email-1` … `email-4`.
+/// The tag of email `index` (0-based): `email-1` … `email-4`. A disabled email keeps its
+/// number, so stats line up with the config.
 pub fn tag(index: usize) -> String {
     format!("email-{}", index + 1)
 }
 
-/// The index back from a tag.
+/// The 0-based index back from a tag; `None` for anything this plugin did not make.
 pub fn index_of_tag(tag: &str) -> Option<usize> {
-    tag.strip_prefix("email-")?.parse::<usize>().ok()?.checked_sub(1)
+    let digits = tag.strip_prefix("email-")?;
+    // `parse` accepts `+1`; only plain digits are ours.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<usize>().ok()?.checked_sub(1)
 }
 
-/// Only carts priced strictly over the minimum; no price, not eligible.
+/// Whether a cart priced `price_cents` is eligible: strictly over the minimum; no price, no.
+/// Other currencies are compared by their own cents against the same threshold.
 pub fn eligible(price_cents: Option<i64>, min_price_cents: i64) -> bool {
     price_cents.is_some_and(|p| p > min_price_cents)
 }
 
-/// When each email goes out after capture (planned), cumulative.
+/// Why a lead is not eligible (for the timeline), or `None` when it is.
+pub fn ineligibility(price: Option<&Money>, min_price_cents: i64) -> Option<String> {
+    match price {
+        None => Some("not eligible: the checkout sent no price".to_string()),
+        Some(p) if !eligible(Some(p.amount_cents), min_price_cents) => Some(format!(
+            "not eligible: price {} is not over {} (min_price_cents {min_price_cents})",
+            money(p.amount_cents, &p.currency),
+            money(min_price_cents, &p.currency)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// `R$ 20,00` for reais, `USD 20.00` otherwise.
+pub fn money(cents: i64, currency: &str) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let (units, rest) = (cents.unsigned_abs() / 100, cents.unsigned_abs() % 100);
+    if currency.eq_ignore_ascii_case("BRL") {
+        format!("{sign}R$ {units},{rest:02}")
+    } else {
+        format!("{sign}{currency} {units}.{rest:02}")
+    }
+}
+
+/// When each email goes out, planned, counted from capture (cumulative `after`s).
 pub fn offsets(config: &Config) -> Vec<Duration> {
     let mut at = Duration::default();
     config
@@ -81,237 +83,148 @@ pub fn offsets(config: &Config) -> Vec<Duration> {
         .collect()
 }
 
-/// Whether email `index` falls within the window.
+/// Whether email `index` exists and its planned time is within the window. Times are
+/// cumulative, so once one is disabled every later one is too.
 pub fn enabled(config: &Config, index: usize) -> bool {
     offsets(config).get(index).is_some_and(|at| *at <= WINDOW)
 }
 
-/// The next enabled email after `index`.
-pub fn next_enabled(config: &Config, index: usize) -> Option<usize> {
-    let next = index + 1;
-    (next < config.emails.len() && enabled(config, next)).then_some(next)
+/// An offset from capture in hours, the unit of the 72-hour rule (`74h`, `72h1m`, `5h20m`),
+/// rather than [`Duration`]'s days (`3d2h`).
+pub fn hours(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
 }
 
-/// The email `index` sends.
-pub fn email(config: &Config, index: usize) -> Email {
-    let c = &config.emails[index];
-    let mut html = c.html.clone();
-    let mut text = c.text.clone();
-    if c.coupon && !mentions_coupon(&c.html) {
-        html.push_str(COUPON_LINE_HTML);
-        if let Some(t) = &mut text {
+/// Whether a template uses the coupon. The same test as the host's, so "carries the coupon"
+/// means the same thing on both sides.
+pub fn uses_coupon(template: &str) -> bool {
+    template.contains("coupon_code")
+}
+
+/// The email at `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
+/// (the host derives one from the html), and the coupon line added to each body that does
+/// not use the coupon yet when the email carries it.
+pub fn email(e: &EmailConfig, index: usize) -> Email {
+    let mut html = e.html.clone();
+    let mut text = e.text.clone().filter(|t| !t.trim().is_empty());
+    if e.coupon {
+        if !uses_coupon(&html) {
+            html.push_str(COUPON_LINE_HTML);
+        }
+        if let Some(t) = text.as_mut().filter(|t| !uses_coupon(t)) {
             t.push_str("\n\n");
             t.push_str(COUPON_LINE_TEXT);
         }
     }
-    Email { subject: c.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
-}
-
-fn mentions_coupon(template: &str) -> bool {
-    template.contains("coupon_code")
-}
-
-/// Validate a config: remarks (disabled emails) or every problem found, each with its path.
-pub fn check(
-    config: &Config,
-    scope_names_product_and_plan: bool,
-    coupon_registered: bool,
-) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
-    let mut errors = Vec::new();
-    let mut notes = Vec::new();
-    let n = config.emails.len();
-    if n == 0 {
-        errors.push(note("emails", "at least 1 email"));
-    }
-    if n > MAX_EMAILS {
-        errors.push(note("emails", format!("at most {MAX_EMAILS} emails (got {n})")));
-    }
-    if config.min_price_cents < 0 {
-        errors.push(note("min_price_cents", format!("must be 0 or more (got {})", config.min_price_cents)));
-    }
-    for (i, e) in config.emails.iter().enumerate() {
-        let path = format!("emails[{i}]");
-        if i == 0 && e.after < FIRST_MIN {
-            errors.push(note(
-                format!("{path}.after"),
-                format!("the first email must wait at least 20 minutes (got {})", e.after),
-            ));
-        }
-        if i > 0 && e.after < GAP_MIN {
-            errors.push(note(
-                format!("{path}.after"),
-                format!("each email must wait at least 5 hours after the previous one (got {})", e.after),
-            ));
-        }
-        if e.subject.trim().is_empty() {
-            errors.push(note(format!("{path}.subject"), "must not be empty"));
-        }
-        if e.html.trim().is_empty() {
-            errors.push(note(format!("{path}.html"), "must not be empty"));
-        }
-        if e.coupon {
-            if !scope_names_product_and_plan {
-                errors.push(note(format!("{path}.coupon"), "coupons need a binding with a product and a plan"));
-            } else if !coupon_registered {
-                errors.push(note(
-                    format!("{path}.coupon"),
-                    "no coupon is registered for this product and plan: register one with POST /v1/coupons first",
-                ));
-            }
-        } else {
-            for (field, value) in [("subject", Some(&e.subject)), ("html", Some(&e.html)), ("text", e.text.as_ref())] {
-                if value.is_some_and(|v| mentions_coupon(v)) {
-                    errors.push(note(
-                        format!("{path}.{field}"),
-                        "uses {{coupon_code}} but this email has no coupon: set \"coupon\": true",
-                    ));
-                }
-            }
-        }
-    }
-    for (i, at) in offsets(config).iter().enumerate() {
-        if *at > WINDOW {
-            notes.push(note(
-                format!("emails[{i}]"),
-                format!("disabled: it would go out at {at}, past the 72-hour window"),
-            ));
-        }
-    }
-    if errors.is_empty() { Ok(notes) } else { Err(errors) }
-}
-
-/// One line for the producer.
-pub fn summary(config: &Config) -> String {
-    let offsets = offsets(config);
-    let enabled: Vec<String> = offsets.iter().filter(|at| **at <= WINDOW).map(|at| at.to_string()).collect();
-    let disabled = offsets.len() - enabled.len();
-    let mut s = format!(
-        "{} email{}: at {} after capture",
-        enabled.len(),
-        if enabled.len() == 1 { "" } else { "s" },
-        enabled.join(", ")
-    );
-    if disabled > 0 {
-        s.push_str(&format!("; {disabled} disabled (past 72 h)"));
-    }
-    s
+    Email { subject: e.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(afters: &[&str]) -> Config {
-        let emails: Vec<serde_json::Value> =
-            afters.iter().map(|a| serde_json::json!({"after": a, "subject": "s", "html": "<p>h</p>"})).collect();
-        funnel_sdk::parse(&serde_json::json!({ "emails": emails }).to_string()).expect("parses")
+    fn email_config(html: &str, text: Option<&str>, coupon: bool) -> EmailConfig {
+        EmailConfig {
+            after: Duration::from_mins(20),
+            subject: "s".into(),
+            html: html.into(),
+            text: text.map(str::to_string),
+            coupon,
+        }
     }
 
-    fn errors(c: &Config) -> Vec<String> {
-        check(c, true, true).err().unwrap_or_default().iter().map(|n| format!("{}: {}", n.path, n.message)).collect()
-    }
-
-    #[test]
-    fn first_email_waits_at_least_20_minutes() {
-        assert!(errors(&config(&["20m"])).is_empty());
-        assert_eq!(
-            errors(&config(&["19m59s"])),
-            ["emails[0].after: the first email must wait at least 20 minutes (got 19m59s)"]
-        );
-        assert_eq!(
-            errors(&config(&["10m"])),
-            ["emails[0].after: the first email must wait at least 20 minutes (got 10m)"]
-        );
+    fn brl(cents: i64) -> Money {
+        Money { amount_cents: cents, currency: "BRL".into() }
     }
 
     #[test]
-    fn next_emails_wait_at_least_5_hours() {
-        assert!(errors(&config(&["20m", "5h"])).is_empty());
-        assert_eq!(
-            errors(&config(&["20m", "4h59m"])),
-            ["emails[1].after: each email must wait at least 5 hours after the previous one (got 4h59m)"]
-        );
-    }
-
-    #[test]
-    fn one_to_four_emails() {
-        assert_eq!(errors(&config(&[])), ["emails: at least 1 email"]);
-        assert!(errors(&config(&["20m", "5h", "5h", "5h"])).is_empty());
-        assert_eq!(errors(&config(&["20m", "5h", "5h", "5h", "5h"])), ["emails: at most 4 emails (got 5)"]);
-    }
-
-    #[test]
-    fn exactly_72_hours_is_allowed_one_minute_more_is_disabled() {
-        let at_72 = config(&["20m", "71h40m"]);
-        assert!(check(&at_72, false, false).expect("valid").is_empty());
-        assert!(enabled(&at_72, 1));
-        let past = config(&["20m", "71h41m"]);
-        let notes = check(&past, false, false).expect("still valid");
-        assert_eq!(notes.len(), 1);
-        assert_eq!(notes[0].path, "emails[1]");
-        assert_eq!(notes[0].message, "disabled: it would go out at 3d1m, past the 72-hour window");
-        assert!(!enabled(&past, 1));
-        assert_eq!(next_enabled(&past, 0), None);
-        assert_eq!(summary(&past), "1 email: at 20m after capture; 1 disabled (past 72 h)");
+    fn tags_round_trip_and_foreign_tags_are_not_ours() {
+        assert_eq!(tag(0), "email-1");
+        assert_eq!(tag(3), "email-4");
+        for i in 0..4 {
+            assert_eq!(index_of_tag(&tag(i)), Some(i));
+        }
+        for foreign in ["email-0", "email-", "email-+1", "email--1", "other", "Email-1", "email-1x", ""] {
+            assert_eq!(index_of_tag(foreign), None, "{foreign:?}");
+        }
     }
 
     #[test]
     fn price_must_be_strictly_over_the_minimum() {
-        assert!(!eligible(Some(2000), 2000));
+        assert!(!eligible(Some(2000), 2000), "exactly R$ 20,00 is not over it");
         assert!(eligible(Some(2001), 2000));
-        assert!(!eligible(None, 2000));
+        assert!(!eligible(None, 2000), "no price, not eligible");
+        assert!(!eligible(Some(0), 0));
         assert!(eligible(Some(1), 0));
     }
 
     #[test]
-    fn coupons_need_product_and_plan_and_a_registered_coupon() {
-        let c: Config = funnel_sdk::parse(
-            r#"{"emails": [{"after": "20m", "subject": "s", "html": "<p>h</p>"},
-                           {"after": "5h", "subject": "s", "html": "<p>h</p>", "coupon": true}]}"#,
-        )
-        .expect("parses");
-        assert!(check(&c, true, true).is_ok());
-        let no_scope = check(&c, false, false).unwrap_err();
+    fn ineligibility_says_why_in_the_leads_currency() {
         assert_eq!(
-            (no_scope[0].path.as_str(), no_scope[0].message.as_str()),
-            ("emails[1].coupon", "coupons need a binding with a product and a plan")
+            ineligibility(Some(&brl(2000)), 2000).as_deref(),
+            Some("not eligible: price R$ 20,00 is not over R$ 20,00 (min_price_cents 2000)")
         );
-        let no_coupon = check(&c, true, false).unwrap_err();
-        assert!(no_coupon[0].message.contains("POST /v1/coupons"), "{:?}", no_coupon[0]);
-        let sent = email(&c, 1);
-        assert!(sent.html.ends_with(COUPON_LINE_HTML), "the coupon line is added: {}", sent.html);
-        assert_eq!(email(&c, 0).html, "<p>h</p>");
-    }
-
-    #[test]
-    fn coupon_code_without_coupon_is_an_error_at_the_field() {
-        let c: Config =
-            funnel_sdk::parse(r#"{"emails": [{"after": "20m", "subject": "s", "html": "<p>{{coupon_code}}</p>"}]}"#)
-                .expect("parses");
+        assert_eq!(ineligibility(None, 2000).as_deref(), Some("not eligible: the checkout sent no price"));
+        assert_eq!(ineligibility(Some(&brl(2001)), 2000), None);
+        let usd = Money { amount_cents: 1999, currency: "USD".into() };
         assert_eq!(
-            errors(&c),
-            ["emails[0].html: uses {{coupon_code}} but this email has no coupon: set \"coupon\": true"]
+            ineligibility(Some(&usd), 2000).as_deref(),
+            Some("not eligible: price USD 19.99 is not over USD 20.00 (min_price_cents 2000)"),
+            "other currencies: their own cents against the same threshold"
         );
+        assert_eq!(money(-5, "BRL"), "-R$ 0,05");
     }
 
     #[test]
-    fn unknown_fields_and_bad_durations_name_their_path() {
-        let err = funnel_sdk::parse::<Config>(
-            r#"{"emails": [{"after": "20m", "subject": "s", "html": "h", "cupon": true}]}"#,
-        )
-        .unwrap_err();
-        assert_eq!(err[0].path, "emails[0].cupon");
-        assert!(err[0].message.contains("cupon"), "{}", err[0].message);
-        let err =
-            funnel_sdk::parse::<Config>(r#"{"emails": [{"after": "soon", "subject": "s", "html": "h"}]}"#).unwrap_err();
-        assert_eq!(err[0].path, "emails[0].after");
+    fn offsets_read_in_hours() {
+        assert_eq!(hours(Duration::from_mins(20)), "20m");
+        assert_eq!(hours(Duration::from_mins(320)), "5h20m");
+        assert_eq!(hours(Duration::from_hours(74)), "74h");
+        assert_eq!(hours(Duration::from_mins(72 * 60 + 1)), "72h1m");
+        assert_eq!(hours(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(hours(Duration::default()), "0s");
     }
 
     #[test]
-    fn tags_round_trip() {
-        assert_eq!(tag(0), "email-1");
-        assert_eq!(index_of_tag("email-4"), Some(3));
-        assert_eq!(index_of_tag("email-0"), None);
-        assert_eq!(index_of_tag("other"), None);
+    fn the_email_is_a_tagged_recovery_email() {
+        let sent = email(&email_config("<p>h</p>", Some("t"), false), 2);
+        assert_eq!((sent.subject.as_str(), sent.html.as_str(), sent.text.as_deref()), ("s", "<p>h</p>", Some("t")));
+        assert_eq!(sent.tag, "email-3");
+        assert_eq!(sent.kind, MessageKind::Recovery);
+    }
+
+    #[test]
+    fn a_coupon_email_gets_the_coupon_line_where_it_is_missing() {
+        let sent = email(&email_config("<p>h</p>", None, true), 0);
+        assert_eq!(sent.html, format!("<p>h</p>{COUPON_LINE_HTML}"));
+        assert_eq!(sent.text, None, "no text: the host derives it from the html, line included");
+
+        let sent = email(&email_config("<p>h</p>", Some("t"), true), 0);
+        assert_eq!(sent.text.as_deref(), Some("t\n\nUse the coupon {{coupon_code}} at checkout."));
+
+        let sent = email(&email_config("<p>{{ coupon_code }}</p>", Some("t"), true), 0);
+        assert_eq!(sent.html, "<p>{{ coupon_code }}</p>", "already used: left alone");
+        assert!(sent.text.as_deref().is_some_and(|t| t.ends_with(COUPON_LINE_TEXT)), "the text still lacked it");
+
+        let sent = email(&email_config("<p>h</p>", Some("code: {{coupon_code}}"), true), 0);
+        assert!(sent.html.ends_with(COUPON_LINE_HTML));
+        assert_eq!(sent.text.as_deref(), Some("code: {{coupon_code}}"), "not added twice");
+    }
+
+    #[test]
+    fn an_empty_text_is_left_to_the_host() {
+        assert_eq!(email(&email_config("<p>h</p>", Some(" "), false), 0).text, None);
+        assert_eq!(email(&email_config("<p>h</p>", Some(""), true), 0).text, None, "not a text of only the coupon");
     }
 }

@@ -1,0 +1,424 @@
+//! The binding's config (the public contract producers write), its validation with a path on
+//! every problem, and the one-line summary shown to the producer.
+
+use funnel_sdk::{BindingContext, ConfigNote, Duration, note};
+use serde::Deserialize;
+
+use crate::policy::{self, DEFAULT_MIN_PRICE_CENTS, FIRST_MIN, GAP_MIN, MAX_EMAILS, WINDOW};
+
+/// The binding's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Only carts priced strictly over this many cents are eligible.
+    #[serde(default = "default_min_price")]
+    pub min_price_cents: i64,
+    /// 1 to 4 emails, in sending order.
+    pub emails: Vec<EmailConfig>,
+}
+
+fn default_min_price() -> i64 {
+    DEFAULT_MIN_PRICE_CENTS
+}
+
+/// One email of the sequence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// For the first email, after capture; for the others, after the previous email.
+    pub after: Duration,
+    /// Subject template.
+    pub subject: String,
+    /// HTML body template.
+    pub html: String,
+    /// Plain-text body template; the host derives one from `html` when absent.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Carry the binding's coupon.
+    #[serde(default)]
+    pub coupon: bool,
+}
+
+// The host's own `send-email` limits, checked here too so a producer learns at config time
+// rather than from a failed send 20 minutes after a lead.
+const MAX_SUBJECT_BYTES: usize = 998;
+const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Why this binding cannot carry a coupon, if it cannot.
+fn coupon_problem(binding: &BindingContext) -> Option<&'static str> {
+    if binding.scope.product_id.is_none() || binding.scope.plan_id.is_none() {
+        Some("coupons need a binding with a product and a plan")
+    } else if binding.coupon.is_none() {
+        Some("no coupon is registered for this product and plan: register one with POST /v1/coupons first")
+    } else {
+        None
+    }
+}
+
+/// Validate a parsed config for a binding: `Ok` with remarks (the disabled emails), or `Err`
+/// with every problem found, each naming its path.
+pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
+    let mut errors = Vec::new();
+    let n = config.emails.len();
+    if n == 0 {
+        errors.push(note("emails", "at least 1 email"));
+    }
+    if n > MAX_EMAILS {
+        errors.push(note("emails", format!("at most {MAX_EMAILS} emails (got {n})")));
+    }
+    if config.min_price_cents < 0 {
+        errors.push(note("min_price_cents", format!("must be >= 0 (got {})", config.min_price_cents)));
+    }
+    let coupon_problem = coupon_problem(binding);
+    for (i, e) in config.emails.iter().enumerate() {
+        check_email(i, e, coupon_problem, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(policy::offsets(config)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, at)| *at > WINDOW)
+        .map(|(i, at)| {
+            note(
+                format!("emails[{i}]"),
+                format!("disabled: it would go out at {}, past the 72-hour window", policy::hours(at)),
+            )
+        })
+        .collect())
+}
+
+fn check_email(i: usize, e: &EmailConfig, coupon_problem: Option<&str>, errors: &mut Vec<ConfigNote>) {
+    let path = |field: &str| format!("emails[{i}].{field}");
+    if i == 0 && e.after < FIRST_MIN {
+        errors.push(note(path("after"), format!("the first email must wait at least 20 minutes (got {})", e.after)));
+    }
+    if i > 0 && e.after < GAP_MIN {
+        errors.push(note(
+            path("after"),
+            format!("each email must wait at least 5 hours after the previous one (got {})", e.after),
+        ));
+    }
+    if e.subject.trim().is_empty() {
+        errors.push(note(path("subject"), "must not be empty"));
+    } else if e.subject.contains(['\r', '\n']) {
+        errors.push(note(path("subject"), "must be one line"));
+    }
+    if e.html.trim().is_empty() {
+        errors.push(note(path("html"), "must not be empty"));
+    }
+    // Sizes as sent, coupon line included.
+    let sent = policy::email(e, i);
+    if sent.subject.len() > MAX_SUBJECT_BYTES {
+        errors.push(note(path("subject"), format!("at most {MAX_SUBJECT_BYTES} bytes (got {})", sent.subject.len())));
+    }
+    if sent.html.len() > MAX_BODY_BYTES {
+        errors.push(note(path("html"), format!("at most {MAX_BODY_BYTES} bytes (got {})", sent.html.len())));
+    }
+    if let Some(text) = sent.text.as_ref().filter(|t| t.len() > MAX_BODY_BYTES) {
+        errors.push(note(path("text"), format!("at most {MAX_BODY_BYTES} bytes (got {})", text.len())));
+    }
+    if e.coupon {
+        if let Some(problem) = coupon_problem {
+            errors.push(note(path("coupon"), problem));
+        }
+    } else {
+        // Without `coupon` the host would render `{{coupon_code}}` empty (or the binding's
+        // coupon the producer did not mean to give away): say so now.
+        for (field, template) in [("subject", Some(&e.subject)), ("html", Some(&e.html)), ("text", e.text.as_ref())] {
+            if template.is_some_and(|t| policy::uses_coupon(t)) {
+                errors
+                    .push(note(path(field), "uses {{coupon_code}} but this email has no coupon: set \"coupon\": true"));
+            }
+        }
+    }
+}
+
+/// One line for the producer, e.g. `3 emails: at 20m, 5h20m (coupon), 10h20m after capture;
+/// 1 disabled (past 72h)`.
+pub fn summary(config: &Config) -> String {
+    let offsets = policy::offsets(config);
+    let enabled: Vec<String> = offsets
+        .iter()
+        .zip(&config.emails)
+        .filter(|(at, _)| **at <= WINDOW)
+        .map(|(at, e)| if e.coupon { format!("{} (coupon)", policy::hours(*at)) } else { policy::hours(*at) })
+        .collect();
+    let disabled = offsets.len() - enabled.len();
+    let mut line = if enabled.is_empty() {
+        "no email will go out".to_string()
+    } else {
+        format!(
+            "{} email{}: at {} after capture",
+            enabled.len(),
+            if enabled.len() == 1 { "" } else { "s" },
+            enabled.join(", ")
+        )
+    };
+    if disabled > 0 {
+        line.push_str(&format!("; {disabled} disabled (past 72h)"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use funnel_sdk::{Coupon, Scope};
+    use serde_json::{Value, json};
+
+    fn parse(config: Value) -> Config {
+        funnel_sdk::parse(&config.to_string()).expect("parses")
+    }
+
+    fn config(afters: &[&str]) -> Config {
+        let emails: Vec<Value> =
+            afters.iter().map(|a| json!({"after": a, "subject": "s", "html": "<p>h</p>"})).collect();
+        parse(json!({ "emails": emails }))
+    }
+
+    /// A binding naming a product and a plan with a registered coupon.
+    fn full_binding() -> BindingContext {
+        binding(Some("p1"), Some("q1"), true)
+    }
+
+    fn binding(product: Option<&str>, plan: Option<&str>, coupon: bool) -> BindingContext {
+        BindingContext {
+            scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },
+            coupon: coupon.then(|| Coupon { code: "VOLTA10".into(), discount_percent: 10 }),
+        }
+    }
+
+    fn lines(notes: &[ConfigNote]) -> Vec<String> {
+        notes.iter().map(|n| format!("{}: {}", n.path, n.message)).collect()
+    }
+
+    fn errors_with(c: &Config, b: &BindingContext) -> Vec<String> {
+        lines(&check(c, b).err().unwrap_or_default())
+    }
+
+    fn errors(c: &Config) -> Vec<String> {
+        errors_with(c, &full_binding())
+    }
+
+    fn notes(c: &Config) -> Vec<String> {
+        lines(&check(c, &full_binding()).expect("valid"))
+    }
+
+    #[test]
+    fn first_email_waits_at_least_20_minutes() {
+        assert!(errors(&config(&["20m"])).is_empty());
+        assert!(errors(&config(&["1200s"])).is_empty());
+        assert_eq!(
+            errors(&config(&["19m59s"])),
+            ["emails[0].after: the first email must wait at least 20 minutes (got 19m59s)"]
+        );
+        assert_eq!(
+            errors(&config(&["10m"])),
+            ["emails[0].after: the first email must wait at least 20 minutes (got 10m)"]
+        );
+        assert_eq!(
+            errors(&config(&["0s"])),
+            ["emails[0].after: the first email must wait at least 20 minutes (got 0s)"]
+        );
+    }
+
+    #[test]
+    fn each_next_email_waits_at_least_5_hours() {
+        assert!(errors(&config(&["20m", "5h"])).is_empty());
+        assert!(errors(&config(&["20m", "300m", "5h", "5h"])).is_empty());
+        assert_eq!(
+            errors(&config(&["20m", "4h59m"])),
+            ["emails[1].after: each email must wait at least 5 hours after the previous one (got 4h59m)"]
+        );
+        assert_eq!(
+            errors(&config(&["20m", "5h", "5h", "4h59m59s"])),
+            ["emails[3].after: each email must wait at least 5 hours after the previous one (got 4h59m59s)"]
+        );
+        // 20 minutes is the first email's minimum only.
+        assert_eq!(errors(&config(&["5h", "20m"])).len(), 1);
+    }
+
+    #[test]
+    fn one_to_four_emails() {
+        assert_eq!(errors(&config(&[])), ["emails: at least 1 email"]);
+        assert!(errors(&config(&["20m"])).is_empty());
+        assert!(errors(&config(&["20m", "5h", "5h", "5h"])).is_empty());
+        assert_eq!(errors(&config(&["20m", "5h", "5h", "5h", "5h"])), ["emails: at most 4 emails (got 5)"]);
+    }
+
+    #[test]
+    fn exactly_72_hours_is_allowed() {
+        let c = config(&["20m", "71h40m"]);
+        assert!(notes(&c).is_empty());
+        assert_eq!(summary(&c), "2 emails: at 20m, 72h after capture");
+        let c = config(&["20m", "5h", "5h", "61h40m"]);
+        assert!(notes(&c).is_empty(), "cumulative: 20m + 5h + 5h + 61h40m = 72h");
+    }
+
+    #[test]
+    fn one_minute_past_72_hours_is_disabled_not_refused() {
+        let c = config(&["20m", "71h41m"]);
+        assert_eq!(notes(&c), ["emails[1]: disabled: it would go out at 72h1m, past the 72-hour window"]);
+        assert_eq!(summary(&c), "1 email: at 20m after capture; 1 disabled (past 72h)");
+        let c = config(&["20m", "5h", "5h", "61h41m"]);
+        assert_eq!(notes(&c), ["emails[3]: disabled: it would go out at 72h1m, past the 72-hour window"]);
+    }
+
+    #[test]
+    fn a_disabled_email_disables_the_ones_after_it() {
+        // Times are cumulative: email 3 at 72h20m is disabled, so email 4 (77h20m) is too.
+        let c = config(&["20m", "5h", "67h", "5h"]);
+        assert_eq!(
+            notes(&c),
+            [
+                "emails[2]: disabled: it would go out at 72h20m, past the 72-hour window",
+                "emails[3]: disabled: it would go out at 77h20m, past the 72-hour window",
+            ]
+        );
+        assert_eq!(summary(&c), "2 emails: at 20m, 5h20m after capture; 2 disabled (past 72h)");
+    }
+
+    #[test]
+    fn a_config_whose_every_email_is_disabled_is_accepted_and_says_so() {
+        let c = config(&["74h"]);
+        assert_eq!(notes(&c), ["emails[0]: disabled: it would go out at 74h, past the 72-hour window"]);
+        assert_eq!(summary(&c), "no email will go out; 1 disabled (past 72h)");
+    }
+
+    #[test]
+    fn the_summary_lists_planned_times_and_coupons() {
+        let mut c = config(&["20m", "5h", "5h"]);
+        c.emails[1].coupon = true;
+        assert_eq!(summary(&c), "3 emails: at 20m, 5h20m (coupon), 10h20m after capture");
+    }
+
+    #[test]
+    fn min_price_defaults_to_r20_and_cannot_be_negative() {
+        assert_eq!(config(&["20m"]).min_price_cents, 2000);
+        let c = parse(json!({"min_price_cents": 0, "emails": [{"after": "20m", "subject": "s", "html": "h"}]}));
+        assert!(errors(&c).is_empty());
+        let c = parse(json!({"min_price_cents": -1, "emails": [{"after": "20m", "subject": "s", "html": "h"}]}));
+        assert_eq!(errors(&c), ["min_price_cents: must be >= 0 (got -1)"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let c = parse(json!({"min_price_cents": -5, "emails": [
+            {"after": "10m", "subject": " ", "html": ""},
+            {"after": "1h", "subject": "s", "html": "{{coupon_code}}"},
+            {"after": "5h", "subject": "s", "html": "h", "coupon": true},
+            {"after": "5h", "subject": "a\nb", "html": "h"},
+            {"after": "5h", "subject": "s", "html": "h"},
+        ]}));
+        assert_eq!(
+            errors_with(&c, &binding(None, None, false)),
+            [
+                "emails: at most 4 emails (got 5)",
+                "min_price_cents: must be >= 0 (got -5)",
+                "emails[0].after: the first email must wait at least 20 minutes (got 10m)",
+                "emails[0].subject: must not be empty",
+                "emails[0].html: must not be empty",
+                "emails[1].after: each email must wait at least 5 hours after the previous one (got 1h)",
+                "emails[1].html: uses {{coupon_code}} but this email has no coupon: set \"coupon\": true",
+                "emails[2].coupon: coupons need a binding with a product and a plan",
+                "emails[3].subject: must be one line",
+            ]
+        );
+    }
+
+    fn with_coupon_on_third() -> Config {
+        let mut c = config(&["20m", "5h", "5h"]);
+        c.emails[2].coupon = true;
+        c
+    }
+
+    #[test]
+    fn coupons_need_a_product_and_a_plan() {
+        let c = with_coupon_on_third();
+        assert!(errors_with(&c, &full_binding()).is_empty());
+        let want = ["emails[2].coupon: coupons need a binding with a product and a plan"];
+        assert_eq!(errors_with(&c, &binding(None, None, false)), want, "all products");
+        assert_eq!(errors_with(&c, &binding(Some("p1"), None, false)), want, "a product, no plan");
+        assert_eq!(errors_with(&c, &binding(None, Some("q1"), false)), want, "a plan, no product");
+    }
+
+    #[test]
+    fn coupons_need_a_registered_coupon() {
+        assert_eq!(
+            errors_with(&with_coupon_on_third(), &binding(Some("p1"), Some("q1"), false)),
+            ["emails[2].coupon: no coupon is registered for this product and plan: register one with POST \
+                 /v1/coupons first"]
+        );
+    }
+
+    #[test]
+    fn no_coupon_no_coupon_rules() {
+        // Without `coupon: true` the scope does not matter.
+        assert!(errors_with(&config(&["20m", "5h"]), &binding(None, None, false)).is_empty());
+    }
+
+    #[test]
+    fn coupon_code_without_coupon_is_an_error_at_each_field() {
+        let c = parse(json!({"emails": [
+            {"after": "20m", "subject": "s", "html": "h"},
+            {"after": "5h", "subject": "{{coupon_code}}", "html": "<p>{{ coupon_code }}</p>", "text": "{{coupon_code}}"},
+        ]}));
+        let rule = "uses {{coupon_code}} but this email has no coupon: set \"coupon\": true";
+        assert_eq!(
+            errors(&c),
+            [
+                format!("emails[1].subject: {rule}"),
+                format!("emails[1].html: {rule}"),
+                format!("emails[1].text: {rule}")
+            ]
+        );
+        let c = parse(json!({"emails": [
+            {"after": "20m", "subject": "{{coupon_code}}", "html": "<p>{{coupon_code}}</p>", "coupon": false},
+        ]}));
+        assert_eq!(errors(&c).len(), 2, "an explicit false is the same as absent");
+        let c = parse(json!({"emails": [
+            {"after": "20m", "subject": "{{coupon_code}}", "html": "<p>{{coupon_code}}</p>", "coupon": true},
+        ]}));
+        assert!(errors(&c).is_empty());
+    }
+
+    #[test]
+    fn sizes_are_checked_as_sent() {
+        let long = "x".repeat(MAX_SUBJECT_BYTES + 1);
+        let c = parse(json!({"emails": [{"after": "20m", "subject": long, "html": "h"}]}));
+        assert_eq!(errors(&c), ["emails[0].subject: at most 998 bytes (got 999)"]);
+        // Fits on its own, but not with the coupon line added.
+        let html = "x".repeat(MAX_BODY_BYTES - 10);
+        let c = parse(json!({"emails": [{"after": "20m", "subject": "s", "html": html, "coupon": true}]}));
+        assert_eq!(errors(&c).len(), 1);
+        assert!(errors(&c)[0].starts_with("emails[0].html: at most 524288 bytes"), "{:?}", errors(&c));
+    }
+
+    #[test]
+    fn shape_errors_name_their_path() {
+        let err = funnel_sdk::parse::<Config>(
+            r#"{"emails": [{"after": "20m", "subject": "s", "html": "h", "cupon": true}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err[0].path, "emails[0].cupon");
+        assert!(err[0].message.contains("unknown field `cupon`"), "{}", err[0].message);
+        let err = funnel_sdk::parse::<Config>(r#"{"emails": [], "min_price": 10}"#).unwrap_err();
+        assert_eq!(err[0].path, "min_price");
+        let err =
+            funnel_sdk::parse::<Config>(r#"{"emails": [{"after": "soon", "subject": "s", "html": "h"}]}"#).unwrap_err();
+        assert_eq!(err[0].path, "emails[0].after");
+        let err = funnel_sdk::parse::<Config>(r#"{"emails": [{"after": "20m", "html": "h"}]}"#).unwrap_err();
+        assert!(err[0].message.contains("missing field `subject`"), "{:?}", err[0]);
+        let err = funnel_sdk::parse::<Config>(r#"{"min_price_cents": 2000}"#).unwrap_err();
+        assert!(err[0].message.contains("missing field `emails`"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn the_readme_example_is_valid() {
+        let c: Config = funnel_sdk::parse(include_str!("../../../examples/four-emails/config.json")).expect("parses");
+        assert!(notes(&c).is_empty());
+        assert_eq!(summary(&c), "3 emails: at 20m, 5h20m (coupon), 29h20m after capture");
+    }
+}
