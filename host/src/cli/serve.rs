@@ -15,6 +15,7 @@ use crate::api::{self, AppState, Secrets};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::Transport;
 use crate::delivery::file::FileTransport;
+use crate::delivery::sms::{SmsFormat, SmsGateway};
 use crate::delivery::smtp::SmtpTransport;
 use crate::engine::{Engine, EngineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -38,6 +39,15 @@ pub struct ServeArgs {
     /// when unset, emails are written as .eml files under the outbox directory.
     #[arg(long, env = "FUNNEL_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
+    /// HTTP SMS gateway; when unset, SMS are written as .sms.json files under the outbox directory.
+    #[arg(long, env = "FUNNEL_SMS_URL", hide_env_values = true)]
+    sms_url: Option<String>,
+    /// Request shape of the SMS gateway: json ({to, body, reference}) or twilio (form To, From, Body).
+    #[arg(long, env = "FUNNEL_SMS_FORMAT", value_enum, default_value = "json")]
+    sms_format: SmsFormat,
+    /// Sender of SMS (for gateways that need one).
+    #[arg(long, env = "FUNNEL_SMS_FROM", default_value = "funnel")]
+    sms_from: String,
     /// From address of emails.
     #[arg(long, env = "FUNNEL_FROM", default_value = "funnel <no-reply@localhost>")]
     from: String,
@@ -116,12 +126,16 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         Some(url) => Arc::new(SmtpTransport::new(url, &args.from, public_url.clone()).map_err(UsageError)?),
         None => files.clone(),
     };
+    let sms: Arc<dyn Transport> = match &args.sms_url {
+        Some(url) => Arc::new(SmsGateway::new(url, args.sms_format, &args.sms_from).map_err(UsageError)?),
+        None => files,
+    };
     let engine = Arc::new(Engine::new(EngineParts {
         store: store.clone(),
         runtime,
         clock: clock.clone(),
         email,
-        sms: files,
+        sms,
         public_url,
     }));
     let work = Arc::new(Notify::new());

@@ -7,9 +7,11 @@
 //! - [`email`]: the MIME message of an email (Message-ID, unsubscribe headers, two parts).
 //! - [`file`]: the default transport, one file per message under `./outbox/`.
 //! - [`smtp`]: email over SMTP/SMTPS with lettre.
+//! - [`sms`]: SMS through an HTTP gateway (JSON or Twilio-style form).
 
 pub mod email;
 pub mod file;
+pub mod sms;
 pub mod smtp;
 pub mod template;
 

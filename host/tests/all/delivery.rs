@@ -82,3 +82,77 @@ async fn a_server_that_is_down_then_up_gets_the_message() {
     assert_eq!(mailbox.received().len(), 1);
     assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
 }
+
+/// A tiny SMS provider on loopback: records each request body, answers with `status`.
+async fn sms_gateway(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/send",
+        post(move |body: String| {
+            let record = record.clone();
+            async move {
+                if let Ok(mut seen) = record.lock() {
+                    seen.push(body);
+                }
+                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/send", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+async fn harness_with_sms(url: &str, format: funnel_host::delivery::sms::SmsFormat) -> Option<Harness> {
+    let store = fresh_store(Db::Sqlite).await?;
+    let sms = funnel_host::delivery::sms::SmsGateway::new(url, format, "Loja").expect("gateway");
+    let h = Harness::with_transports(store, T0, Arc::new(funnel_host::delivery::Discard), Arc::new(sms)).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    Some(h)
+}
+
+#[tokio::test]
+async fn an_sms_gateway_receives_the_rendered_body() {
+    let (url, seen) = sms_gateway(200).await;
+    let Some(h) = harness_with_sms(&url, funnel_host::delivery::sms::SmsFormat::Json).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    let requests = seen.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let body: serde_json::Value = serde_json::from_str(&requests[0]).expect("json");
+    let sms_id = h
+        .engine
+        .store
+        .lead_snapshot(&lead)
+        .await
+        .expect("lead")
+        .messages
+        .into_iter()
+        .find(|m| m.channel == "sms")
+        .expect("sms")
+        .id;
+    assert_eq!(body, serde_json::json!({"to": "+5511999990000", "body": "Hi Ana", "reference": sms_id}));
+}
+
+#[tokio::test]
+async fn a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent() {
+    let (url, seen) = sms_gateway(400).await;
+    let Some(h) = harness_with_sms(&url, funnel_host::delivery::sms::SmsFormat::Twilio).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    assert_eq!(seen.lock().expect("lock").clone(), ["To=%2B5511999990000&From=Loja&Body=Hi+Ana"]);
+    let sms = h
+        .engine
+        .store
+        .lead_snapshot(&lead)
+        .await
+        .expect("lead")
+        .messages
+        .into_iter()
+        .find(|m| m.channel == "sms")
+        .expect("sms");
+    assert_eq!(sms.status, "bounced");
+}

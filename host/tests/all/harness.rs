@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
-use funnel_host::delivery::Discard;
+use funnel_host::delivery::{Discard, Transport};
 use funnel_host::engine::{Engine, EngineParts};
 use funnel_host::guests;
 use funnel_host::runtime::Runtime;
@@ -29,18 +29,28 @@ impl Harness {
     }
 
     /// Like [`Harness::new`], with emails going to `email`.
-    pub async fn with_email(store: Store, now: i64, email: Arc<dyn funnel_host::delivery::Transport>) -> Harness {
-        let mut harness = Harness::attach_with(store, now, email).await;
+    pub async fn with_email(store: Store, now: i64, email: Arc<dyn Transport>) -> Harness {
+        Harness::with_transports(store, now, email, Arc::new(Discard)).await
+    }
+
+    /// Like [`Harness::new`], with emails and SMS going to the given transports.
+    pub async fn with_transports(
+        store: Store,
+        now: i64,
+        email: Arc<dyn Transport>,
+        sms: Arc<dyn Transport>,
+    ) -> Harness {
+        let mut harness = Harness::attach_with(store, now, email, sms).await;
         harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
         harness
     }
 
     /// Another engine (a restart, or a second replica) over the same store; no new producer.
     pub async fn attach(store: Store, now: i64) -> Harness {
-        Harness::attach_with(store, now, Arc::new(Discard)).await
+        Harness::attach_with(store, now, Arc::new(Discard), Arc::new(Discard)).await
     }
 
-    async fn attach_with(store: Store, now: i64, email: Arc<dyn funnel_host::delivery::Transport>) -> Harness {
+    async fn attach_with(store: Store, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
         let clock = Arc::new(VirtualClock::new(now));
         let runtime = Arc::new(crate::support::runtime());
         let engine = Engine::new(EngineParts {
@@ -48,7 +58,7 @@ impl Harness {
             runtime: runtime.clone() as Arc<Runtime>,
             clock: clock.clone(),
             email,
-            sms: Arc::new(Discard),
+            sms,
             public_url: "https://funnel.test".into(),
         });
         Harness { engine, clock, producer: String::new() }
