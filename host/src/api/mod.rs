@@ -5,7 +5,7 @@
 //! ## Layout
 //! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
 //! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
-//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `health`: the routes.
+//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `health`: the routes.
 //! - `tracking`: the public click and unsubscribe links.
 
 pub mod auth;
@@ -16,6 +16,7 @@ mod health;
 mod leads;
 pub mod problem;
 mod producers;
+mod stats;
 mod tracking;
 
 use std::sync::Arc;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/batch", post(events::batch))
         .route("/v1/leads", get(leads::list))
         .route("/v1/leads/{id}", get(leads::one))
+        .route("/v1/stats", get(stats::stats))
         .route("/r/{token}", get(tracking::click))
         .route("/u/{token}", get(tracking::unsubscribe_page).post(tracking::unsubscribe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

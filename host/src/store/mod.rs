@@ -13,6 +13,7 @@
 //! - [`outbox`]: messages waiting for delivery and their outcome.
 //! - [`plugins`]: uploaded components.
 //! - [`producers`], [`bindings`]: who the producers are and which plugin serves which scope.
+//! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
 
@@ -23,6 +24,7 @@ pub mod leads;
 pub mod outbox;
 pub mod plugins;
 pub mod producers;
+pub mod stats;
 pub mod timeline;
 pub mod timers;
 pub mod tracking;

@@ -373,3 +373,67 @@ async fn tracked_links_click_through_and_unsubscribe_in_one_click() {
     assert_eq!(after["status"], "unsubscribed", "{after}");
     assert_eq!(std::fs::read_dir(s.outbox.path()).expect("outbox").count(), 1, "no second email after unsubscribing");
 }
+
+#[tokio::test]
+async fn stats_credit_the_clicked_message_with_the_recovery() {
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let s = start(store).await;
+        let (producer, key) = s.producer().await;
+        let binding = json!({"plugin": "four-emails", "config": {"emails": [
+            {"after": "20m", "subject": "Volte", "html": "<p><a href=\"{{checkout_url}}\">pagar</a></p>"},
+            {"after": "5h", "subject": "De novo", "html": "<p>{{checkout_url}}</p>"}]}});
+        assert_eq!(s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await.0, 200);
+        s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event("e1", &producer, "ana@example.com")))
+            .await;
+        s.send(
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(PLATFORM),
+            Some(event("e2", &producer, "bia@example.com").tap_checkout("chk-2")),
+        )
+        .await;
+        s.engine.settle().await.expect("settle");
+        s.clock.set(T0 + 20 * 60_000);
+        s.engine.settle().await.expect("settle");
+        let mut files: Vec<_> =
+            std::fs::read_dir(s.outbox.path()).expect("outbox").flatten().map(|f| f.path()).collect();
+        files.sort();
+        let ana = files
+            .iter()
+            .map(|f| unfold_quoted_printable(&std::fs::read_to_string(f).expect("read")))
+            .find(|m| m.contains("To: ana@example.com"))
+            .expect("ana's email");
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        client.get(format!("{}/r/{}", s.base, link(&ana, "r"))).send().await.expect("click");
+        s.clock.set(T0 + 3_600_000);
+        s.engine.settle().await.expect("settle");
+        let mut paid = event("e3", &producer, "ana@example.com");
+        paid["type"] = json!("order.paid");
+        s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(paid)).await;
+        s.engine.settle().await.expect("settle");
+        let (status, stats) = s.send(reqwest::Method::GET, "/v1/stats", Some(&key), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            stats,
+            json!({"leads": 2, "recovered": 1, "recovered_revenue": [{"currency": "BRL", "amount_cents": 9700}],
+                   "by_tag": [{"tag": "email-1", "sent": 2, "clicked": 1, "recovered": 1}]}),
+            "{db:?}"
+        );
+        let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+        let statuses: Vec<&str> =
+            leads["leads"].as_array().expect("leads").iter().filter_map(|l| l["status"].as_str()).collect();
+        assert!(statuses.contains(&"recovered") && statuses.contains(&"recovering"), "{statuses:?}");
+    }
+}
+
+trait TapCheckout {
+    fn tap_checkout(self, id: &str) -> Self;
+}
+
+impl TapCheckout for Value {
+    fn tap_checkout(mut self, id: &str) -> Self {
+        self["checkout"]["id"] = json!(id);
+        self
+    }
+}

@@ -156,3 +156,24 @@ async fn a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent() {
         .expect("sms");
     assert_eq!(sms.status, "bounced");
 }
+
+#[tokio::test]
+async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id() {
+    let (url, mailbox) = smtp_server::start();
+    let Some(h) = harness_with_smtp(&url).await else { return };
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    // Handle the event but do not deliver: a worker claims the message, then dies.
+    h.engine.scheduler.tick().await.expect("tick");
+    h.engine.dispatcher.drain().await.expect("drain");
+    let claimed = h.engine.store.claim_messages(h.clock_now(), 60_000, 10).await.expect("claim");
+    let email = claimed.iter().find(|m| m.channel == "email").expect("the email was claimed").clone();
+    drop(claimed);
+    // Another worker: nothing while the dead one's lease runs, the message once it expires.
+    h.at(30_000).await;
+    assert!(mailbox.received().is_empty(), "the lease is honoured");
+    h.at(61_000).await;
+    let received = mailbox.received();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "same Message-ID: {}", received[0]);
+    assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
+}

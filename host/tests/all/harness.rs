@@ -141,6 +141,11 @@ impl Harness {
         self.engine.store.ingest(&event, self.clock.now_ms()).await.expect("ingest")
     }
 
+    pub fn clock_now(&self) -> i64 {
+        use funnel_host::clock::Clock;
+        self.clock.now_ms()
+    }
+
     pub async fn settle(&self) {
         self.engine.settle().await.expect("settle");
     }

@@ -1,0 +1,81 @@
+//! A producer's numbers: leads, recovered leads and revenue (per currency), and per message
+//! tag how many were sent, clicked and credited with a recovery (the message a purchase is
+//! attributed to: the last clicked before it, else the last delivered).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Revenue {
+    pub currency: String,
+    pub amount_cents: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagStats {
+    pub tag: String,
+    pub sent: i64,
+    pub clicked: i64,
+    pub recovered: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub leads: i64,
+    pub recovered: i64,
+    pub recovered_revenue: Vec<Revenue>,
+    pub by_tag: Vec<TagStats>,
+}
+
+impl Store {
+    pub async fn stats(&self, producer_id: &str) -> Result<Stats, StoreError> {
+        let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1")
+            .bind(producer_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let recovered: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1 AND recovered_by IS NOT NULL")
+                .bind(producer_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let revenue = sqlx::query(
+            "SELECT currency, CAST(SUM(price_cents) AS BIGINT) AS amount FROM leads
+             WHERE producer_id = $1 AND recovered_by IS NOT NULL AND price_cents IS NOT NULL AND currency IS NOT NULL
+             GROUP BY currency ORDER BY currency",
+        )
+        .bind(producer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_tag = sqlx::query(
+            "SELECT o.tag,
+                    SUM(CASE WHEN o.status = 'sent' THEN 1 ELSE 0 END) AS sent,
+                    SUM(CASE WHEN o.clicked_at IS NOT NULL THEN 1 ELSE 0 END) AS clicked,
+                    SUM(CASE WHEN l.recovered_by = o.id THEN 1 ELSE 0 END) AS recovered
+             FROM outbox o JOIN leads l ON l.id = o.lead_id WHERE o.producer_id = $1 GROUP BY o.tag ORDER BY o.tag",
+        )
+        .bind(producer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Stats {
+            leads,
+            recovered,
+            recovered_revenue: revenue
+                .iter()
+                .map(|r| Ok(Revenue { currency: r.try_get("currency")?, amount_cents: r.try_get("amount")? }))
+                .collect::<Result<_, StoreError>>()?,
+            by_tag: by_tag
+                .iter()
+                .map(|r| {
+                    Ok(TagStats {
+                        tag: r.try_get("tag")?,
+                        sent: r.try_get("sent")?,
+                        clicked: r.try_get("clicked")?,
+                        recovered: r.try_get("recovered")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
