@@ -30,6 +30,8 @@ pub struct EngineParts {
     pub email: Arc<dyn Transport>,
     pub sms: Arc<dyn Transport>,
     pub public_url: String,
+    /// Send caps per minute: (all producers, one producer); `None` for no cap.
+    pub rate_caps: (Option<u32>, Option<u32>),
 }
 
 impl Engine {
@@ -38,7 +40,8 @@ impl Engine {
         Engine {
             dispatcher: Dispatcher::new(parts.store.clone(), plugins.clone(), parts.clock.clone(), parts.public_url),
             scheduler: Scheduler::new(parts.store.clone(), parts.clock.clone()),
-            deliverer: Deliverer::new(parts.store.clone(), parts.email, parts.sms, parts.clock.clone()),
+            deliverer: Deliverer::new(parts.store.clone(), parts.email, parts.sms, parts.clock.clone())
+                .with_rate_caps(parts.rate_caps.0, parts.rate_caps.1),
             store: parts.store,
             plugins,
             clock: parts.clock,

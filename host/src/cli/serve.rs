@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// Token for admin routes (creating producers); generated when unset.
     #[arg(long, env = "FUNNEL_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Most messages sent per minute by this process, all producers together.
+    #[arg(long, env = "FUNNEL_MAX_SENDS_PER_MINUTE", default_value_t = 6000)]
+    max_sends_per_minute: u32,
+    /// Most messages sent per minute for one producer.
+    #[arg(long, env = "FUNNEL_MAX_PRODUCER_SENDS_PER_MINUTE", default_value_t = 600)]
+    max_producer_sends_per_minute: u32,
     /// Where compiled plugins are cached between restarts.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
     cache_dir: PathBuf,
@@ -137,6 +143,7 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         email,
         sms,
         public_url,
+        rate_caps: (Some(args.max_sends_per_minute), Some(args.max_producer_sends_per_minute)),
     }));
     let work = Arc::new(Notify::new());
     let state =

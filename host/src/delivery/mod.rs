@@ -4,6 +4,7 @@
 //!
 //! ## Layout
 //! - [`template`]: rendering of subjects and bodies.
+//! - [`rate`]: the global and per-producer send rate caps.
 //! - [`email`]: the MIME message of an email (Message-ID, unsubscribe headers, two parts).
 //! - [`file`]: the default transport, one file per message under `./outbox/`.
 //! - [`smtp`]: email over SMTP/SMTPS with lettre.
@@ -11,6 +12,7 @@
 
 pub mod email;
 pub mod file;
+pub mod rate;
 pub mod sms;
 pub mod smtp;
 pub mod template;
@@ -68,11 +70,17 @@ pub struct Deliverer {
     sms: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     max_attempts: i64,
+    rate: std::sync::Mutex<rate::RateCaps>,
 }
 
 impl Deliverer {
     pub fn new(store: Store, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
-        Deliverer { store, email, sms, clock, max_attempts: 8 }
+        Deliverer { store, email, sms, clock, max_attempts: 8, rate: std::sync::Mutex::new(rate::RateCaps::default()) }
+    }
+
+    /// Cap sends per minute, overall and per producer (`None`: no cap).
+    pub fn with_rate_caps(self, global_per_minute: Option<u32>, producer_per_minute: Option<u32>) -> Self {
+        Deliverer { rate: std::sync::Mutex::new(rate::RateCaps::new(global_per_minute, producer_per_minute)), ..self }
     }
 
     /// Send what is due now; returns how many messages were handled.
@@ -95,6 +103,11 @@ impl Deliverer {
     async fn deliver(&self, message: &OutboxMessage) -> Outcome {
         if let Some(reason) = send_time_veto(message) {
             return Outcome::Dropped(reason.to_string());
+        }
+        let now = self.clock.now_ms();
+        let wait_until = self.rate.lock().map(|mut caps| caps.admit(&message.producer_id, now)).unwrap_or(None);
+        if let Some(at) = wait_until {
+            return Outcome::Deferred { at };
         }
         let transport = if message.channel == "sms" { &self.sms } else { &self.email };
         match transport.send(message).await {

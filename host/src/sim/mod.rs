@@ -59,6 +59,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
         email: Arc::new(Discard),
         sms: Arc::new(Discard),
         public_url: "https://funnel.example".into(),
+        rate_caps: (None, None),
     });
     let scenario = input.scenario;
 

@@ -35,7 +35,14 @@ pub struct OutboxMessage {
 pub enum Outcome {
     Sent,
     Dropped(String),
-    Retry { at: i64, error: String },
+    Retry {
+        at: i64,
+        error: String,
+    },
+    /// Not attempted (a send rate cap): try again at `at`, without counting an attempt.
+    Deferred {
+        at: i64,
+    },
     Bounced(String),
     Failed(String),
 }
@@ -96,11 +103,12 @@ impl Store {
             Outcome::Sent => ("sent", None, now),
             Outcome::Dropped(reason) => ("dropped", Some(reason.clone()), now),
             Outcome::Retry { at, error } => ("queued", Some(error.clone()), *at),
+            Outcome::Deferred { at } => ("queued", None, *at),
             Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
             Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
         };
         sqlx::query(
-            "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + 1,
+            "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $6,
              sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END WHERE id = $5",
         )
         .bind(status)
@@ -108,6 +116,7 @@ impl Store {
         .bind(next)
         .bind(now)
         .bind(&message.id)
+        .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. })))
         .execute(&mut *tx)
         .await?;
         let detail = serde_json::json!({
@@ -140,7 +149,7 @@ impl Store {
             Outcome::Failed(_) => {
                 super::timeline::append(&mut tx, &message.lead_id, now, "send_failed", &detail).await?
             }
-            Outcome::Retry { .. } => {}
+            Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
         }
         tx.commit().await?;
         Ok(())

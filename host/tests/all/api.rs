@@ -47,6 +47,7 @@ async fn start_with(
         email: email.unwrap_or_else(|| files.clone()),
         sms: files,
         public_url: "https://funnel.test".into(),
+        rate_caps: (None, None),
     }));
     let state = AppState {
         store,

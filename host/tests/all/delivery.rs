@@ -177,3 +177,28 @@ async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id(
     assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "same Message-ID: {}", received[0]);
     assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
 }
+
+#[tokio::test]
+async fn the_per_producer_rate_cap_defers_without_losing_anything() {
+    let (url, mailbox) = smtp_server::start();
+    let Some(mut h) = harness_with_smtp(&url).await else { return };
+    let smtp = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp");
+    h.engine.deliverer = funnel_host::delivery::Deliverer::new(
+        h.engine.store.clone(),
+        Arc::new(smtp),
+        Arc::new(funnel_host::delivery::Discard),
+        h.clock.clone(),
+    )
+    .with_rate_caps(None, Some(1));
+    for who in ["ana", "bia", "caio"] {
+        h.post(&format!("e-{who}"), PlatformEventType::CheckoutUpdated, who, None).await;
+    }
+    h.settle().await;
+    assert_eq!(mailbox.received().len(), 1, "one email in the first minute");
+    h.at(60_000).await;
+    assert_eq!(mailbox.received().len(), 1, "SMS share the cap: the next slot went to one");
+    for minute in 2..=6 {
+        h.at(minute * 60_000).await;
+    }
+    assert_eq!(mailbox.received().len(), 3, "every email went out eventually, one a minute");
+}

@@ -60,6 +60,7 @@ impl Harness {
             email,
             sms,
             public_url: "https://funnel.test".into(),
+            rate_caps: (None, None),
         });
         Harness { engine, clock, producer: String::new() }
     }
