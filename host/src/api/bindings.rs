@@ -41,7 +41,20 @@ pub async fn put(
     if plan.is_some() && product.is_none() {
         return Err(Problem::field("plan_id", "a plan binding also names its product_id"));
     }
-    let plugin = state.plugins.builtin(&b.plugin).map_err(|e| Problem::field("plugin", e.to_string()))?;
+    let plugin = match state.plugins.builtin(&b.plugin) {
+        Ok(plugin) => plugin,
+        Err(_) => {
+            // An upload of this producer (its newest version), else an error naming the choices.
+            let sha = state.store.plugin_sha_by_name(&producer, &b.plugin).await?.ok_or_else(|| {
+                Problem::field(
+                    "plugin",
+                    format!("unknown plugin {:?}: use four-emails, flow, or upload it with POST /v1/plugins", b.plugin),
+                )
+            })?;
+            let bytes = state.store.plugin_bytes(&sha).await?;
+            state.plugins.by_sha(&sha, bytes.as_deref()).map_err(|e| Problem::field("plugin", e.to_string()))?
+        }
+    };
     let coupon = state.store.coupon(&producer, product, plan).await?;
     let context = BindingContext {
         scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },

@@ -5,15 +5,19 @@
 //! ## Layout
 //! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
 //! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
-//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `health`: the routes.
+//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `lists`, `plugins`,
+//!   `contacts` (erasure), `health`: the routes.
 //! - `tracking`: the public click and unsubscribe links.
 
 pub mod auth;
 mod bindings;
+mod contacts;
 mod coupons;
 mod events;
 mod health;
 mod leads;
+mod lists;
+mod plugins;
 pub mod problem;
 mod producers;
 mod stats;
@@ -23,7 +27,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -52,6 +56,9 @@ pub struct AppState {
 /// Largest request body (a batch of 1000 events fits; plugin uploads have their own route).
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Largest plugin upload (Python and JS components are 12 to 18 MB).
+const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
+
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -64,6 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/leads", get(leads::list))
         .route("/v1/leads/{id}", get(leads::one))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/lists", get(lists::list))
+        .route("/v1/lists/{name}/members", get(lists::members))
+        .route("/v1/contacts/{email}", delete(contacts::erase))
+        .route("/v1/plugins", post(plugins::upload).get(plugins::list).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)))
         .route("/r/{token}", get(tracking::click))
         .route("/u/{token}", get(tracking::unsubscribe_page).post(tracking::unsubscribe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -13,11 +13,13 @@
 //! - [`outbox`]: messages waiting for delivery and their outcome.
 //! - [`plugins`]: uploaded components.
 //! - [`producers`], [`bindings`]: who the producers are and which plugin serves which scope.
+//! - [`contacts`]: lists as read by producers, and erasure of a person.
 //! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
 
 pub mod bindings;
+pub mod contacts;
 pub mod dispatch;
 pub mod ingest;
 pub mod leads;

@@ -438,3 +438,51 @@ impl TapCheckout for Value {
         self
     }
 }
+
+#[tokio::test]
+async fn uploaded_plugins_lists_and_erasure() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let upload = |bytes: Vec<u8>| {
+        s.http.post(format!("{}/v1/plugins?name=test-guest&version=0.1.0", s.base)).bearer_auth(&key).body(bytes).send()
+    };
+    let refused = upload(b"not wasm at all".to_vec()).await.expect("upload");
+    assert_eq!(refused.status().as_u16(), 422);
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(problem["errors"][0]["path"], "body");
+    assert!(problem["detail"].as_str().unwrap_or("").contains("not WebAssembly"), "{problem}");
+    let accepted = upload(funnel_host::guests::TEST_GUEST.to_vec()).await.expect("upload");
+    assert_eq!(accepted.status().as_u16(), 201);
+    let (_, plugins) = s.send(reqwest::Method::GET, "/v1/plugins", Some(&key), None).await;
+    assert_eq!(plugins["plugins"][0]["name"], "test-guest", "{plugins}");
+
+    let (status, binding) = s
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bindings",
+            Some(&key),
+            Some(json!({"plugin": "test-guest", "config": {"mode": "roundtrip"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{binding}");
+    s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event("e1", &producer, "Ana@Example.com"))).await;
+    s.engine.settle().await.expect("settle");
+    let (_, lists) = s.send(reqwest::Method::GET, "/v1/lists", Some(&key), None).await;
+    assert_eq!(lists, json!({"lists": [{"name": "vip", "members": 1}]}));
+    let (_, members) = s.send(reqwest::Method::GET, "/v1/lists/vip/members", Some(&key), None).await;
+    assert_eq!(members["members"][0]["email"], "ana@example.com");
+
+    let erased = s
+        .http
+        .delete(format!("{}/v1/contacts/ana@example.com", s.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(erased.status().as_u16(), 204);
+    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+    assert_eq!(leads["leads"], json!([]));
+    let (_, lists) = s.send(reqwest::Method::GET, "/v1/lists", Some(&key), None).await;
+    assert_eq!(lists, json!({"lists": []}));
+}

@@ -1,0 +1,23 @@
+//! `DELETE /v1/contacts/{email}`: erasure of a person's data for one producer (LGPD / GDPR):
+//! their leads, events, messages, timers, runs, timeline and list memberships. The suppression
+//! entry stays, so the person is never contacted again.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use super::AppState;
+use super::auth::require_producer;
+use super::problem::Problem;
+
+pub async fn erase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let producer = require_producer(&state, &headers).await?;
+    if !email.contains('@') {
+        return Err(Problem::field("email", format!("{email:?} is not an email address")));
+    }
+    state.store.erase_contact(&producer, &email).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
