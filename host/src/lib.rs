@@ -15,6 +15,7 @@
 //! - [`delivery`]: send-time rules, templates, transports.
 //! - [`clock`]: real or virtual time; [`engine`] wires the above to one clock.
 //! - [`sim`]: `funnel simulate`, the same engine on a virtual clock.
+//! - [`metrics`]: counters for `GET /metrics`.
 //! - [`guests`]: the components built from this workspace during the build (the built-in
 //!   plugins and the test guests).
 
@@ -25,6 +26,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod engine;
 pub mod guests;
+pub mod metrics;
 pub mod runtime;
 pub mod scheduler;
 pub mod sim;

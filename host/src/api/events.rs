@@ -101,6 +101,10 @@ async fn known_producers(
 }
 
 fn answer(outcome: IngestOutcome) -> serde_json::Value {
+    match &outcome {
+        IngestOutcome::Accepted { .. } => crate::metrics::EVENTS_ACCEPTED.inc(),
+        IngestOutcome::Duplicate { .. } => crate::metrics::EVENTS_DUPLICATE.inc(),
+    }
     match outcome {
         IngestOutcome::Accepted { lead_id } => serde_json::json!({"status": "accepted", "lead_id": lead_id}),
         IngestOutcome::Duplicate { lead_id } => serde_json::json!({"status": "duplicate", "lead_id": lead_id}),

@@ -1,4 +1,4 @@
-//! `GET /healthz`: liveness (and that the database answers).
+//! `GET /healthz`: liveness (and that the database answers); `GET /metrics`: Prometheus text.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,4 +9,15 @@ use super::problem::Problem;
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
     let timers = state.store.pending_timers().await?;
     Ok(Json(serde_json::json!({"status": "ok", "pending_timers": timers})))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), Problem> {
+    let gauges = [
+        ("funnel_outbox_depth", "Messages waiting to be sent", state.store.outbox_depth().await?),
+        ("funnel_timers_pending", "Durable timers not yet due or not yet fired", state.store.pending_timers().await?),
+    ];
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(&gauges)))
 }

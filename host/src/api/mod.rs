@@ -63,6 +63,7 @@ const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/v1/admin/producers", post(producers::create))
         .route("/v1/bindings", put(bindings::put).get(bindings::list))
         .route("/v1/coupons", post(coupons::create))

@@ -94,6 +94,13 @@ impl Deliverer {
             }
             for message in batch {
                 let outcome = self.deliver(&message).await;
+                match &outcome {
+                    Outcome::Sent => crate::metrics::MESSAGES_SENT.inc(),
+                    Outcome::Dropped(_) => crate::metrics::MESSAGES_DROPPED.inc(),
+                    Outcome::Bounced(_) => crate::metrics::MESSAGES_BOUNCED.inc(),
+                    Outcome::Retry { .. } => crate::metrics::MESSAGES_RETRIED.inc(),
+                    Outcome::Failed(_) | Outcome::Deferred { .. } => {}
+                }
                 self.store.finish_message(&message, &outcome, self.clock.now_ms()).await?;
                 handled += 1;
             }

@@ -106,6 +106,9 @@ impl Dispatcher {
                 Err(e) => return self.fail(event, &e.to_string(), now).await,
             };
         let committed = self.store.commit_invocation(&self.worker, event, &lead, outcome.state, &writes, now).await?;
+        if committed {
+            crate::metrics::INVOCATIONS_OK.inc();
+        }
         Ok(committed)
     }
 
@@ -114,6 +117,9 @@ impl Dispatcher {
         let attempt = event.attempts + 1;
         let retry_at = (attempt < MAX_ATTEMPTS).then(|| now + (1000i64 << (attempt - 1).clamp(0, 20)));
         tracing::warn!(lead = %event.lead_id, attempt, error, "plugin invocation failed");
+        let counter =
+            if retry_at.is_some() { &crate::metrics::INVOCATIONS_FAILED } else { &crate::metrics::INVOCATIONS_PARKED };
+        counter.inc();
         self.store.fail_event(event, error, retry_at, now).await?;
         // A parked event no longer blocks the lead; one waiting for a retry does.
         Ok(retry_at.is_none())

@@ -41,10 +41,12 @@ impl Scheduler {
                 tick.max_late_ms = tick.max_late_ms.max(late);
                 if late > 1000 {
                     tick.late += 1;
+                    crate::metrics::TIMERS_LATE.inc();
                     tracing::info!(lead = %timer.lead_id, late_ms = late, "late timer fired");
                 }
             }
             tick.fired += fired.len();
+            crate::metrics::TIMERS_FIRED.add(fired.len() as u64);
         }
     }
 }

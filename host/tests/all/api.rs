@@ -486,3 +486,21 @@ async fn uploaded_plugins_lists_and_erasure() {
     let (_, lists) = s.send(reqwest::Method::GET, "/v1/lists", Some(&key), None).await;
     assert_eq!(lists, json!({"lists": []}));
 }
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (producer, _) = s.producer().await;
+    s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event("m1", &producer, "ana@example.com"))).await;
+    let (status, health) = s.send(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let text = s.http.get(format!("{}/metrics", s.base)).send().await.expect("metrics").text().await.expect("text");
+    let accepted: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("funnel_events_accepted_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the counter is there");
+    assert!(accepted >= 1, "{text}");
+    assert!(text.contains("# TYPE funnel_outbox_depth gauge"), "{text}");
+}
