@@ -202,3 +202,28 @@ async fn the_per_producer_rate_cap_defers_without_losing_anything() {
     }
     assert_eq!(mailbox.received().len(), 3, "every email went out eventually, one a minute");
 }
+
+#[tokio::test]
+async fn a_purchase_between_queue_and_send_drops_recovery_but_not_transactional() {
+    let (url, mailbox) = smtp_server::start();
+    let (sms_url, sms_seen) = sms_gateway(200).await;
+    let Some(store) = fresh_store(Db::Sqlite).await else { return };
+    let smtp = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp");
+    let sms =
+        funnel_host::delivery::sms::SmsGateway::new(&sms_url, funnel_host::delivery::sms::SmsFormat::Json, "Loja")
+            .expect("sms");
+    let h = Harness::with_transports(store, T0, Arc::new(smtp), Arc::new(sms)).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    // The plugin queues a recovery email and a transactional SMS; the buyer pays before delivery.
+    h.engine.dispatcher.drain().await.expect("drain");
+    h.post("e2", PlatformEventType::OrderPaid, "ana", None).await;
+    h.engine.deliverer.deliver_due().await.expect("deliver");
+    let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
+    let first_email = snapshot.messages.iter().find(|m| m.channel == "email").expect("email");
+    assert_eq!(first_email.status, "dropped");
+    assert!(mailbox.received().is_empty(), "the recovery email never reached the server");
+    assert_eq!(sms_seen.lock().expect("lock").len(), 1, "the transactional SMS still went");
+    let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("visible in the timeline");
+    assert!(dropped.detail.contains("\"reason\":\"purchased\""), "{}", dropped.detail);
+}
