@@ -19,6 +19,7 @@ use crate::delivery::sms::{SmsFormat, SmsGateway};
 use crate::delivery::smtp::SmtpTransport;
 use crate::engine::{Engine, EngineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::scheduler::periodic::Periodic;
 use crate::store::{Store, new_token};
 
 #[derive(clap::Args, Debug)]
@@ -66,6 +67,12 @@ pub struct ServeArgs {
     /// Most messages sent per minute for one producer.
     #[arg(long, env = "FUNNEL_MAX_PRODUCER_SENDS_PER_MINUTE", default_value_t = 600)]
     max_producer_sends_per_minute: u32,
+    /// Handled events older than this many days are purged.
+    #[arg(long, env = "FUNNEL_RETENTION_DAYS", default_value_t = 90)]
+    retention_days: u32,
+    /// When the retention purge runs: a cron expression with seconds (UTC).
+    #[arg(long, env = "FUNNEL_RETENTION_SCHEDULE", default_value = "0 30 3 * * *")]
+    retention_schedule: String,
     /// Where compiled plugins are cached between restarts.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
     cache_dir: PathBuf,
@@ -148,16 +155,35 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     let work = Arc::new(Notify::new());
     let state =
         AppState { store, plugins: engine.plugins.clone(), clock, secrets: Arc::new(secrets), work: work.clone() };
-    tokio::spawn(engine_loop(engine, work));
+    let retention = Retention {
+        schedule: Periodic::parse(&args.retention_schedule).map_err(UsageError)?,
+        days: args.retention_days,
+    };
+    tokio::spawn(engine_loop(engine, work, retention));
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     axum::serve(listener, api::router(state)).await.map_err(|e| UsageError(format!("server stopped: {e}")))
 }
 
-/// Settle the engine whenever work arrives, and at least every second (for timers).
-async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>) {
+/// The retention purge's schedule and horizon.
+struct Retention {
+    schedule: Periodic,
+    days: u32,
+}
+
+/// Settle the engine whenever work arrives, and at least every second (for timers); run the
+/// periodic jobs when their schedule comes.
+async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>, mut retention: Retention) {
     loop {
         if let Err(e) = engine.settle().await {
             tracing::error!(error = %e, "engine step failed; retrying");
+        }
+        let now = engine.clock.now_ms();
+        if retention.schedule.due(now) {
+            let before = now - i64::from(retention.days) * 86_400_000;
+            match engine.store.purge_events(before).await {
+                Ok(n) => tracing::info!(purged = n, days = retention.days, "retention purge"),
+                Err(e) => tracing::error!(error = %e, "retention purge failed"),
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), work.notified()).await;
     }

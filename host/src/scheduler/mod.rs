@@ -1,6 +1,9 @@
 //! The scheduler: durable timers that come due become `timer` events of their lead (through
 //! the store, in one transaction), so they reach the plugin by the same path as every other
 //! event. After a restart, overdue timers fire at once and the plugin sees how late they are.
+//! [`periodic`] runs the host's own jobs on cron schedules.
+
+pub mod periodic;
 
 use std::sync::Arc;
 

@@ -57,7 +57,7 @@ pub enum StoreError {
 /// The handle every module writes and reads through. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 

@@ -132,3 +132,29 @@ async fn two_replicas_on_postgres_never_handle_an_event_twice() {
         assert_eq!(handled.len(), 2, "lead {lead}: {handled:?}");
     }
 }
+
+#[tokio::test]
+async fn retention_purges_handled_events_only() {
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let h = Harness::new(store, T0).await;
+        h.bind_test_guest("fail", Some("failing"), None).await;
+        h.bind_test_guest("count", None, None).await;
+        h.post("done-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
+        h.post("pending-1", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await;
+        h.settle().await;
+        let purged = h.engine.store.purge_events(T0 + 1).await.expect("purge");
+        assert_eq!(purged, 1, "{db:?}: the handled event goes, the one awaiting a retry stays");
+        // The purged id is forgotten, but the lead and its run are intact.
+        assert!(
+            h.engine
+                .store
+                .next_pending_event(&lead_id(
+                    &h.post("x", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await
+                ))
+                .await
+                .expect("pending")
+                .is_some()
+        );
+    }
+}
