@@ -13,6 +13,7 @@ mod delivery;
 mod engine;
 mod plugin_flow;
 mod plugin_four_emails;
+mod replicas;
 
 mod runtime_capabilities;
 mod runtime_limits;
