@@ -1,0 +1,147 @@
+//! Load: N `checkout.updated` events for distinct leads through real HTTP in batches of 1000
+//! (four-emails bound), until every one is handled; the same rows inserted raw into the same
+//! kind of database (the storage floor); then a virtual clock jumps past the first email and
+//! the durable timers fire. Run with `cargo bench -p funnel-host --bench load`.
+//! `FUNNEL_BENCH_EVENTS` (default 100000) and `FUNNEL_BENCH_DATABASE_URL` (default a SQLite
+//! file in a temp dir; e.g. postgres://postgres@127.0.0.1:5432/test) choose the run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use funnel_host::api::{self, AppState, Secrets};
+use funnel_host::clock::{Clock, VirtualClock};
+use funnel_host::delivery::Discard;
+use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::runtime::{Runtime, RuntimeConfig};
+use funnel_host::store::Store;
+use funnel_host::store::bindings::NewBinding;
+use serde_json::json;
+
+fn emit(metric: &str, value: f64, unit: &str) {
+    println!(r#"{{"bench":"load","metric":"{metric}","value":{value:.1},"unit":"{unit}"}}"#);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("FUNNEL_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = std::env::temp_dir().join(format!("funnel-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = std::env::var("FUNNEL_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite:{}", dir.join("load.db").display()));
+    let store = Store::connect(&url).await.expect("store");
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let clock = Arc::new(VirtualClock::new(t0));
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
+    let engine = Arc::new(Engine::new(EngineParts {
+        store: store.clone(),
+        runtime,
+        clock: clock.clone(),
+        email: Arc::new(Discard),
+        sms: Arc::new(Discard),
+        public_url: "https://funnel.test".into(),
+        rate_caps: (None, None),
+    }));
+    let producer = store.create_producer("load", t0).await.expect("producer");
+    let plugin = engine.plugins.builtin("four-emails").expect("four-emails");
+    let config = json!({"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]});
+    let binding = NewBinding {
+        producer_id: &producer.id,
+        product_id: None,
+        plan_id: None,
+        plugin: "four-emails",
+        plugin_sha256: &plugin.sha256,
+        config: &config,
+        enabled: true,
+    };
+    store.put_binding(&binding, t0).await.expect("binding");
+    let state = AppState {
+        store: store.clone(),
+        plugins: engine.plugins.clone(),
+        clock: clock.clone(),
+        secrets: Arc::new(Secrets { admin_token: "a".into(), platform_token: "p".into(), platform_secret: "s".into() }),
+        work: Arc::new(tokio::sync::Notify::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    let worker = engine.clone();
+    tokio::spawn(async move {
+        loop {
+            if worker.dispatcher.drain().await.unwrap_or(0) == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    for batch in 0..n.div_ceil(1000) {
+        let events: Vec<_> = (batch * 1000..((batch + 1) * 1000).min(n))
+            .map(|i| json!({"id": format!("e{i}"), "type": "checkout.updated", "occurred_at": "2026-11-22T10:00:00Z",
+                            "producer_id": producer.id, "checkout": {"id": format!("c{i}"), "email": format!("l{i}@example.com"),
+                            "price": {"amount_cents": 9700, "currency": "BRL"}}}))
+            .collect();
+        let resp = http
+            .post(format!("{base}/v1/events/batch"))
+            .bearer_auth("p")
+            .body(json!({"events": events}).to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status().as_u16(), 202);
+    }
+    let posted = started.elapsed();
+    while store.pending_timers().await.expect("timers") < n as i64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handled = started.elapsed();
+    emit("ingest_events_per_s", n as f64 / posted.as_secs_f64(), "1/s");
+    emit("handled_events_per_s", n as f64 / handled.as_secs_f64(), "1/s");
+
+    // The storage floor: the same number of rows, 1000 a transaction, one multi-row INSERT each.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    sqlx::query("CREATE TABLE IF NOT EXISTS floor_rows (id TEXT PRIMARY KEY, producer_id TEXT, payload TEXT)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let floor_started = Instant::now();
+    for batch in 0..n.div_ceil(1000) {
+        let rows: Vec<String> =
+            (batch * 1000..((batch + 1) * 1000).min(n)).map(|i| format!("('f{i}', 'p', '{{\"i\":{i}}}')")).collect();
+        let sql = format!("INSERT INTO floor_rows (id, producer_id, payload) VALUES {}", rows.join(","));
+        let mut tx = pool.begin().await.expect("tx");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    let floor = n as f64 / floor_started.elapsed().as_secs_f64();
+    emit("storage_floor_rows_per_s", floor, "1/s");
+    emit("handled_to_floor_ratio", (n as f64 / handled.as_secs_f64()) / floor, "x");
+
+    // Timers: jump past the first email; every lead's timer fires and is handled.
+    clock.set(t0 + 20 * 60_000);
+    let fire_started = Instant::now();
+    let mut latencies = Vec::with_capacity(n);
+    while latencies.len() < n {
+        let tick = engine.scheduler.tick().await.expect("tick");
+        for _ in 0..tick.fired {
+            latencies.push(fire_started.elapsed());
+        }
+        if tick.fired == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let fired = fire_started.elapsed();
+    while store.outbox_depth().await.expect("depth") < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    latencies.sort_unstable();
+    emit("timers_fired_per_s", n as f64 / fired.as_secs_f64(), "1/s");
+    emit(
+        "timer_lateness_p99_ms",
+        latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)].as_secs_f64() * 1000.0,
+        "ms",
+    );
+    let _ = clock.now_ms();
+    let _ = std::fs::remove_dir_all(&dir);
+}
