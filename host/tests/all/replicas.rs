@@ -123,3 +123,72 @@ async fn two_processes_share_the_work_and_survive_a_kill() {
     assert_eq!(leads, (total + 20, total + 20), "every capture handled exactly once");
     assert_eq!(store.pending_timers().await.expect("timers"), (total + 20) as i64, "one timer per lead, none twice");
 }
+
+#[tokio::test]
+async fn a_killed_process_restarts_and_fires_overdue_timers_late() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
+    let first = spawn(&url, dir.path());
+    let http = reqwest::Client::new();
+    let producer: serde_json::Value = http
+        .post(format!("{}/v1/admin/producers", first.base))
+        .bearer_auth("admin")
+        .body(json!({"name": "Loja"}).to_string())
+        .send()
+        .await
+        .expect("producer")
+        .json()
+        .await
+        .expect("json");
+    let (id, key) =
+        (producer["id"].as_str().expect("id").to_string(), producer["api_key"].as_str().expect("key").to_string());
+    let upload = http
+        .post(format!("{}/v1/plugins", first.base))
+        .bearer_auth(&key)
+        .body(funnel_host::guests::TEST_GUEST.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status().as_u16(), 201);
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "short-timer"}});
+    let bound = http
+        .put(format!("{}/v1/bindings", first.base))
+        .bearer_auth(&key)
+        .body(binding.to_string())
+        .send()
+        .await
+        .expect("bind");
+    assert_eq!(bound.status().as_u16(), 200, "{}", bound.text().await.unwrap_or_default());
+    let accepted: serde_json::Value = http
+        .post(format!("{}/v1/events", first.base))
+        .bearer_auth("platform")
+        .body(event(1, &id).to_string())
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let lead = accepted["lead_id"].as_str().expect("lead").to_string();
+    // Let the capture be handled (the timer is stored), then SIGKILL before it is due.
+    let store = funnel_host::store::Store::connect(&url).await.expect("store");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.pending_timers().await.expect("timers") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _second = spawn(&url, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let late = loop {
+        let timeline = store.timeline(&lead, 0).await.expect("timeline");
+        if let Some(line) =
+            timeline.iter().find_map(|e| e.detail.split("timer short late_ms=").nth(1).map(str::to_string))
+        {
+            break line.trim().parse::<u64>().expect("late_ms");
+        }
+        assert!(Instant::now() < deadline, "the overdue timer fired after the restart: {timeline:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(late >= 1000, "fired late, and the plugin was told: {late} ms");
+}

@@ -21,6 +21,8 @@ enum Mode {
     Count,
     /// Calls every capability once and logs what came back.
     Roundtrip,
+    /// On capture, asks for a timer in one second; logs every event (for restart tests).
+    ShortTimer,
     /// Spins forever (fuel or the wall-clock deadline must stop it).
     Loop,
     /// Spins without consuming much fuel per iteration: only the epoch deadline stops it.
@@ -62,6 +64,14 @@ impl Plugin for TestGuest {
         match call.config.mode {
             Mode::Count => Ok(Next::Continue),
             Mode::Roundtrip => roundtrip(&call),
+            Mode::ShortTimer => {
+                if let Event::Timer(t) = &call.event {
+                    host::log(LogLevel::Info, &format!("timer {} late_ms={}", t.tag, t.late_ms));
+                } else {
+                    host::schedule(Duration::from_secs(1), "short").map_err(|e| e.to_string())?;
+                }
+                Ok(Next::Continue)
+            }
             Mode::Loop => {
                 let mut x: u64 = 0;
                 loop {
