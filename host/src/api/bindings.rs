@@ -14,9 +14,10 @@ use super::problem::{FieldError, Problem, parse_json};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::store::bindings::NewBinding;
 
-#[derive(Deserialize)]
+/// The body of `PUT /v1/bindings`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PutBinding {
+pub struct PutBinding {
     product_id: Option<String>,
     plan_id: Option<String>,
     plugin: String,

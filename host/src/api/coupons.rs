@@ -11,9 +11,10 @@ use super::AppState;
 use super::auth::require_producer;
 use super::problem::{FieldError, Problem, parse_json};
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/coupons`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCoupon {
+pub struct NewCoupon {
     product_id: String,
     plan_id: String,
     code: String,

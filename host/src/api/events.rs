@@ -17,9 +17,10 @@ use crate::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEvent
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 1000;
 
-#[derive(Deserialize)]
+/// A platform event (the body of `POST /v1/events`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EventBody {
+pub struct EventBody {
     id: String,
     #[serde(rename = "type")]
     kind: PlatformEventType,
@@ -28,9 +29,10 @@ struct EventBody {
     checkout: Checkout,
 }
 
-#[derive(Deserialize)]
+/// Up to 1000 events (the body of `POST /v1/events/batch`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchBody {
+pub struct BatchBody {
     events: Vec<EventBody>,
 }
 

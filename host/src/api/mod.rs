@@ -4,6 +4,7 @@
 //!
 //! ## Layout
 //! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
+//! - `openapi`: `/openapi.json`, generated from [`routes`] and the body types' schemas.
 //! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
 //! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `lists`, `plugins`,
 //!   `contacts` (erasure), `health`: the routes.
@@ -17,6 +18,7 @@ mod events;
 mod health;
 mod leads;
 mod lists;
+mod openapi;
 mod plugins;
 pub mod problem;
 mod producers;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -59,25 +61,127 @@ const BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Largest plugin upload (Python and JS components are 12 to 18 MB).
 const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
 
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    Public,
+    Admin,
+    Producer,
+    Platform,
+}
+
+/// One route: the router is built from these, and so is `/openapi.json`, so the document
+/// cannot drift from what is served.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub auth: Auth,
+    /// JSON Schema of the request body, if it is JSON.
+    pub body: Option<fn() -> serde_json::Value>,
+    handler: MethodRouter<AppState>,
+}
+
+fn schema<T: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
+
+fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: Auth,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route { method, path, summary, auth, body: None, handler }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    use Auth::*;
+    vec![
+        route("get", "/healthz", "Liveness; the database answers", Public, get(health::healthz)),
+        route("get", "/metrics", "Prometheus metrics", Public, get(health::metrics)),
+        route("get", "/openapi.json", "This document", Public, get(openapi::document)),
+        Route {
+            body: Some(schema::<producers::NewProducer>),
+            ..route(
+                "post",
+                "/v1/admin/producers",
+                "Create a producer; returns its API key once",
+                Admin,
+                post(producers::create),
+            )
+        },
+        route(
+            "post",
+            "/v1/plugins",
+            "Upload a plugin component (body: the .wasm bytes; ?name=&version=)",
+            Producer,
+            post(plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)),
+        ),
+        route("get", "/v1/plugins", "Your plugins and the built-ins", Producer, get(plugins::list)),
+        Route {
+            body: Some(schema::<bindings::PutBinding>),
+            ..route(
+                "put",
+                "/v1/bindings",
+                "Bind a plugin and config to a scope (checked by the plugin)",
+                Producer,
+                put(bindings::put),
+            )
+        },
+        route("get", "/v1/bindings", "Your bindings", Producer, get(bindings::list)),
+        Route {
+            body: Some(schema::<coupons::NewCoupon>),
+            ..route("post", "/v1/coupons", "Register a coupon for a product and plan", Producer, post(coupons::create))
+        },
+        Route {
+            body: Some(schema::<events::EventBody>),
+            ..route("post", "/v1/events", "One platform event", Platform, post(events::one))
+        },
+        Route {
+            body: Some(schema::<events::BatchBody>),
+            ..route("post", "/v1/events/batch", "Up to 1000 platform events", Platform, post(events::batch))
+        },
+        route("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list)),
+        route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one)),
+        route("get", "/v1/stats", "Leads, recoveries and revenue, per message tag", Producer, get(stats::stats)),
+        route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list)),
+        route("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members)),
+        route(
+            "delete",
+            "/v1/contacts/{email}",
+            "Erase a person's data (LGPD / GDPR)",
+            Producer,
+            delete(contacts::erase),
+        ),
+        route(
+            "get",
+            "/r/{token}",
+            "Tracked link: records a click, redirects to the checkout",
+            Public,
+            get(tracking::click),
+        ),
+        route("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page)),
+        route("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe)),
+    ]
+}
+
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/admin/producers", post(producers::create))
-        .route("/v1/bindings", put(bindings::put).get(bindings::list))
-        .route("/v1/coupons", post(coupons::create))
-        .route("/v1/events", post(events::one))
-        .route("/v1/events/batch", post(events::batch))
-        .route("/v1/leads", get(leads::list))
-        .route("/v1/leads/{id}", get(leads::one))
-        .route("/v1/stats", get(stats::stats))
-        .route("/v1/lists", get(lists::list))
-        .route("/v1/lists/{name}/members", get(lists::members))
-        .route("/v1/contacts/{email}", delete(contacts::erase))
-        .route("/v1/plugins", post(plugins::upload).get(plugins::list).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)))
-        .route("/r/{token}", get(tracking::click))
-        .route("/u/{token}", get(tracking::unsubscribe_page).post(tracking::unsubscribe))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+    let mut by_path: std::collections::BTreeMap<&'static str, MethodRouter<AppState>> =
+        std::collections::BTreeMap::new();
+    for r in routes() {
+        let merged = match by_path.remove(r.path) {
+            Some(existing) => existing.merge(r.handler),
+            None => r.handler,
+        };
+        by_path.insert(r.path, merged);
+    }
+    let mut router = Router::new();
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    router.layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
 }

@@ -10,9 +10,10 @@ use super::AppState;
 use super::auth::require_admin;
 use super::problem::{Problem, parse_json};
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/admin/producers`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewProducer {
+pub struct NewProducer {
     name: String,
 }
 

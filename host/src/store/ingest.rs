@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{Store, StoreError, bindings, new_id};
 
 /// What the platform says happened (`type` in the HTTP body).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum PlatformEventType {
     #[serde(rename = "checkout.updated")]
     CheckoutUpdated,
@@ -21,14 +21,14 @@ pub enum PlatformEventType {
 }
 
 /// A price in minor units.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
     pub amount_cents: i64,
     pub currency: String,
 }
 
 /// The checkout an event is about, as the platform sent it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checkout {
     pub id: String,
     pub email: Option<String>,

@@ -504,3 +504,18 @@ async fn health_and_metrics_answer() {
     assert!(accepted >= 1, "{text}");
     assert!(text.contains("# TYPE funnel_outbox_depth gauge"), "{text}");
 }
+
+#[tokio::test]
+async fn openapi_documents_every_route_with_body_schemas() {
+    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
+    let s = start(store).await;
+    let (status, doc) = s.send(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in api::routes() {
+        assert!(doc["paths"][route.path][route.method].is_object(), "{} {} is documented", route.method, route.path);
+    }
+    let event_schema = &doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(event_schema.to_string().contains("checkout"), "{event_schema}");
+    assert!(doc["paths"]["/v1/leads/{id}"]["get"]["parameters"][0]["name"] == "id");
+}
