@@ -27,10 +27,13 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL, error TEXT, created_at BIGINT NOT NULL, UNIQUE (producer_id, id));
 CREATE INDEX IF NOT EXISTS events_pending ON events (status, lead_id, seq);
+-- Claims walk pending events oldest first; without this every claim scans all pending events.
+CREATE INDEX IF NOT EXISTS events_pending_order ON events (status, seq);
 CREATE TABLE IF NOT EXISTS timers (
     id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, producer_id TEXT NOT NULL, tag TEXT NOT NULL,
     due_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE INDEX IF NOT EXISTS timers_lead ON timers (lead_id);
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, lead_id TEXT NOT NULL, channel TEXT NOT NULL,
     kind TEXT NOT NULL, tag TEXT NOT NULL, recipient TEXT NOT NULL, subject TEXT, html TEXT, text TEXT,
@@ -42,6 +45,7 @@ CREATE INDEX IF NOT EXISTS outbox_lead ON outbox (lead_id, queued_at);
 CREATE TABLE IF NOT EXISTS list_members (
     producer_id TEXT NOT NULL, list_name TEXT NOT NULL, email TEXT NOT NULL, lead_id TEXT NOT NULL,
     added_at BIGINT NOT NULL, PRIMARY KEY (producer_id, list_name, email));
+CREATE INDEX IF NOT EXISTS list_members_contact ON list_members (producer_id, email);
 CREATE TABLE IF NOT EXISTS suppressions (
     producer_id TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL,
     PRIMARY KEY (producer_id, address));
