@@ -114,101 +114,106 @@ fn four_emails() -> Value {
 
 #[tokio::test]
 async fn auth_failures_are_refused() {
-    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
-    let s = start(store).await;
-    let (status, _) = s.send(reqwest::Method::POST, "/v1/admin/producers", None, Some(json!({"name": "x"}))).await;
-    assert_eq!(status, 401, "no admin token");
-    let (status, _) =
-        s.send(reqwest::Method::POST, "/v1/admin/producers", Some("wrong"), Some(json!({"name": "x"}))).await;
-    assert_eq!(status, 401, "wrong admin token");
-    let (producer, key) = s.producer().await;
-    let (status, _) = s.send(reqwest::Method::GET, "/v1/leads", None, None).await;
-    assert_eq!(status, 401, "no producer key");
-    let (status, _) =
-        s.send(reqwest::Method::POST, "/v1/events", Some(&key), Some(event("e1", &producer, "a@b.co"))).await;
-    assert_eq!(status, 401, "a producer key is not a platform token");
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let s = start(store).await;
+        let (status, _) = s.send(reqwest::Method::POST, "/v1/admin/producers", None, Some(json!({"name": "x"}))).await;
+        assert_eq!(status, 401, "no admin token");
+        let (status, _) =
+            s.send(reqwest::Method::POST, "/v1/admin/producers", Some("wrong"), Some(json!({"name": "x"}))).await;
+        assert_eq!(status, 401, "wrong admin token");
+        let (producer, key) = s.producer().await;
+        let (status, _) = s.send(reqwest::Method::GET, "/v1/leads", None, None).await;
+        assert_eq!(status, 401, "no producer key");
+        let (status, _) =
+            s.send(reqwest::Method::POST, "/v1/events", Some(&key), Some(event("e1", &producer, "a@b.co"))).await;
+        assert_eq!(status, 401, "a producer key is not a platform token");
 
-    let body = event("e1", &producer, "ana@example.com").to_string();
-    let now_s = T0 / 1000;
-    for (signature, why) in [
-        (auth::sign("wrong secret", now_s, body.as_bytes()), "bad signature"),
-        (auth::sign(SECRET, now_s - 600, body.as_bytes()), "stale timestamp"),
-        ("t=abc".to_string(), "malformed header"),
-    ] {
+        let body = event("e1", &producer, "ana@example.com").to_string();
+        let now_s = T0 / 1000;
+        for (signature, why) in [
+            (auth::sign("wrong secret", now_s, body.as_bytes()), "bad signature"),
+            (auth::sign(SECRET, now_s - 600, body.as_bytes()), "stale timestamp"),
+            ("t=abc".to_string(), "malformed header"),
+        ] {
+            let resp = s
+                .http
+                .post(format!("{}/v1/events", s.base))
+                .header("Funnel-Signature", signature)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status().as_u16(), 401, "{why}");
+        }
+        let good = auth::sign(SECRET, now_s, body.as_bytes());
         let resp = s
             .http
             .post(format!("{}/v1/events", s.base))
-            .header("Funnel-Signature", signature)
-            .body(body.clone())
+            .header("Funnel-Signature", good)
+            .body(body)
             .send()
             .await
             .expect("send");
-        assert_eq!(resp.status().as_u16(), 401, "{why}");
-    }
-    let good = auth::sign(SECRET, now_s, body.as_bytes());
-    let resp = s
-        .http
-        .post(format!("{}/v1/events", s.base))
-        .header("Funnel-Signature", good)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status().as_u16(), 202, "a good signature is accepted");
+        assert_eq!(resp.status().as_u16(), 202, "a good signature is accepted");
 
-    // Another producer's key sees nothing of this producer's leads.
-    let (_, other_key) = s.producer().await;
-    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&other_key), None).await;
-    assert_eq!(leads["leads"], json!([]));
+        // Another producer's key sees nothing of this producer's leads.
+        let (_, other_key) = s.producer().await;
+        let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&other_key), None).await;
+        assert_eq!(leads["leads"], json!([]));
+    }
 }
 
 #[tokio::test]
 async fn bad_bodies_name_the_field_and_store_nothing() {
-    let Some(store) = fresh_store(crate::db::Db::Sqlite).await else { return };
-    let s = start(store).await;
-    let (producer, key) = s.producer().await;
-    let mut missing_checkout = event("e1", &producer, "a@b.co");
-    missing_checkout.as_object_mut().expect("object").remove("checkout");
-    let mut bad_type = event("e2", &producer, "a@b.co");
-    bad_type["type"] = json!("order.exploded");
-    let cases = [
-        (event("e3", &producer, "not-an-email"), "checkout.email"),
-        (missing_checkout, "$"),
-        (bad_type, "type"),
-        (event("e4", "no-such-producer", "a@b.co"), "producer_id"),
-        (
-            json!({"id": "e5", "type": "checkout.updated", "occurred_at": "yesterday", "producer_id": producer, "checkout": {"id": "c"}}),
-            "occurred_at",
-        ),
-    ];
-    for (body, path) in cases {
-        let (status, problem) = s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(body)).await;
-        assert_eq!(status, 422, "{problem}");
-        let paths: Vec<&str> =
-            problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["path"].as_str()).collect();
-        assert!(paths.contains(&path), "expected {path} in {paths:?}: {problem}");
-    }
-    let batch = json!({"events": [event("b1", &producer, "a@b.co"), event("b2", &producer, "nope")]});
-    let (status, problem) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch)).await;
-    assert_eq!(status, 422);
-    assert_eq!(problem["errors"][0]["path"], "events[1].checkout.email");
-    let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
-    assert_eq!(leads["leads"], json!([]), "nothing was stored");
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let s = start(store).await;
+        let (producer, key) = s.producer().await;
+        let mut missing_checkout = event("e1", &producer, "a@b.co");
+        missing_checkout.as_object_mut().expect("object").remove("checkout");
+        let mut bad_type = event("e2", &producer, "a@b.co");
+        bad_type["type"] = json!("order.exploded");
+        let cases = [
+            (event("e3", &producer, "not-an-email"), "checkout.email"),
+            (missing_checkout, "$"),
+            (bad_type, "type"),
+            (event("e4", "no-such-producer", "a@b.co"), "producer_id"),
+            (
+                json!({"id": "e5", "type": "checkout.updated", "occurred_at": "yesterday", "producer_id": producer, "checkout": {"id": "c"}}),
+                "occurred_at",
+            ),
+        ];
+        for (body, path) in cases {
+            let (status, problem) = s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(body)).await;
+            assert_eq!(status, 422, "{problem}");
+            let paths: Vec<&str> =
+                problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["path"].as_str()).collect();
+            assert!(paths.contains(&path), "expected {path} in {paths:?}: {problem}");
+        }
+        let batch = json!({"events": [event("b1", &producer, "a@b.co"), event("b2", &producer, "nope")]});
+        let (status, problem) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch)).await;
+        assert_eq!(status, 422);
+        assert_eq!(problem["errors"][0]["path"], "events[1].checkout.email");
+        let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+        assert_eq!(leads["leads"], json!([]), "nothing was stored");
 
-    let (status, problem) = s
-        .send(
-            reqwest::Method::PUT,
-            "/v1/bindings",
-            Some(&key),
-            Some(json!({"plugin": "four-emails", "config": {"emails": []}})),
-        )
-        .await;
-    assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("config.emails")), "{problem}");
-    let (status, problem) =
-        s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(json!({"plugin": "nope", "config": {}}))).await;
-    assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("plugin")), "{problem}");
-    let (_, bindings) = s.send(reqwest::Method::GET, "/v1/bindings", Some(&key), None).await;
-    assert_eq!(bindings["bindings"], json!([]), "no binding was stored");
+        let (status, problem) = s
+            .send(
+                reqwest::Method::PUT,
+                "/v1/bindings",
+                Some(&key),
+                Some(json!({"plugin": "four-emails", "config": {"emails": []}})),
+            )
+            .await;
+        assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("config.emails")), "{problem}");
+        let (status, problem) = s
+            .send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(json!({"plugin": "nope", "config": {}})))
+            .await;
+        assert_eq!((status, problem["errors"][0]["path"].as_str()), (422, Some("plugin")), "{problem}");
+        let (_, bindings) = s.send(reqwest::Method::GET, "/v1/bindings", Some(&key), None).await;
+        assert_eq!(bindings["bindings"], json!([]), "no binding was stored");
+    }
 }
 
 #[tokio::test]
