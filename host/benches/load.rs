@@ -18,7 +18,9 @@ use funnel_host::store::bindings::NewBinding;
 use serde_json::json;
 
 fn emit(metric: &str, value: f64, unit: &str) {
-    println!(r#"{{"bench":"load","metric":"{metric}","value":{value:.1},"unit":"{unit}"}}"#);
+    // Ratios are small numbers: keep four decimals for them, one for rates.
+    let digits = if unit == "x" { 4 } else { 1 };
+    println!(r#"{{"bench":"load","metric":"{metric}","value":{value:.digits$},"unit":"{unit}"}}"#);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
