@@ -2,6 +2,7 @@
 //! can fix print one line on stderr and exit with status 2.
 
 mod plugin_check;
+mod plugin_push;
 mod serve;
 mod simulate;
 
@@ -34,6 +35,8 @@ enum Command {
 enum PluginCommand {
     /// Validate a component offline, as an upload would, and print what it declares.
     Check(plugin_check::CheckArgs),
+    /// Upload a component to a funnel server.
+    Push(plugin_push::PushArgs),
 }
 
 /// A failure the user can act on: printed as one line, exit status 2.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(args),
+        Command::Plugin(PluginCommand::Push(args)) => plugin_push::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,3 +192,38 @@ async fn a_killed_process_restarts_and_fires_overdue_timers_late() {
     };
     assert!(late >= 1000, "fired late, and the plugin was told: {late} ms");
 }
+
+#[tokio::test]
+async fn plugin_push_uploads_to_a_running_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
+    let server = spawn(&url, dir.path());
+    let producer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/admin/producers", server.base))
+        .bearer_auth("admin")
+        .body(json!({"name": "Loja"}).to_string())
+        .send()
+        .await
+        .expect("producer")
+        .json()
+        .await
+        .expect("json");
+    let key = producer["api_key"].as_str().expect("key").to_string();
+    let wasm = dir.path().join("guest.wasm");
+    std::fs::write(&wasm, funnel_host::guests::TEST_GUEST).expect("write");
+    let push = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .args(["plugin", "push", wasm.to_str().unwrap_or_default(), "--server", &server.base, "--key", key])
+            .output()
+            .expect("funnel runs")
+    };
+    let out = push(&key);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let uploaded: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(uploaded["name"], "test-guest");
+    let refused = push("fk_wrong");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("401") && err.contains("unknown API key"), "{err}");
+}

@@ -1,0 +1,52 @@
+//! `funnel plugin push FILE.wasm --server URL --key KEY`: upload a component to a server
+//! (`POST /v1/plugins`), after checking it locally the way the server will.
+
+use std::path::PathBuf;
+
+use super::UsageError;
+
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// The component to upload (built for wasm32-wasip2).
+    file: PathBuf,
+    /// Base URL of the funnel server, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "FUNNEL_SERVER")]
+    server: String,
+    /// Your producer API key.
+    #[arg(long, env = "FUNNEL_API_KEY", hide_env_values = true)]
+    key: String,
+    /// Version to register (default: what the plugin's describe() says).
+    #[arg(long)]
+    version: Option<String>,
+}
+
+pub fn run(args: PushArgs) -> Result<(), UsageError> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}; pass the path of a .wasm file", args.file.display())))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start: {e}")))?;
+    runtime.block_on(async {
+        let mut url = format!("{}/v1/plugins", args.server.trim_end_matches('/'));
+        if let Some(version) = &args.version {
+            url.push_str(&format!("?version={version}"));
+        }
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&args.key)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| UsageError(format!("cannot reach {}: {e}; check --server", args.server)))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            println!("{body}");
+            Ok(())
+        } else {
+            let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
+            Err(UsageError(format!("the server refused the upload ({status}): {detail}")))
+        }
+    })
+}
