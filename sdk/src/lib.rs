@@ -11,6 +11,7 @@
 //! - [`host`]: the capabilities (send an email or SMS, timers, lists, coupon, messages, log).
 //!   They only *record* effects; the host commits them when `handle` returns `Ok`.
 //! - [`config`]: JSON config parsing whose errors name the field path.
+//! - [`coupon`]: the coupon convention (which bindings have one, the line to add).
 //! - [`Duration`]: `"20m"`, `"5h"`, `"3d"`.
 //!
 //! ## Example
@@ -68,6 +69,7 @@
 //! it with `funnel simulate --plugin target/wasm32-wasip2/release/one_reminder.wasm …`.
 
 pub mod config;
+pub mod coupon;
 mod duration;
 mod export;
 pub mod host;

@@ -15,10 +15,7 @@ use crate::config::{Condition, END, EmailAction, FlowConfig, Kind, ListAction, S
 /// without a wait, so this only trips on a config that skipped validation.
 pub const MAX_STEPS_PER_EVENT: usize = 1000;
 
-/// The line added to an email with `coupon: true` whose html does not mention the coupon.
-pub const COUPON_LINE_HTML: &str = "<p>Use the coupon <strong>{{coupon_code}}</strong> at checkout.</p>";
-/// The same for a plain-text body given explicitly.
-pub const COUPON_LINE_TEXT: &str = "\n\nUse the coupon {{coupon_code}} at checkout.";
+pub use funnel_sdk::coupon::LINE_HTML as COUPON_LINE_HTML;
 
 /// A message the lead was sent, as conditions see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,12 +238,7 @@ pub fn compose_email(id: &str, email: &EmailAction, has_coupon: bool) -> (Email,
     let mut warning = None;
     if email.coupon {
         if has_coupon {
-            if !html.contains("coupon_code") {
-                html.push_str(COUPON_LINE_HTML);
-            }
-            if let Some(text) = text.as_mut().filter(|t| !t.contains("coupon_code")) {
-                text.push_str(COUPON_LINE_TEXT);
-            }
+            funnel_sdk::coupon::add_line(&mut html, text.as_mut());
         } else {
             // Validation saw a coupon; it was removed since. Better no line than an empty code.
             warning = Some(format!("step {id}: the binding has no coupon any more: sent without the coupon line"));

@@ -44,17 +44,6 @@ pub struct EmailConfig {
 const MAX_SUBJECT_BYTES: usize = 998;
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
-/// Why this binding cannot carry a coupon, if it cannot.
-fn coupon_problem(binding: &BindingContext) -> Option<&'static str> {
-    if binding.scope.product_id.is_none() || binding.scope.plan_id.is_none() {
-        Some("coupons need a binding with a product and a plan")
-    } else if binding.coupon.is_none() {
-        Some("no coupon is registered for this product and plan: register one with POST /v1/coupons first")
-    } else {
-        None
-    }
-}
-
 /// Validate a parsed config for a binding: `Ok` with remarks (the disabled emails), or `Err`
 /// with every problem found, each naming its path.
 pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
@@ -69,7 +58,7 @@ pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote
     if config.min_price_cents < 0 {
         errors.push(note("min_price_cents", format!("must be >= 0 (got {})", config.min_price_cents)));
     }
-    let coupon_problem = coupon_problem(binding);
+    let coupon_problem = funnel_sdk::coupon::binding_problem(binding);
     for (i, e) in config.emails.iter().enumerate() {
         check_email(i, e, coupon_problem, &mut errors);
     }

@@ -18,11 +18,7 @@ pub const MAX_EMAILS: usize = 4;
 /// Only carts priced strictly over this many cents, unless the config says otherwise.
 pub const DEFAULT_MIN_PRICE_CENTS: i64 = 2000;
 
-/// The line added to the html of an email with `coupon: true` that does not use the coupon:
-/// the host reports (and renders) the coupon only where a template uses `{{coupon_code}}`.
-pub const COUPON_LINE_HTML: &str = "<p>Use the coupon <strong>{{coupon_code}}</strong> at checkout.</p>";
-/// The same line for a plain-text body.
-pub const COUPON_LINE_TEXT: &str = "Use the coupon {{coupon_code}} at checkout.";
+pub use funnel_sdk::coupon::{LINE_HTML as COUPON_LINE_HTML, LINE_TEXT as COUPON_LINE_TEXT, uses_coupon};
 
 /// The tag of email `index` (0-based): `email-1` … `email-4`. A disabled email keeps its
 /// number, so stats line up with the config.
@@ -106,12 +102,6 @@ pub fn hours(d: Duration) -> String {
     out
 }
 
-/// Whether a template uses the coupon. The same test as the host's, so "carries the coupon"
-/// means the same thing on both sides.
-pub fn uses_coupon(template: &str) -> bool {
-    template.contains("coupon_code")
-}
-
 /// The email at `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
 /// (the host derives one from the html), and the coupon line added to each body that does
 /// not use the coupon yet when the email carries it.
@@ -119,13 +109,7 @@ pub fn email(e: &EmailConfig, index: usize) -> Email {
     let mut html = e.html.clone();
     let mut text = e.text.clone().filter(|t| !t.trim().is_empty());
     if e.coupon {
-        if !uses_coupon(&html) {
-            html.push_str(COUPON_LINE_HTML);
-        }
-        if let Some(t) = text.as_mut().filter(|t| !uses_coupon(t)) {
-            t.push_str("\n\n");
-            t.push_str(COUPON_LINE_TEXT);
-        }
+        funnel_sdk::coupon::add_line(&mut html, text.as_mut());
     }
     Email { subject: e.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
 }
