@@ -78,8 +78,7 @@ pub async fn put(
                     message: n.message,
                 })
                 .collect();
-            let detail = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("; ");
-            return Err(Problem::invalid(detail, errors));
+            return Err(Problem::invalid_fields(errors));
         }
         Err(e) => return Err(Problem::field("plugin", format!("the plugin failed to check the config: {e}"))),
     };

@@ -31,6 +31,12 @@ impl Problem {
         Problem { status: StatusCode::UNPROCESSABLE_ENTITY, title: "Invalid request", detail: detail.into(), errors }
     }
 
+    /// 422 whose detail lists every field error, `path: message; …`.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("; ");
+        Problem::invalid(detail, errors)
+    }
+
     /// 422 about one field.
     pub fn field(path: &str, message: impl Into<String>) -> Self {
         let message = message.into();
@@ -82,7 +88,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Prob
             .into_iter()
             .map(|n| FieldError { path: if n.path.is_empty() { "$".into() } else { n.path }, message: n.message })
             .collect();
-        let detail = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("; ");
-        Problem::invalid(detail, errors)
+        Problem::invalid_fields(errors)
     })
 }

@@ -8,13 +8,18 @@ use crate::store::dispatch::{LeadSnapshot, MessageSnapshot, NewOutbox, RunSnapsh
 use crate::store::ingest::LeadEvent;
 use crate::store::new_token;
 
+/// The first word of the lead's name.
+fn first_name(lead: &LeadSnapshot) -> Option<&str> {
+    lead.name.as_deref().and_then(|n| n.split_whitespace().next())
+}
+
 /// The WIT lead.
 pub fn wit_lead(lead: &LeadSnapshot) -> wit::Lead {
     wit::Lead {
         id: lead.id.clone(),
         email: lead.email.clone(),
         name: lead.name.clone(),
-        first_name: lead.name.as_deref().and_then(|n| n.split_whitespace().next()).map(str::to_string),
+        first_name: first_name(lead).map(str::to_string),
         phone: lead.phone.clone(),
         product_id: lead.product_id.clone(),
         plan_id: lead.plan_id.clone(),
@@ -124,16 +129,21 @@ pub fn writes(
             detail: format!("[{}] {}: {}", level_name(line.level), line.source, line.text),
         });
     }
+    // The lead's values are the same for every message; only the link tokens are per message.
+    let lead_vars = TemplateVars {
+        name: lead.name.clone().unwrap_or_default(),
+        first_name: first_name(lead).unwrap_or_default().to_string(),
+        product: lead.product_id.clone().unwrap_or_default(),
+        coupon_code: coupon.map(|c| c.code.clone()).unwrap_or_default(),
+        ..TemplateVars::default()
+    };
     for effect in effects {
         let link_token = new_token();
         let unsubscribe_token = new_token();
         let vars = TemplateVars {
-            name: lead.name.clone().unwrap_or_default(),
-            first_name: lead.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or_default().to_string(),
-            product: lead.product_id.clone().unwrap_or_default(),
             checkout_url: format!("{base}/r/{link_token}"),
-            coupon_code: coupon.map(|c| c.code.clone()).unwrap_or_default(),
             unsubscribe_url: format!("{base}/u/{unsubscribe_token}"),
+            ..lead_vars.clone()
         };
         let write = match effect {
             Effect::Email(email) => {

@@ -47,6 +47,20 @@ fn spawn(url: &str, dir: &std::path::Path) -> Replica {
     Replica { child, base }
 }
 
+/// Create a producer through the admin API; its JSON (`id`, `api_key`).
+async fn create_producer(base: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/admin/producers"))
+        .bearer_auth("admin")
+        .body(json!({"name": "Loja"}).to_string())
+        .send()
+        .await
+        .expect("producer")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn event(i: usize, producer: &str) -> serde_json::Value {
     json!({"id": format!("evt-{i}"), "type": "checkout.updated", "occurred_at": "2026-11-22T10:00:00Z", "producer_id": producer,
            "checkout": {"id": format!("chk-{i}"), "email": format!("lead{i}@example.com"), "price": {"amount_cents": 9700, "currency": "BRL"}}})
@@ -59,16 +73,7 @@ async fn two_processes_share_the_work_and_survive_a_kill() {
     let a = spawn(&url, dir.path());
     let b = spawn(&url, dir.path());
     let http = reqwest::Client::new();
-    let producer: serde_json::Value = http
-        .post(format!("{}/v1/admin/producers", a.base))
-        .bearer_auth("admin")
-        .body(json!({"name": "Loja"}).to_string())
-        .send()
-        .await
-        .expect("producer")
-        .json()
-        .await
-        .expect("json");
+    let producer = create_producer(&a.base).await;
     let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
     let binding = json!({"plugin": "four-emails", "config": {"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]}});
     let resp = http
@@ -130,16 +135,7 @@ async fn a_killed_process_restarts_and_fires_overdue_timers_late() {
     let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
     let first = spawn(&url, dir.path());
     let http = reqwest::Client::new();
-    let producer: serde_json::Value = http
-        .post(format!("{}/v1/admin/producers", first.base))
-        .bearer_auth("admin")
-        .body(json!({"name": "Loja"}).to_string())
-        .send()
-        .await
-        .expect("producer")
-        .json()
-        .await
-        .expect("json");
+    let producer = create_producer(&first.base).await;
     let (id, key) =
         (producer["id"].as_str().expect("id").to_string(), producer["api_key"].as_str().expect("key").to_string());
     let upload = http
@@ -198,16 +194,7 @@ async fn plugin_push_uploads_to_a_running_server() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
     let server = spawn(&url, dir.path());
-    let producer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/admin/producers", server.base))
-        .bearer_auth("admin")
-        .body(json!({"name": "Loja"}).to_string())
-        .send()
-        .await
-        .expect("producer")
-        .json()
-        .await
-        .expect("json");
+    let producer = create_producer(&server.base).await;
     let key = producer["api_key"].as_str().expect("key").to_string();
     let wasm = dir.path().join("guest.wasm");
     std::fs::write(&wasm, funnel_host::guests::TEST_GUEST).expect("write");
