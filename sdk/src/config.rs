@@ -4,6 +4,11 @@
 use crate::ConfigNote;
 
 /// A [`ConfigNote`] for `path` (e.g. `emails[2].coupon`; empty for the whole config).
+///
+/// ```
+/// let problem = funnel_sdk::note("emails[0].after", "the first email must wait at least 20 minutes");
+/// assert_eq!(problem.path, "emails[0].after");
+/// ```
 pub fn note(path: impl Into<String>, message: impl Into<String>) -> ConfigNote {
     ConfigNote { path: path.into(), message: message.into() }
 }

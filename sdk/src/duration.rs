@@ -18,32 +18,63 @@ pub struct Duration(u64);
 
 impl Duration {
     /// A duration of `ms` milliseconds.
+    ///
+    /// ```
+    /// assert_eq!(funnel_sdk::Duration::from_millis(1500).to_string(), "1s500ms");
+    /// ```
     pub const fn from_millis(ms: u64) -> Self {
         Duration(ms)
     }
     /// A duration of `s` seconds.
+    ///
+    /// ```
+    /// assert_eq!(funnel_sdk::Duration::from_secs(90).to_string(), "1m30s");
+    /// ```
     pub const fn from_secs(s: u64) -> Self {
         Duration(s * 1000)
     }
     /// A duration of `m` minutes.
+    ///
+    /// ```
+    /// assert_eq!(funnel_sdk::Duration::from_mins(20), "20m".parse().unwrap());
+    /// ```
     pub const fn from_mins(m: u64) -> Self {
         Duration(m * 60_000)
     }
     /// A duration of `h` hours.
+    ///
+    /// ```
+    /// assert_eq!(funnel_sdk::Duration::from_hours(72).to_string(), "3d");
+    /// ```
     pub const fn from_hours(h: u64) -> Self {
         Duration(h * 3_600_000)
     }
     /// The duration in milliseconds.
+    ///
+    /// ```
+    /// assert_eq!(funnel_sdk::Duration::from_mins(1).as_millis(), 60_000);
+    /// ```
     pub const fn as_millis(self) -> u64 {
         self.0
     }
     /// The sum, saturating instead of overflowing.
+    ///
+    /// ```
+    /// use funnel_sdk::Duration;
+    /// assert_eq!(Duration::from_mins(20).saturating_add(Duration::from_hours(5)).to_string(), "5h20m");
+    /// assert_eq!(Duration::from_millis(u64::MAX).saturating_add(Duration::from_secs(1)).as_millis(), u64::MAX);
+    /// ```
     pub const fn saturating_add(self, other: Duration) -> Duration {
         Duration(self.0.saturating_add(other.0))
     }
 }
 
-/// Why a duration string was refused.
+/// Why a duration string was refused; its message says how to write one.
+///
+/// ```
+/// let err = "20".parse::<funnel_sdk::Duration>().unwrap_err();
+/// assert!(err.to_string().contains("like \"20m\""));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationError(String);
 

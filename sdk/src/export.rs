@@ -38,6 +38,24 @@ pub fn handle<P: Plugin>(invocation: Invocation) -> Result<Option<Vec<u8>>, Stri
 }
 
 /// Export `$plugin` (a type implementing [`Plugin`]) as the component's `funnel` world.
+/// Use it once, at the crate root of a `cdylib` crate:
+///
+/// ```
+/// use funnel_sdk::{Call, Next, Plugin, PluginInfo};
+/// struct Quiet;
+/// impl Plugin for Quiet {
+///     type Config = serde_json::Value;
+///     type State = ();
+///     fn info() -> PluginInfo {
+///         funnel_sdk::info("quiet", "0.1.0", "Sends nothing", &[])
+///     }
+///     fn handle(_call: Call<'_, Self::Config>, _state: &mut ()) -> Result<Next, String> {
+///         Ok(Next::End)
+///     }
+/// }
+/// funnel_sdk::export_plugin!(Quiet);
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {

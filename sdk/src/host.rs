@@ -11,6 +11,15 @@ use crate::{Coupon, Duration, HostError, LogLevel, MessageKind, SentMessage};
 /// An email to queue for the lead. Subject and bodies are templates the host renders:
 /// `{{name}}`, `{{first_name}}`, `{{product}}`, `{{checkout_url}}`, `{{coupon_code}}`,
 /// `{{unsubscribe_url}}`.
+///
+/// ```no_run
+/// use funnel_sdk::{host::{self, Email}, MessageKind};
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// let mut thanks = Email::new("Obrigado, {{first_name}}!", "<p>Seu acesso chega em instantes.</p>", "thanks");
+/// thanks.kind = MessageKind::Transactional; // still goes after the purchase
+/// host::send_email(&thanks)?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Email {
     /// Subject template.
@@ -27,6 +36,12 @@ pub struct Email {
 
 impl Email {
     /// A `recovery` email with no plain-text template.
+    ///
+    /// ```
+    /// let email = funnel_sdk::host::Email::new("Volta, {{first_name}}", "<p>{{checkout_url}}</p>", "email-1");
+    /// assert_eq!(email.kind, funnel_sdk::MessageKind::Recovery);
+    /// assert!(email.text.is_none());
+    /// ```
     pub fn new(subject: &str, html: &str, tag: &str) -> Self {
         Email {
             subject: subject.to_string(),
@@ -39,56 +54,143 @@ impl Email {
 }
 
 /// Queue an email to the lead; returns the message's id.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// let email = funnel_sdk::host::Email::new("{{first_name}}, seu pedido", "<p>{{checkout_url}}</p>", "email-1");
+/// match funnel_sdk::host::send_email(&email) {
+///     Ok(id) => funnel_sdk::host::log(funnel_sdk::LogLevel::Info, &format!("queued {id}")),
+///     Err(funnel_sdk::HostError::Suppressed) => {} // unsubscribed: nothing to do
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 pub fn send_email(email: &Email) -> Result<String, HostError> {
     raw::send_email(&email.subject, &email.html, email.text.as_deref(), &email.tag, email.kind)
 }
 
 /// Queue an SMS to the lead's phone; returns the message's id.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// use funnel_sdk::{host, HostError, MessageKind};
+/// match host::send_sms("{{first_name}}, seu carrinho: {{checkout_url}}", "sms-1", MessageKind::Recovery) {
+///     Ok(_) | Err(HostError::NoRecipient) => {} // no phone: skip the SMS
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 pub fn send_sms(body: &str, tag: &str, kind: MessageKind) -> Result<String, HostError> {
     raw::send_sms(body, tag, kind)
 }
 
 /// Ask for a `timer` event after `after`; returns the timer's id.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// use funnel_sdk::{host, Duration};
+/// host::schedule(Duration::from_mins(20), "email-1")?; // `handle` gets Event::Timer tagged "email-1"
+/// # Ok(()) }
+/// ```
 pub fn schedule(after: Duration, tag: &str) -> Result<String, HostError> {
     raw::schedule(after.as_millis(), tag)
 }
 
 /// Cancel one pending timer of this lead.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// let reminder = funnel_sdk::host::schedule(funnel_sdk::Duration::from_hours(5), "reminder")?;
+/// // … later, e.g. when the lead clicked:
+/// funnel_sdk::host::cancel(&reminder);
+/// # Ok(()) }
+/// ```
 pub fn cancel(timer_id: &str) {
     raw::cancel(timer_id)
 }
 
 /// Cancel every pending timer of this lead.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// // The buyer changed the cart: start the plan over.
+/// funnel_sdk::host::cancel_all();
+/// funnel_sdk::host::schedule(funnel_sdk::Duration::from_mins(20), "email-1")?;
+/// # Ok(()) }
+/// ```
 pub fn cancel_all() {
     raw::cancel_all()
 }
 
 /// Put the lead's contact on a list.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// funnel_sdk::host::add_to_list("inactive")?;
+/// assert!(funnel_sdk::host::lists().contains(&"inactive".to_string()));
+/// # Ok(()) }
+/// ```
 pub fn add_to_list(name: &str) -> Result<(), HostError> {
     raw::add_to_list(name)
 }
 
 /// Take the lead's contact off a list.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// funnel_sdk::host::remove_from_list("abandoned")?; // not being on it is fine
+/// # Ok(()) }
+/// ```
 pub fn remove_from_list(name: &str) -> Result<(), HostError> {
     raw::remove_from_list(name)
 }
 
 /// The lists the lead's contact is on now.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// if !funnel_sdk::host::lists().iter().any(|l| l == "customers") {
+///     funnel_sdk::host::add_to_list("prospects")?;
+/// }
+/// # Ok(()) }
+/// ```
 pub fn lists() -> Vec<String> {
     raw::lists()
 }
 
 /// The binding's coupon, if it names a product and plan and one is registered.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// let subject = match funnel_sdk::host::coupon() {
+///     Some(c) => format!("{}% off with {}", c.discount_percent, c.code),
+///     None => "Your cart is waiting".to_string(),
+/// };
+/// # let _ = subject;
+/// # Ok(()) }
+/// ```
 pub fn coupon() -> Option<Coupon> {
     raw::coupon()
 }
 
 /// The messages sent to this lead so far, oldest first.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// use funnel_sdk::{host, MessageStatus};
+/// let clicked_first = host::messages().first().is_some_and(|m| m.clicked && m.status == MessageStatus::Sent);
+/// # let _ = clicked_first;
+/// # Ok(()) }
+/// ```
 pub fn messages() -> Vec<SentMessage> {
     raw::messages()
 }
 
 /// Write a line to the lead's timeline log.
+///
+/// ```no_run
+/// funnel_sdk::host::log(funnel_sdk::LogLevel::Info, "cart under R$ 20,00: no email");
+/// ```
 pub fn log(level: LogLevel, text: &str) {
     raw::log(level, text)
 }

@@ -13,6 +13,8 @@
 //! - [`config`]: JSON config parsing whose errors name the field path.
 //! - [`coupon`]: the coupon convention (which bindings have one, the line to add).
 //! - [`Duration`]: `"20m"`, `"5h"`, `"3d"`.
+//! - [`testing`] (native targets only): build your crate to a component and run scenarios
+//!   through the real runtime on a virtual clock, from your `tests/`.
 //!
 //! ## Example
 //! ```
@@ -68,18 +70,22 @@
 //! Build it with `cargo build --release --target wasm32-wasip2` (crate type `cdylib`) and try
 //! it with `funnel simulate --plugin target/wasm32-wasip2/release/one_reminder.wasm …`.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod coupon;
 mod duration;
 mod export;
 pub mod host;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use config::{note, parse};
 pub use duration::{Duration, DurationError};
 
 /// The raw bindings generated from `wit/funnel.wit`. Prefer the re-exports and [`host`].
 #[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
@@ -96,6 +102,22 @@ pub use bindings::funnel::plugin::types::{
 };
 
 /// One event of one lead, with the binding's config already parsed.
+///
+/// ```
+/// use funnel_sdk::{Call, Event, Next};
+/// struct Config { min_cents: i64 }
+/// fn handle(call: Call<'_, Config>) -> Next {
+///     let cheap = call.lead.price.as_ref().is_none_or(|p| p.amount_cents <= call.config.min_cents);
+///     match call.event {
+///         Event::Captured if cheap => Next::End,
+///         _ => Next::Continue,
+///     }
+/// }
+/// # let lead = funnel_sdk::Lead { id: "l".into(), email: "a@b.c".into(), name: None, first_name: None, phone: None,
+/// #   product_id: None, plan_id: None, price: None, captured_at_ms: 0, purchased: false, suppressed: false };
+/// let call = Call { lead: &lead, event: Event::Captured, now_ms: 0, config: &Config { min_cents: 2000 } };
+/// assert_eq!(handle(call), Next::End);
+/// ```
 pub struct Call<'a, C> {
     /// The lead as the host knows it now.
     pub lead: &'a Lead,
@@ -108,6 +130,17 @@ pub struct Call<'a, C> {
 }
 
 /// What to do with the lead's run after an event.
+///
+/// ```
+/// use funnel_sdk::{Event, Next};
+/// fn after(event: &Event) -> Next {
+///     match event {
+///         Event::Purchased(_) | Event::Unsubscribed => Next::End, // the host cancels its timers
+///         _ => Next::Continue,
+///     }
+/// }
+/// assert_eq!(after(&Event::Unsubscribed), Next::End);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
     /// Keep the run (and its state) for the next event.
@@ -116,7 +149,12 @@ pub enum Next {
     End,
 }
 
-/// A recovery strategy. Implement it and export it with [`export_plugin!`].
+/// A recovery strategy. Implement it and export it with [`export_plugin!`]; the crate-level
+/// example is a whole plugin, and `examples/rust-plugin` in funnel's repository a real one.
+///
+/// The host calls [`info`](Plugin::info) once at upload, [`check`](Plugin::check) and
+/// [`summary`](Plugin::summary) when a producer binds the plugin, and
+/// [`handle`](Plugin::handle) for every event of every lead, one at a time per lead.
 pub trait Plugin {
     /// The binding's config, parsed from JSON. Use `#[serde(deny_unknown_fields)]` so typos
     /// are reported.
@@ -145,6 +183,12 @@ pub trait Plugin {
 }
 
 /// Build a [`PluginInfo`].
+///
+/// ```
+/// use funnel_sdk::Capability;
+/// let info = funnel_sdk::info("one-reminder", "1.0.0", "One email after a delay", &[Capability::Email, Capability::Timers]);
+/// assert_eq!(info.capabilities.len(), 2);
+/// ```
 pub fn info(name: &str, version: &str, description: &str, capabilities: &[Capability]) -> PluginInfo {
     PluginInfo {
         name: name.to_string(),

@@ -20,6 +20,9 @@ use scenario::{Scenario, ScenarioEventKind};
 /// Capture time of the simulated lead: 2026-01-01T00:00:00Z.
 pub const T0_MS: i64 = 1_767_225_600_000;
 
+/// The server address simulated messages link to.
+const PUBLIC_URL: &str = "https://funnel.example";
+
 /// What to simulate.
 pub struct SimulateInput {
     /// A built-in name or the bytes of a component.
@@ -58,7 +61,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
         clock: clock.clone(),
         email: Arc::new(Discard),
         sms: Arc::new(Discard),
-        public_url: "https://funnel.example".into(),
+        public_url: PUBLIC_URL.into(),
         rate_caps: (None, None),
     });
     let scenario = input.scenario;
@@ -213,12 +216,54 @@ fn output_line(entry: &crate::store::timeline::TimelineEntry, verbose: bool) -> 
         "email" => Some(
             json!({"at_s": at_s, "kind": "email", "tag": detail["tag"], "subject": detail["subject"], "coupon": detail["coupon"]}),
         ),
-        "sms" => Some(
-            json!({"at_s": at_s, "kind": "sms", "tag": detail["tag"], "body": detail["body"], "coupon": detail["coupon"]}),
-        ),
+        "sms" => {
+            let body =
+                detail["body"].as_str().map(|body| stable_links(body, detail["tag"].as_str().unwrap_or("message")));
+            Some(json!({"at_s": at_s, "kind": "sms", "tag": detail["tag"], "body": body, "coupon": detail["coupon"]}))
+        }
         "dropped" => Some(json!({"at_s": at_s, "kind": "dropped", "tag": detail["tag"], "reason": detail["reason"]})),
         "list_add" | "list_remove" => Some(json!({"at_s": at_s, "kind": entry.kind, "list": entry.detail})),
         _ if verbose => Some(json!({"at_s": at_s, "kind": entry.kind, "detail": entry.detail})),
         _ => None,
+    }
+}
+
+/// Tracked links carry a random token per message; for output that is the same on every run,
+/// print `…/r/<tag>` and `…/u/<tag>` instead (the link and unsubscribe page of that message).
+fn stable_links(text: &str, tag: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PUBLIC_URL) {
+        let (before, from_url) = rest.split_at(at);
+        out.push_str(before);
+        let after_url = &from_url[PUBLIC_URL.len()..];
+        let token = after_url.get(3..).map(|t| t.bytes().take_while(u8::is_ascii_hexdigit).count()).unwrap_or(0);
+        if (after_url.starts_with("/r/") || after_url.starts_with("/u/")) && token == 32 {
+            out.push_str(&from_url[..PUBLIC_URL.len() + 3]);
+            out.push_str(tag);
+            rest = &after_url[3 + token..];
+        } else {
+            out.push_str(PUBLIC_URL);
+            rest = after_url;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_links;
+
+    #[test]
+    fn tracked_links_print_the_same_on_every_run() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let body = format!("Oi: https://funnel.example/r/{token} (sair: https://funnel.example/u/{token}.)");
+        assert_eq!(
+            stable_links(&body, "sms-1"),
+            "Oi: https://funnel.example/r/sms-1 (sair: https://funnel.example/u/sms-1.)"
+        );
+        let untouched = "https://funnel.example/r/short and https://funnel.example/x";
+        assert_eq!(stable_links(untouched, "sms-1"), untouched);
     }
 }
