@@ -11,6 +11,7 @@ mod api;
 mod cli;
 mod delivery;
 mod engine;
+mod example_python;
 mod plugin_flow;
 mod plugin_four_emails;
 mod replicas;
