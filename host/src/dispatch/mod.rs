@@ -1,8 +1,11 @@
-//! The dispatcher: one lead at a time, one transaction per event. A worker leases a lead with
-//! pending events, handles them oldest first (loading the run, invoking the plugin in the
-//! sandbox, committing state, timers, messages and list changes together), and gives the lead
-//! back. A plugin failure commits nothing; the event is retried with backoff and, after
-//! [`MAX_ATTEMPTS`], parked as failed in the lead's timeline.
+//! The dispatcher: one lead at a time, one transaction per event. A worker claims a batch of
+//! due leads from the store's lead queue (a lease, so a dead worker's leads go to another),
+//! handles each lead's events oldest first — loading the run, invoking the plugin in the
+//! sandbox, committing state, timers, messages and list changes together — and gives the lead
+//! back or lets it leave the queue. Several leads are in flight at once (never two events of
+//! one lead), so on PostgreSQL their commits share the disk's flushes. A plugin failure commits
+//! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`], parked as failed in
+//! the lead's timeline.
 //!
 //! ## Layout
 //! - [`plugins`]: which component serves a run.
@@ -11,69 +14,151 @@
 pub mod invocation;
 pub mod plugins;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::runtime::wit::Coupon;
-use crate::store::dispatch::PendingEvent;
-use crate::store::{Store, StoreError};
+use crate::store::dispatch::{LeadAfter, PendingEvent};
+use crate::store::{Backend, Store, StoreError};
 use plugins::PluginRegistry;
 
 /// Attempts before an event is parked as failed.
 pub const MAX_ATTEMPTS: i64 = 5;
 /// How long a worker holds a lead before another may take it over.
 const LEASE_MS: i64 = 30_000;
+/// Leads claimed in one statement: one claim's cost is shared by this many leads.
+const CLAIM_BATCH: usize = 32;
+/// Events of one lead handled under one claim before the lead goes to the back of the queue,
+/// so a lead with a flood of events neither starves the others nor outlives its lease.
+const EVENTS_PER_CLAIM: usize = 100;
 
 /// A dispatch worker.
 pub struct Dispatcher {
+    worker: Arc<Worker>,
+    /// Leads handled at once.
+    in_flight: usize,
+}
+
+/// What each in-flight lead's task needs.
+struct Worker {
     store: Store,
     plugins: Arc<PluginRegistry>,
     clock: Arc<dyn Clock>,
-    worker: String,
+    id: String,
     public_url: String,
 }
 
 impl Dispatcher {
     pub fn new(store: Store, plugins: Arc<PluginRegistry>, clock: Arc<dyn Clock>, public_url: String) -> Self {
-        Dispatcher { store, plugins, clock, worker: crate::store::new_id(), public_url }
+        // PostgreSQL commits wait on a disk flush that concurrent commits share, so leads in
+        // flight multiply throughput; SQLite has one connection and cheap commits, so more
+        // than one would only queue on it. Never more than the sandbox's instance pool holds
+        // (with room left for uploads being validated).
+        let pool = plugins.runtime().config().max_concurrent_instances as usize;
+        let in_flight = match store.backend() {
+            Backend::Postgres => (pool / 2).clamp(1, 8),
+            Backend::Sqlite => 1,
+        };
+        let worker = Worker { store, plugins, clock, id: crate::store::new_id(), public_url };
+        Dispatcher { worker: Arc::new(worker), in_flight }
     }
 
     /// Handle every event that is due now; returns how many were handled.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
-        while let Some(lead_id) = self.store.claim_lead(&self.worker, self.clock.now_ms(), LEASE_MS).await? {
-            let result = self.handle_lead(&lead_id).await;
-            self.store.release_lead(&lead_id, &self.worker).await?;
-            handled += result?;
+        let mut first_error = None;
+        let mut claimed: VecDeque<String> = VecDeque::new();
+        let mut more = true;
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.len() < self.in_flight && first_error.is_none() {
+                if claimed.is_empty() && more {
+                    let w = &self.worker;
+                    let leads = w.store.claim_leads(&w.id, w.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
+                    match leads {
+                        Ok(leads) => {
+                            more = leads.len() == CLAIM_BATCH;
+                            claimed.extend(leads);
+                        }
+                        Err(e) => first_error = Some(e),
+                    }
+                }
+                let Some(lead) = claimed.pop_front() else { break };
+                let worker = self.worker.clone();
+                tasks.spawn(async move { worker.handle_lead(&lead).await });
+            }
+            match tasks.join_next().await {
+                Some(Ok(Ok(n))) => handled += n,
+                Some(Ok(Err(e))) => {
+                    first_error.get_or_insert(e);
+                }
+                Some(Err(join)) => {
+                    first_error.get_or_insert(StoreError::Corrupt(format!("dispatch task failed: {join}")));
+                }
+                None => break,
+            }
         }
-        Ok(handled)
+        // Claimed but never started (after an error): back to the queue at once.
+        for lead in claimed {
+            let w = &self.worker;
+            if let Err(e) = w.store.release_lead(&lead, &w.id, w.clock.now_ms()).await {
+                tracing::warn!(lead, error = %e, "could not give a lead back; its lease will run out");
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
     }
+}
 
-    /// Handle the lead's due events in order; stop at the first one in backoff.
+impl Worker {
+    /// Handle the held lead's due events in order, then let it go: it leaves the queue when
+    /// nothing is pending, waits for a retry, or goes to the back of the queue.
     async fn handle_lead(&self, lead_id: &str) -> Result<usize, StoreError> {
-        let mut handled = 0;
-        while let Some(event) = self.store.next_pending_event(lead_id).await? {
-            if event.next_attempt_at > self.clock.now_ms() {
-                break;
-            }
-            if !self.handle_event(&event).await? {
-                break;
-            }
-            handled += 1;
+        let result = self.handle_events(lead_id).await;
+        if result.is_err() {
+            // The store failed mid-way: let another try at once rather than after the lease.
+            let _ = self.store.release_lead(lead_id, &self.id, self.clock.now_ms()).await;
         }
-        Ok(handled)
+        result
     }
 
-    /// Returns false when the lead should not be worked on further now.
-    async fn handle_event(&self, event: &PendingEvent) -> Result<bool, StoreError> {
+    async fn handle_events(&self, lead_id: &str) -> Result<usize, StoreError> {
+        let mut handled = 0;
+        loop {
+            if handled == EVENTS_PER_CLAIM {
+                self.store.release_lead(lead_id, &self.id, self.clock.now_ms()).await?;
+                return Ok(handled);
+            }
+            let Some(event) = self.store.next_pending_event(lead_id).await? else {
+                // Only if the queue and the events disagree (e.g. a purge raced the claim).
+                self.store.settle_lead(lead_id, &self.id).await?;
+                return Ok(handled);
+            };
+            if event.next_attempt_at > self.clock.now_ms() {
+                self.store.release_lead(lead_id, &self.id, event.next_attempt_at).await?;
+                return Ok(handled);
+            }
+            match self.handle_event(&event).await? {
+                LeadAfter::Busy => handled += 1,
+                LeadAfter::Idle => return Ok(handled + 1),
+                LeadAfter::Waiting | LeadAfter::Lost => return Ok(handled),
+            }
+        }
+    }
+
+    /// Handle one event and settle it (done, skipped, retried or parked).
+    async fn handle_event(&self, event: &PendingEvent) -> Result<LeadAfter, StoreError> {
         let now = self.clock.now_ms();
         let Some(run) = self.store.run_snapshot(&event.lead_id).await? else {
-            self.store.skip_event(event.seq, "no binding serves this lead").await?;
-            return Ok(true);
+            return self.store.skip_event(&self.id, event, "no binding serves this lead").await;
         };
         if !run.active {
-            self.store.skip_event(event.seq, "the run has ended").await?;
-            return Ok(true);
+            return self.store.skip_event(&self.id, event, "the run has ended").await;
         }
         let lead = self.store.lead_snapshot(&event.lead_id).await?;
         let coupon = self
@@ -105,23 +190,22 @@ impl Dispatcher {
                 Ok(writes) => writes,
                 Err(e) => return self.fail(event, &e.to_string(), now).await,
             };
-        let committed = self.store.commit_invocation(&self.worker, event, &lead, outcome.state, &writes, now).await?;
-        if committed {
+        let after = self.store.commit_invocation(&self.id, event, &lead, outcome.state, &writes, now).await?;
+        if after != LeadAfter::Lost {
             crate::metrics::INVOCATIONS_OK.inc();
         }
-        Ok(committed)
+        Ok(after)
     }
 
-    /// Record a failure: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it.
-    async fn fail(&self, event: &PendingEvent, error: &str, now: i64) -> Result<bool, StoreError> {
+    /// Record a failure: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it. A
+    /// parked event no longer blocks the lead; one waiting for a retry does.
+    async fn fail(&self, event: &PendingEvent, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
         let attempt = event.attempts + 1;
         let retry_at = (attempt < MAX_ATTEMPTS).then(|| now + (1000i64 << (attempt - 1).clamp(0, 20)));
         tracing::warn!(lead = %event.lead_id, attempt, error, "plugin invocation failed");
         let counter =
             if retry_at.is_some() { &crate::metrics::INVOCATIONS_FAILED } else { &crate::metrics::INVOCATIONS_PARKED };
         counter.inc();
-        self.store.fail_event(event, error, retry_at, now).await?;
-        // A parked event no longer blocks the lead; one waiting for a retry does.
-        Ok(retry_at.is_none())
+        self.store.fail_event(&self.id, event, error, retry_at, now).await
     }
 }

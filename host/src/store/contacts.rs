@@ -40,7 +40,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
         for lead in &leads {
-            for table in ["events", "outbox", "timers", "runs", "timeline"] {
+            for table in ["events", "lead_queue", "outbox", "timers", "runs", "timeline"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE lead_id = $1")))
                     .bind(lead)
                     .execute(&mut *tx)

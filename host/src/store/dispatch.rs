@@ -1,7 +1,8 @@
-//! The store side of dispatch: claim a lead whose events are pending (a lease, so a dead
-//! worker's lead is picked up by another), read what its plugin needs, and commit what the
-//! plugin decided — state, timers, outbox rows, list changes, the event marked done — in **one
-//! transaction**, or record the failure for a retry with backoff.
+//! The store side of dispatch: the lead queue (a row per lead with pending events, leased to one
+//! worker at a time, so a dead worker's leads are picked up by another), what a plugin needs to
+//! know, and settling an event: what the plugin decided — state, timers, outbox rows, list
+//! changes — the event marked done and the lead's place in the queue, in **one transaction**;
+//! or the failure recorded for a retry with backoff.
 
 use sqlx::Row;
 
@@ -103,39 +104,122 @@ pub(crate) async fn run_is_active(
     Ok(status.as_deref() == Some("active"))
 }
 
+/// Where a lead stands after a worker settled one of its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadAfter {
+    /// More events are queued and the worker still holds the lead.
+    Busy,
+    /// Nothing is pending any more: the lead left the queue.
+    Idle,
+    /// Given back until its oldest pending event's retry is due.
+    Waiting,
+    /// The worker no longer holds the lead (its lease ran out and another took it): nothing
+    /// was written.
+    Lost,
+}
+
+/// Put a lead with a new pending event in the queue, due at `now`, or leave its row as it is
+/// (held by a worker, or waiting for a retry that keeps the lead's order). Called in the
+/// transaction that inserts the event.
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    lead_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    // `DO UPDATE … WHERE 1 = 0` changes nothing but locks an existing row until commit: a
+    // worker about to drop the row as idle (see `leave_if_idle`) waits for this transaction,
+    // then sees its event. `DO NOTHING` takes no lock, and the event could be left unqueued.
+    sqlx::query(
+        "INSERT INTO lead_queue (lead_id, due_at, locked_by) VALUES ($1, $2, NULL)
+         ON CONFLICT (lead_id) DO UPDATE SET due_at = lead_queue.due_at WHERE 1 = 0",
+    )
+    .bind(lead_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
-    /// Lease one lead with a due pending event to `worker` until `now + lease_ms`.
-    pub async fn claim_lead(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<String>, StoreError> {
-        let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE OF l SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "UPDATE leads SET locked_by = $1, locked_until = $2
-             WHERE id = (SELECT l.id FROM events e JOIN leads l ON l.id = e.lead_id
-                         WHERE e.status = 'pending' AND e.next_attempt_at <= $3
-                           AND (l.locked_until IS NULL OR l.locked_until < $3)
-                           -- only a lead whose *oldest* pending event is due: order is kept
-                           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = e.lead_id
-                                           AND p.status = 'pending' AND p.seq < e.seq)
-                         ORDER BY e.seq LIMIT 1 {skip_locked})
-               AND (locked_until IS NULL OR locked_until < $3)
-             RETURNING id"
-        );
-        let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    /// Lease up to `limit` leads that are due to `worker` until `now + lease_ms`, oldest due
+    /// first. Leads held by a live worker or waiting for a retry are not due; a dead worker's
+    /// leads become due again when its lease runs out.
+    pub async fn claim_leads(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // PostgreSQL: replicas skip rows another is claiming instead of queueing behind it, and
+        // `= ANY(ARRAY(…))` keeps the plan an index walk whatever the statistics say.
+        // SQLite has one writer: the statement alone is atomic.
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "UPDATE lead_queue SET locked_by = $1, due_at = $2
+                 WHERE lead_id = ANY(ARRAY(SELECT lead_id FROM lead_queue WHERE due_at <= $3
+                                          ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED))
+                 RETURNING lead_id"
+            }
+            Backend::Sqlite => {
+                "UPDATE lead_queue SET locked_by = $1, due_at = $2
+                 WHERE lead_id IN (SELECT lead_id FROM lead_queue WHERE due_at <= $3 ORDER BY due_at LIMIT $4)
+                 RETURNING lead_id"
+            }
+        };
+        let leads: Vec<String> = sqlx::query_scalar(sql)
             .bind(worker)
             .bind(now + lease_ms)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .bind(limit)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(id)
+        Ok(leads)
     }
 
-    /// Give a leased lead back.
-    pub async fn release_lead(&self, lead_id: &str, worker: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leads SET locked_by = NULL, locked_until = NULL WHERE id = $1 AND locked_by = $2")
+    /// How many leads are in the dispatch queue (with pending events, held or not).
+    pub async fn queued_leads(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM lead_queue").fetch_one(&self.pool).await?)
+    }
+
+    /// Give a held lead back, due again at `due_at`.
+    pub async fn release_lead(&self, lead_id: &str, worker: &str, due_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2 AND locked_by = $3")
+            .bind(due_at)
             .bind(lead_id)
             .bind(worker)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Drop a held lead from the queue if it has no pending event (returns `Idle`), else keep
+    /// holding it (`Busy`).
+    pub async fn settle_lead(&self, lead_id: &str, worker: &str) -> Result<LeadAfter, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.hold(&mut tx, lead_id, worker).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
+        let after = leave_if_idle(&mut tx, lead_id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// In `tx`, lock the lead's queue row if `worker` holds it. Until commit, no other worker
+    /// can claim the lead and no new event of the lead can be queued.
+    async fn hold(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        lead_id: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = match self.backend {
+            Backend::Postgres => "SELECT 1 FROM lead_queue WHERE lead_id = $1 AND locked_by = $2 FOR UPDATE",
+            Backend::Sqlite => "SELECT 1 FROM lead_queue WHERE lead_id = $1 AND locked_by = $2",
+        };
+        let held: Option<i32> = sqlx::query_scalar(sql).bind(lead_id).bind(worker).fetch_optional(&mut **tx).await?;
+        Ok(held.is_some())
     }
 
     /// The lead's oldest pending event (due or not: order is kept even during a backoff).
@@ -244,19 +328,26 @@ impl Store {
         }))
     }
 
-    /// Mark an event done without invoking anything (the run ended or never existed).
-    pub async fn skip_event(&self, seq: i64, reason: &str) -> Result<(), StoreError> {
+    /// Mark an event skipped without invoking anything (the run ended or never existed).
+    pub async fn skip_event(&self, worker: &str, event: &PendingEvent, reason: &str) -> Result<LeadAfter, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.hold(&mut tx, &event.lead_id, worker).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
         sqlx::query("UPDATE events SET status = 'skipped', error = $1 WHERE seq = $2 AND status = 'pending'")
             .bind(reason)
-            .bind(seq)
-            .execute(&self.pool)
+            .bind(event.seq)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let after = leave_if_idle(&mut tx, &event.lead_id).await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
-    /// Commit a successful invocation: all writes, the new state (or the run's end) and the
-    /// event marked done, in one transaction. Returns false (and writes nothing) when the
-    /// worker lost its lease on the lead meanwhile.
+    /// Commit a successful invocation: all writes, the new state (or the run's end), the event
+    /// marked done and the lead's place in the queue, in one transaction. Writes nothing and
+    /// answers `Lost` when the worker no longer holds the lead.
     pub async fn commit_invocation(
         &self,
         worker: &str,
@@ -265,22 +356,18 @@ impl Store {
         new_state: Option<Vec<u8>>,
         writes: &[Write],
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let still_ours = sqlx::query(
-            "UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'
-                AND EXISTS (SELECT 1 FROM leads WHERE id = $2 AND locked_by = $3)",
-        )
-        .bind(event.seq)
-        .bind(&event.lead_id)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let still_ours = self.hold(&mut tx, &event.lead_id, worker).await?
+            && sqlx::query("UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'")
+                .bind(event.seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         if !still_ours {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(LeadAfter::Lost);
         }
         let (lead_id, producer_id, email) = (event.lead_id.as_str(), lead.producer_id.as_str(), lead.email.as_str());
         for write in writes {
@@ -385,20 +472,27 @@ impl Store {
                     .await?;
             }
         }
+        let after = leave_if_idle(&mut tx, lead_id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(after)
     }
 
-    /// Record a failed invocation: retry at `retry_at`, or park the event as failed when
-    /// `retry_at` is `None`. Nothing the plugin recorded is kept.
+    /// Record a failed invocation: retry at `retry_at` (the lead waits in the queue until then,
+    /// so its later events wait too), or park the event as failed when `retry_at` is `None`.
+    /// Nothing the plugin recorded is kept.
     pub async fn fail_event(
         &self,
+        worker: &str,
         event: &PendingEvent,
         error: &str,
         retry_at: Option<i64>,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if !self.hold(&mut tx, &event.lead_id, worker).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
         let (status, next) = match retry_at {
             Some(at) => ("pending", at),
             None => ("failed", now),
@@ -431,8 +525,19 @@ impl Store {
             &detail,
         )
         .await?;
+        let after = match retry_at {
+            Some(at) => {
+                sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2")
+                    .bind(at)
+                    .bind(&event.lead_id)
+                    .execute(&mut *tx)
+                    .await?;
+                LeadAfter::Waiting
+            }
+            None => leave_if_idle(&mut tx, &event.lead_id).await?,
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(after)
     }
 
     /// The earliest time anything is due (a timer, an event retry, a message retry).
@@ -440,11 +545,26 @@ impl Store {
         let at: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(t) FROM (
                SELECT MIN(due_at) AS t FROM timers
-               UNION ALL SELECT MIN(next_attempt_at) AS t FROM events WHERE status = 'pending'
+               UNION ALL SELECT MIN(due_at) AS t FROM lead_queue
                UNION ALL SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'queued') AS due",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(at)
     }
+}
+
+/// In a transaction holding the lead's queue row (see `Store::hold`): drop the row when the
+/// lead has no pending event left. Events queued by transactions that committed before the
+/// hold are seen here; later ones wait for this commit and queue the lead again.
+async fn leave_if_idle(tx: &mut sqlx::Transaction<'_, sqlx::Any>, lead_id: &str) -> Result<LeadAfter, StoreError> {
+    let left = sqlx::query(
+        "DELETE FROM lead_queue WHERE lead_id = $1
+           AND NOT EXISTS (SELECT 1 FROM events WHERE lead_id = $1 AND status = 'pending')",
+    )
+    .bind(lead_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(if left == 1 { LeadAfter::Idle } else { LeadAfter::Busy })
 }

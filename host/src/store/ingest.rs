@@ -89,35 +89,111 @@ impl LeadEvent {
     }
 }
 
+/// Tries of a batch that lost a race with another transaction (see [`is_conflict`]).
+const INGEST_ATTEMPTS: u32 = 3;
+
 impl Store {
     /// Record a platform event (idempotent on its id).
     pub async fn ingest(&self, event: &PlatformEvent, now: i64) -> Result<IngestOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(row) = sqlx::query("SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2")
-            .bind(&event.producer_id)
-            .bind(&event.id)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            return Ok(IngestOutcome::Duplicate { lead_id: row.try_get("lead_id")? });
+        let mut outcomes = self.ingest_batch(std::slice::from_ref(event), now).await?;
+        outcomes.pop().ok_or_else(|| StoreError::Corrupt("ingest answered nothing".into()))
+    }
+
+    /// Record platform events in order, all in one transaction — one commit for the batch, not
+    /// one per event — so all are stored or none. Each answers `Accepted` or `Duplicate` on its
+    /// own; a repeat inside the batch is a duplicate of the first.
+    pub async fn ingest_batch(&self, events: &[PlatformEvent], now: i64) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.try_ingest_batch(events, now).await {
+                // The transaction rolled back as a whole: trying again answers duplicates for
+                // what the other transaction stored.
+                Err(e) if attempt < INGEST_ATTEMPTS && is_conflict(&e) => attempt += 1,
+                result => return result,
+            }
         }
-        let c = &event.checkout;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $2")
-                .bind(&event.producer_id)
-                .bind(&c.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut lead_events: Vec<LeadEvent> = Vec::new();
-        let lead_id = match existing {
-            Some(lead_id) => {
-                sqlx::query(
-                    "UPDATE leads SET email = COALESCE($1, email), name = COALESCE($2, name), phone = COALESCE($3, phone),
+    }
+
+    async fn try_ingest_batch(&self, events: &[PlatformEvent], now: i64) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(ingest_one(&mut tx, event, now).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// A write that lost a race with a concurrent transaction on PostgreSQL (the same event or
+/// checkout stored meanwhile, a deadlock between two batches, a serialization failure).
+fn is_conflict(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(sqlx::Error::Database(e)) => {
+            matches!(e.code().as_deref(), Some("23505" | "40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+/// Record one platform event in `tx`.
+async fn ingest_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &PlatformEvent,
+    now: i64,
+) -> Result<IngestOutcome, StoreError> {
+    if let Some(row) = sqlx::query("SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2")
+        .bind(&event.producer_id)
+        .bind(&event.id)
+        .fetch_optional(&mut **tx)
+        .await?
+    {
+        return Ok(IngestOutcome::Duplicate { lead_id: row.try_get("lead_id")? });
+    }
+    let c = &event.checkout;
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $2")
+            .bind(&event.producer_id)
+            .bind(&c.id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut lead_events: Vec<LeadEvent> = Vec::new();
+    let lead_id = match existing {
+        Some(lead_id) => {
+            sqlx::query(
+                "UPDATE leads SET email = COALESCE($1, email), name = COALESCE($2, name), phone = COALESCE($3, phone),
                      product_id = COALESCE(product_id, $4), plan_id = COALESCE(plan_id, $5),
                      price_cents = COALESCE($6, price_cents), currency = COALESCE($7, currency),
                      checkout_url = COALESCE($8, checkout_url) WHERE id = $9",
+            )
+            .bind(&c.email)
+            .bind(&c.name)
+            .bind(&c.phone)
+            .bind(&c.product_id)
+            .bind(&c.plan_id)
+            .bind(c.price.as_ref().map(|p| p.amount_cents))
+            .bind(c.price.as_ref().map(|p| p.currency.clone()))
+            .bind(&c.url)
+            .bind(&lead_id)
+            .execute(&mut **tx)
+            .await?;
+            if event.kind == PlatformEventType::CheckoutUpdated {
+                lead_events.push(LeadEvent::Updated);
+            }
+            Some(lead_id)
+        }
+        None => match &c.email {
+            Some(email) => {
+                let lead_id = new_id();
+                sqlx::query(
+                    "INSERT INTO leads (id, producer_id, checkout_id, email, name, phone, product_id, plan_id,
+                         price_cents, currency, checkout_url, status, captured_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12)",
                 )
-                .bind(&c.email)
+                .bind(&lead_id)
+                .bind(&event.producer_id)
+                .bind(&c.id)
+                .bind(email)
                 .bind(&c.name)
                 .bind(&c.phone)
                 .bind(&c.product_id)
@@ -125,76 +201,47 @@ impl Store {
                 .bind(c.price.as_ref().map(|p| p.amount_cents))
                 .bind(c.price.as_ref().map(|p| p.currency.clone()))
                 .bind(&c.url)
-                .bind(&lead_id)
-                .execute(&mut *tx)
+                .bind(now)
+                .execute(&mut **tx)
                 .await?;
-                if event.kind == PlatformEventType::CheckoutUpdated {
-                    lead_events.push(LeadEvent::Updated);
-                }
+                bindings::start_run(tx, &event.producer_id, &lead_id, c, now).await?;
+                lead_events.push(LeadEvent::Captured);
                 Some(lead_id)
             }
-            None => match &c.email {
-                Some(email) => {
-                    let lead_id = new_id();
-                    sqlx::query(
-                        "INSERT INTO leads (id, producer_id, checkout_id, email, name, phone, product_id, plan_id,
-                         price_cents, currency, checkout_url, status, captured_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12)",
-                    )
-                    .bind(&lead_id)
-                    .bind(&event.producer_id)
-                    .bind(&c.id)
-                    .bind(email)
-                    .bind(&c.name)
-                    .bind(&c.phone)
-                    .bind(&c.product_id)
-                    .bind(&c.plan_id)
-                    .bind(c.price.as_ref().map(|p| p.amount_cents))
-                    .bind(c.price.as_ref().map(|p| p.currency.clone()))
-                    .bind(&c.url)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    bindings::start_run(&mut tx, &event.producer_id, &lead_id, c, now).await?;
-                    lead_events.push(LeadEvent::Captured);
-                    Some(lead_id)
-                }
-                None => None,
-            },
-        };
-        if let Some(lead_id) = &lead_id {
-            match event.kind {
-                PlatformEventType::OrderPaid => {
-                    mark_purchased(&mut tx, lead_id, now).await?;
-                    lead_events.push(LeadEvent::Purchased { price: c.price.clone() });
-                }
-                PlatformEventType::OrderRefunded => {
-                    sqlx::query("UPDATE leads SET status = 'refunded' WHERE id = $1")
-                        .bind(lead_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    lead_events.push(LeadEvent::Refunded);
-                }
-                PlatformEventType::CheckoutUpdated => {}
+            None => None,
+        },
+    };
+    if let Some(lead_id) = &lead_id {
+        match event.kind {
+            PlatformEventType::OrderPaid => {
+                mark_purchased(tx, lead_id, now).await?;
+                lead_events.push(LeadEvent::Purchased { price: c.price.clone() });
             }
+            PlatformEventType::OrderRefunded => {
+                sqlx::query("UPDATE leads SET status = 'refunded' WHERE id = $1")
+                    .bind(lead_id)
+                    .execute(&mut **tx)
+                    .await?;
+                lead_events.push(LeadEvent::Refunded);
+            }
+            PlatformEventType::CheckoutUpdated => {}
         }
-        // The platform's event id is recorded once (for idempotency) on the first row; a
-        // platform event can make two lead events (captured + purchased) in order.
-        let active = match &lead_id {
-            Some(id) => super::dispatch::run_is_active(&mut tx, id).await?,
-            None => false,
-        };
-        if lead_events.is_empty() {
-            insert_event(&mut tx, &event.id, &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
-        }
-        for (i, lead_event) in lead_events.iter().enumerate() {
-            let id = if i == 0 { event.id.clone() } else { format!("{}#{}", event.id, i) };
-            let status = if active { "pending" } else { "skipped" };
-            insert_event(&mut tx, &id, &event.producer_id, lead_id.as_deref(), Some(lead_event), status, now).await?;
-        }
-        tx.commit().await?;
-        Ok(IngestOutcome::Accepted { lead_id })
     }
+    // The platform's event id is recorded once (for idempotency) on the first row; a
+    // platform event can make two lead events (captured + purchased) in order.
+    let active = match &lead_id {
+        Some(id) => super::dispatch::run_is_active(tx, id).await?,
+        None => false,
+    };
+    if lead_events.is_empty() {
+        insert_event(tx, &event.id, &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
+    }
+    for (i, lead_event) in lead_events.iter().enumerate() {
+        let id = if i == 0 { event.id.clone() } else { format!("{}#{}", event.id, i) };
+        let status = if active { "pending" } else { "skipped" };
+        insert_event(tx, &id, &event.producer_id, lead_id.as_deref(), Some(lead_event), status, now).await?;
+    }
+    Ok(IngestOutcome::Accepted { lead_id })
 }
 
 /// Mark a lead purchased, and recovered when a recovery message was delivered before.
@@ -225,7 +272,7 @@ pub(crate) async fn mark_purchased(
     Ok(())
 }
 
-/// Insert one event row.
+/// Insert one event row; a pending one puts its lead in the dispatch queue.
 pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
@@ -252,5 +299,8 @@ pub(crate) async fn insert_event(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if let (Some(lead_id), "pending") = (lead_id, status) {
+        super::dispatch::enqueue(tx, lead_id, now).await?;
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The HTTP API over real HTTP on loopback, with the engine on a virtual clock behind it and
 //! messages written as files: auth failures, bad bodies (problem+json naming the field, nothing
-//! stored), duplicates, bindings checked by the plugin, and a first email after 20 minutes.
+//! stored), duplicates, batches (one transaction, answered per event), bindings checked by the
+//! plugin, and a first email after 20 minutes.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use funnel_host::delivery::file::FileTransport;
 use funnel_host::engine::{Engine, EngineParts};
 use serde_json::{Value, json};
 
-use crate::db::{BOTH, fresh_store};
+use crate::db::{BOTH, Db, fresh_store, fresh_url};
 use crate::harness::T0;
 
 struct Server {
@@ -430,6 +431,71 @@ async fn stats_credit_the_clicked_message_with_the_recovery() {
         let statuses: Vec<&str> =
             leads["leads"].as_array().expect("leads").iter().filter_map(|l| l["status"].as_str()).collect();
         assert!(statuses.contains(&"recovered") && statuses.contains(&"recovering"), "{statuses:?}");
+    }
+}
+
+/// Make the database refuse to store the event `id` (a trigger), to break a batch half-way.
+async fn refuse_event(db: Db, url: &str, id: &str) {
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("connect");
+    let ddl = match db {
+        Db::Sqlite => format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = '{id}'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ),
+        Db::Postgres => format!(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.id = '{id}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()"
+        ),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&mut conn).await.expect("trigger");
+}
+
+fn statuses(body: &Value) -> Vec<&str> {
+    body["results"].as_array().expect("results").iter().filter_map(|r| r["status"].as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_in_one_transaction_and_answered_per_event() {
+    for db in BOTH {
+        let Some(url) = fresh_url(db).await else { continue };
+        let s = start(funnel_host::store::Store::connect(&url).await.expect("store")).await;
+        let (producer, key) = s.producer().await;
+        let batch = json!({"events": [
+            event("b1", &producer, "ana@example.com"),
+            event("b1", &producer, "ana@example.com"),
+            event("b2", &producer, "ana@example.com"),
+            event("b3", &producer, "bia@example.com").tap_checkout("chk-2"),
+        ]});
+        let (status, body) =
+            s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch.clone())).await;
+        assert_eq!(status, 202, "{db:?}: {body}");
+        assert_eq!(
+            statuses(&body),
+            ["accepted", "duplicate", "accepted", "accepted"],
+            "{db:?}: a repeat inside the batch"
+        );
+        let results = &body["results"];
+        assert_eq!(results[0]["lead_id"], results[1]["lead_id"], "{db:?}");
+        assert_eq!(results[0]["lead_id"], results[2]["lead_id"], "{db:?}: one checkout, one lead");
+        assert_ne!(results[0]["lead_id"], results[3]["lead_id"], "{db:?}");
+        let (_, again) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch)).await;
+        assert_eq!(statuses(&again), ["duplicate"; 4], "{db:?}: a platform retry changes nothing");
+
+        // All or nothing: the database refuses the third event, so the first two are not kept.
+        refuse_event(db, &url, "boom").await;
+        let c1 = event("c1", &producer, "caio@example.com").tap_checkout("chk-3");
+        let c2 = event("c2", &producer, "dora@example.com").tap_checkout("chk-4");
+        let boom = event("boom", &producer, "eva@example.com").tap_checkout("chk-5");
+        let failing = json!({"events": [c1.clone(), c2.clone(), boom]});
+        let (status, _) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(failing)).await;
+        assert_eq!(status, 500, "{db:?}");
+        let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;
+        assert_eq!(leads["leads"].as_array().map(Vec::len), Some(2), "{db:?}: no lead of the failed batch: {leads}");
+        let retry = json!({"events": [c1, c2]});
+        let (status, body) = s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(retry)).await;
+        assert_eq!((status, statuses(&body)), (202, vec!["accepted", "accepted"]), "{db:?}: none was stored");
     }
 }
 

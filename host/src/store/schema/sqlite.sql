@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS leads (
     id TEXT PRIMARY KEY, producer_id TEXT NOT NULL, checkout_id TEXT NOT NULL, email TEXT NOT NULL,
     name TEXT, phone TEXT, product_id TEXT, plan_id TEXT, price_cents INTEGER, currency TEXT, checkout_url TEXT,
     status TEXT NOT NULL, captured_at INTEGER NOT NULL, purchased_at INTEGER, recovered_by TEXT,
-    locked_by TEXT, locked_until INTEGER, UNIQUE (producer_id, checkout_id));
+    UNIQUE (producer_id, checkout_id));
 CREATE TABLE IF NOT EXISTS runs (
     lead_id TEXT PRIMARY KEY, binding_id TEXT NOT NULL, plugin_sha256 TEXT NOT NULL, config_json TEXT NOT NULL,
     state BLOB, status TEXT NOT NULL, updated_at INTEGER NOT NULL);
@@ -26,9 +26,15 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, producer_id TEXT NOT NULL, lead_id TEXT,
     kind TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL, error TEXT, created_at INTEGER NOT NULL, UNIQUE (producer_id, id));
-CREATE INDEX IF NOT EXISTS events_pending ON events (status, lead_id, seq);
--- Claims walk pending events oldest first; without this every claim scans all pending events.
-CREATE INDEX IF NOT EXISTS events_pending_order ON events (status, seq);
+-- A lead's events in order. `status` is in no index, so marking an event done leaves every
+-- index alone (a HOT update on PostgreSQL) instead of adding entries for scans to wade through.
+CREATE INDEX IF NOT EXISTS events_lead ON events (lead_id, seq);
+-- The work queue: one row per lead with pending events, deleted in the transaction that settles
+-- its last one, so claims walk live work only, not the history of every event ever handled.
+-- `due_at` is when the lead may next be claimed: now, when its oldest pending event's retry
+-- comes, or when the lease of the worker holding it (`locked_by`) runs out.
+CREATE TABLE IF NOT EXISTS lead_queue (lead_id TEXT PRIMARY KEY, due_at INTEGER NOT NULL, locked_by TEXT);
+CREATE INDEX IF NOT EXISTS lead_queue_due ON lead_queue (due_at);
 CREATE TABLE IF NOT EXISTS timers (
     id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, producer_id TEXT NOT NULL, tag TEXT NOT NULL,
     due_at INTEGER NOT NULL, created_at INTEGER NOT NULL);
