@@ -2,6 +2,7 @@
 //! can fix print one line on stderr and exit with status 2.
 
 mod plugin_check;
+mod plugin_new;
 mod plugin_push;
 mod serve;
 mod simulate;
@@ -33,6 +34,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum PluginCommand {
+    /// Create a plugin project (Rust or Python) that builds as it is and passes its own test.
+    New(plugin_new::NewArgs),
     /// Validate a component offline, as an upload would, and print what it declares.
     Check(plugin_check::CheckArgs),
     /// Upload a component to a funnel server.
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(args),
         Command::Plugin(PluginCommand::Push(args)) => plugin_push::run(args),
     };

@@ -23,6 +23,14 @@ pub struct SimulateArgs {
     /// `json` (one object a line) or `table` (for a person).
     #[arg(long, default_value = "json", value_parser = ["json", "table"])]
     format: String,
+    /// Keep compiled components here between runs [default: ~/.cache/funnel/components].
+    #[arg(long, env = "FUNNEL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// The per-user compile cache: simulate runs from anywhere, so not a folder of the cwd.
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/funnel/components"))
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<String, UsageError> {
@@ -57,7 +65,13 @@ pub fn run(args: SimulateArgs) -> Result<(), UsageError> {
         .build()
         .map_err(|e| UsageError(format!("cannot start: {e}")))?;
     let lines = runtime
-        .block_on(sim::run(SimulateInput { plugin, config_json, scenario, verbose: args.verbose }))
+        .block_on(sim::run(SimulateInput {
+            plugin,
+            config_json,
+            scenario,
+            verbose: args.verbose,
+            cache_dir: args.cache_dir.or_else(default_cache_dir),
+        }))
         .map_err(|e| UsageError(e.to_string()))?;
     // Writes fail only when the reader went away (`| head`): stop quietly then.
     let mut out = std::io::stdout().lock();

@@ -30,6 +30,9 @@ pub struct SimulateInput {
     pub config_json: String,
     pub scenario: Scenario,
     pub verbose: bool,
+    /// Where compiled components are kept between runs (a big component, e.g. a Python one,
+    /// takes seconds to compile); `None` compiles every time.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 pub enum PluginSource {
@@ -52,7 +55,10 @@ pub enum SimError {
 
 /// Run a simulation; returns the output lines in time order.
 pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).map_err(|e| SimError::Plugin(e.to_string()))?);
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig { cache_dir: input.cache_dir.clone(), ..RuntimeConfig::default() })
+            .map_err(|e| SimError::Plugin(e.to_string()))?,
+    );
     let clock = Arc::new(VirtualClock::new(T0_MS));
     let store = Store::connect("sqlite::memory:").await?;
     let engine = Engine::new(EngineParts {

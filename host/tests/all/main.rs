@@ -14,6 +14,7 @@ mod engine;
 mod example_python;
 mod plugin_flow;
 mod plugin_four_emails;
+mod plugin_new;
 mod replicas;
 
 mod runtime_capabilities;

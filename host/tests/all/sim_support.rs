@@ -11,6 +11,7 @@ pub async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<
         config_json: config.to_string(),
         scenario,
         verbose: false,
+        cache_dir: Some(crate::support::compile_cache_dir()),
     })
     .await
 }
