@@ -146,7 +146,13 @@ pub fn routes() -> Vec<Route> {
         },
         route("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list)),
         route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one)),
-        route("get", "/v1/stats", "Leads, recoveries and revenue, per message tag", Producer, get(stats::stats)),
+        route(
+            "get",
+            "/v1/stats",
+            "Leads, recoveries and revenue, per message tag; ?from=&to= (YYYY-MM-DD) adds daily counts",
+            Producer,
+            get(stats::stats),
+        ),
         route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list)),
         route("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members)),
         route(

@@ -19,7 +19,7 @@ use crate::delivery::sms::{SmsFormat, SmsGateway};
 use crate::delivery::smtp::SmtpTransport;
 use crate::engine::{Engine, EngineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::scheduler::periodic::Periodic;
+use crate::scheduler::periodic::{Periodic, PeriodicJobs};
 use crate::store::{Store, new_token};
 
 #[derive(clap::Args, Debug)]
@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// When the retention purge runs: a cron expression with seconds (UTC).
     #[arg(long, env = "FUNNEL_RETENTION_SCHEDULE", default_value = "0 30 3 * * *")]
     retention_schedule: String,
+    /// When the stats roll-up (daily counts for `GET /v1/stats?from=&to=`) recomputes
+    /// yesterday and today: a cron expression with seconds (UTC).
+    #[arg(long, env = "FUNNEL_STATS_ROLLUP_SCHEDULE", default_value = "0 * * * * *")]
+    stats_rollup_schedule: String,
     /// Where compiled plugins are cached between restarts.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
     cache_dir: PathBuf,
@@ -155,36 +159,24 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     let work = Arc::new(Notify::new());
     let state =
         AppState { store, plugins: engine.plugins.clone(), clock, secrets: Arc::new(secrets), work: work.clone() };
-    let retention = Retention {
-        schedule: Periodic::parse(&args.retention_schedule).map_err(UsageError)?,
-        days: args.retention_days,
+    let jobs = PeriodicJobs {
+        retention: Periodic::parse(&args.retention_schedule).map_err(UsageError)?,
+        retention_days: args.retention_days,
+        stats_rollup: Periodic::parse(&args.stats_rollup_schedule).map_err(UsageError)?,
     };
-    tokio::spawn(engine_loop(engine, work, retention));
+    tokio::spawn(engine_loop(engine, work, jobs));
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     axum::serve(listener, api::router(state)).await.map_err(|e| UsageError(format!("server stopped: {e}")))
 }
 
-/// The retention purge's schedule and horizon.
-struct Retention {
-    schedule: Periodic,
-    days: u32,
-}
-
 /// Settle the engine whenever work arrives, and at least every second (for timers); run the
 /// periodic jobs when their schedule comes.
-async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>, mut retention: Retention) {
+async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>, mut jobs: PeriodicJobs) {
     loop {
         if let Err(e) = engine.settle().await {
             tracing::error!(error = %e, "engine step failed; retrying");
         }
-        let now = engine.clock.now_ms();
-        if retention.schedule.due(now) {
-            let before = now - i64::from(retention.days) * 86_400_000;
-            match engine.store.purge_events(before).await {
-                Ok(n) => tracing::info!(purged = n, days = retention.days, "retention purge"),
-                Err(e) => tracing::error!(error = %e, "retention purge failed"),
-            }
-        }
+        jobs.run_due(&engine.store, engine.clock.now_ms()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), work.notified()).await;
     }
 }

@@ -1,6 +1,7 @@
 //! The host's periodic jobs, on cron schedules from the configuration (the `cron` crate: six
-//! fields with seconds, e.g. `0 30 3 * * *` for 03:30:00 UTC daily). Today one job: the
-//! retention purge of handled events older than the configured number of days.
+//! fields with seconds, e.g. `0 30 3 * * *` for 03:30:00 UTC daily): the retention purge of
+//! handled events older than the configured number of days, and the stats roll-up
+//! (`store::rollup`). A failed job is logged and runs again at its next occurrence.
 
 use std::str::FromStr;
 
@@ -44,6 +45,38 @@ impl Periodic {
                 true
             }
             Some(_) => false,
+        }
+    }
+}
+
+/// The periodic jobs of `funnel serve` and their schedules.
+#[derive(Debug, Clone)]
+pub struct PeriodicJobs {
+    /// When the retention purge runs.
+    pub retention: Periodic,
+    /// Handled events older than this many days are purged.
+    pub retention_days: u32,
+    /// When the stats roll-up recomputes yesterday and today.
+    pub stats_rollup: Periodic,
+}
+
+impl PeriodicJobs {
+    /// Run each job whose schedule has come by `now`.
+    pub async fn run_due(&mut self, store: &Store, now: i64) {
+        if self.retention.due(now) {
+            let before = now - i64::from(self.retention_days) * 86_400_000;
+            match store.purge_events(before).await {
+                Ok(n) => tracing::info!(purged = n, days = self.retention_days, "retention purge"),
+                Err(e) => tracing::error!(error = %e, "retention purge failed"),
+            }
+        }
+        if self.stats_rollup.due(now) {
+            // Yesterday too: facts are dated by when they happened, and one can land just
+            // after midnight in the previous day's run window.
+            let from_day = crate::store::rollup::day_of(now) - 1;
+            if let Err(e) = store.roll_up_stats(from_day).await {
+                tracing::error!(error = %e, "stats roll-up failed");
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod leads;
 pub mod outbox;
 pub mod plugins;
 pub mod producers;
+pub mod rollup;
 pub mod stats;
 pub mod timeline;
 pub mod timers;

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use funnel_host::api::{self, AppState, Secrets, auth};
-use funnel_host::clock::VirtualClock;
+use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::file::FileTransport;
 use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::scheduler::periodic::{Periodic, PeriodicJobs};
 use serde_json::{Value, json};
 
 use crate::db::{BOTH, Db, fresh_store, fresh_url};
@@ -431,6 +432,31 @@ async fn stats_credit_the_clicked_message_with_the_recovery() {
         let statuses: Vec<&str> =
             leads["leads"].as_array().expect("leads").iter().filter_map(|l| l["status"].as_str()).collect();
         assert!(statuses.contains(&"recovered") && statuses.contains(&"recovering"), "{statuses:?}");
+
+        // Per day, from the roll-up the periodic job refreshes: nothing until it has run.
+        let range = "/v1/stats?from=2025-12-31&to=2026-01-02";
+        let (_, before) = s.send(reqwest::Method::GET, range, Some(&key), None).await;
+        assert_eq!(before["daily"], json!([]), "{db:?}");
+        let mut jobs = PeriodicJobs {
+            retention: Periodic::parse("0 30 3 * * *").expect("cron"),
+            retention_days: 90,
+            stats_rollup: Periodic::parse("0 * * * * *").expect("cron"),
+        };
+        let now = s.clock.now_ms();
+        jobs.run_due(&s.engine.store, now).await; // arms the schedules
+        jobs.run_due(&s.engine.store, now + 60_000).await;
+        let (status, after) = s.send(reqwest::Method::GET, range, Some(&key), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            after["daily"],
+            json!([{"day": "2026-01-01", "leads": 2, "recovered": 1,
+                    "by_tag": [{"tag": "email-1", "sent": 2, "clicked": 1, "recovered": 1}]}]),
+            "{db:?}"
+        );
+        assert_eq!(after["leads"], 2, "the totals stay live");
+        let (status, bad) =
+            s.send(reqwest::Method::GET, "/v1/stats?from=2026-01-02&to=2026-01-01", Some(&key), None).await;
+        assert_eq!((status, bad["errors"][0]["path"].as_str()), (422, Some("to")));
     }
 }
 

@@ -59,3 +59,13 @@ CREATE TABLE IF NOT EXISTS timeline (
     seq BIGSERIAL PRIMARY KEY, lead_id TEXT NOT NULL, at BIGINT NOT NULL, kind TEXT NOT NULL,
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS timeline_lead ON timeline (lead_id, seq);
+-- The stats roll-up (store/rollup.rs): per producer, UTC day number and message tag ('' for the
+-- lead-level row). The indexes below let the roll-up read only the days it recomputes.
+CREATE TABLE IF NOT EXISTS stats_daily (
+    producer_id TEXT NOT NULL, day BIGINT NOT NULL, tag TEXT NOT NULL, leads BIGINT NOT NULL,
+    recovered BIGINT NOT NULL, sent BIGINT NOT NULL, clicked BIGINT NOT NULL,
+    PRIMARY KEY (producer_id, day, tag));
+CREATE INDEX IF NOT EXISTS leads_captured ON leads (captured_at);
+CREATE INDEX IF NOT EXISTS leads_purchased ON leads (purchased_at) WHERE purchased_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_clicked ON outbox (clicked_at) WHERE clicked_at IS NOT NULL;

@@ -59,3 +59,13 @@ CREATE TABLE IF NOT EXISTS timeline (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, lead_id TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS timeline_lead ON timeline (lead_id, seq);
+-- The stats roll-up (store/rollup.rs): per producer, UTC day number and message tag ('' for the
+-- lead-level row). The indexes below let the roll-up read only the days it recomputes.
+CREATE TABLE IF NOT EXISTS stats_daily (
+    producer_id TEXT NOT NULL, day INTEGER NOT NULL, tag TEXT NOT NULL, leads INTEGER NOT NULL,
+    recovered INTEGER NOT NULL, sent INTEGER NOT NULL, clicked INTEGER NOT NULL,
+    PRIMARY KEY (producer_id, day, tag));
+CREATE INDEX IF NOT EXISTS leads_captured ON leads (captured_at);
+CREATE INDEX IF NOT EXISTS leads_purchased ON leads (purchased_at) WHERE purchased_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_clicked ON outbox (clicked_at) WHERE clicked_at IS NOT NULL;
