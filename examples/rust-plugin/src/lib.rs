@@ -174,9 +174,17 @@ fn big_cart(config: &Config, lead: &Lead) -> bool {
     lead.price.as_ref().is_some_and(|p| u64::try_from(p.amount_cents).is_ok_and(|c| c > config.coupon_over_cents))
 }
 
-/// `20000` → `R$ 200,00`.
+/// Cents as a person in Brazil writes them: `20000` → `R$ 200,00`, `123456` → `R$ 1.234,56`.
 fn reais(cents: u64) -> String {
-    format!("R$ {},{:02}", cents / 100, cents % 100)
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    format!("R$ {grouped},{:02}", cents % 100)
 }
 
 funnel_sdk::export_plugin!(SmsFirst);
@@ -246,6 +254,14 @@ mod tests {
     fn a_binding_without_coupon_is_accepted_with_a_note() {
         let notes = SmsFirst::check(&config(VALID).expect("valid"), &binding(false)).expect("accepted");
         assert!(notes[0].message.contains("every email goes without one"), "{}", notes[0].message);
+    }
+
+    #[test]
+    fn money_reads_as_in_brazil() {
+        assert_eq!(reais(0), "R$ 0,00");
+        assert_eq!(reais(20_000), "R$ 200,00");
+        assert_eq!(reais(123_456), "R$ 1.234,56");
+        assert_eq!(reais(100_000_000), "R$ 1.000.000,00");
     }
 
     #[test]
