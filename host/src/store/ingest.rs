@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Store, StoreError, bindings, new_id};
+use super::bindings::{self, BindingCache};
+use super::{Store, StoreError, new_id};
 
 /// What the platform says happened (`type` in the HTTP body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -117,8 +118,9 @@ impl Store {
     async fn try_ingest_batch(&self, events: &[PlatformEvent], now: i64) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut bindings = BindingCache::default();
         for event in events {
-            outcomes.push(ingest_one(&mut tx, event, now).await?);
+            outcomes.push(ingest_one(&mut tx, &mut bindings, event, now).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -139,25 +141,29 @@ fn is_conflict(error: &StoreError) -> bool {
 /// Record one platform event in `tx`.
 async fn ingest_one(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    bindings: &mut BindingCache,
     event: &PlatformEvent,
     now: i64,
 ) -> Result<IngestOutcome, StoreError> {
-    if let Some(row) = sqlx::query("SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2")
-        .bind(&event.producer_id)
-        .bind(&event.id)
-        .fetch_optional(&mut **tx)
-        .await?
-    {
-        return Ok(IngestOutcome::Duplicate { lead_id: row.try_get("lead_id")? });
-    }
     let c = &event.checkout;
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $2")
-            .bind(&event.producer_id)
-            .bind(&c.id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    // Seen before? And the checkout's lead, if any: one round trip for both.
+    let row = sqlx::query(
+        "SELECT (SELECT 1 FROM events WHERE producer_id = $1 AND id = $2) AS seen,
+                (SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2) AS seen_lead,
+                (SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $3) AS lead",
+    )
+    .bind(&event.producer_id)
+    .bind(&event.id)
+    .bind(&c.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if row.try_get::<Option<i32>, _>("seen")?.is_some() {
+        return Ok(IngestOutcome::Duplicate { lead_id: row.try_get("seen_lead")? });
+    }
+    let existing: Option<String> = row.try_get("lead")?;
     let mut lead_events: Vec<LeadEvent> = Vec::new();
+    // Whether the lead's run takes events: a new lead's is known, an existing one's is asked.
+    let mut active = false;
     let lead_id = match existing {
         Some(lead_id) => {
             sqlx::query(
@@ -180,6 +186,7 @@ async fn ingest_one(
             if event.kind == PlatformEventType::CheckoutUpdated {
                 lead_events.push(LeadEvent::Updated);
             }
+            active = super::dispatch::run_is_active(tx, &lead_id).await?;
             Some(lead_id)
         }
         None => match &c.email {
@@ -204,7 +211,7 @@ async fn ingest_one(
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
-                bindings::start_run(tx, &event.producer_id, &lead_id, c, now).await?;
+                active = bindings::start_run(tx, bindings, &event.producer_id, &lead_id, c, now).await?;
                 lead_events.push(LeadEvent::Captured);
                 Some(lead_id)
             }
@@ -229,10 +236,6 @@ async fn ingest_one(
     }
     // The platform's event id is recorded once (for idempotency) on the first row; a
     // platform event can make two lead events (captured + purchased) in order.
-    let active = match &lead_id {
-        Some(id) => super::dispatch::run_is_active(tx, id).await?,
-        None => false,
-    };
     if lead_events.is_empty() {
         insert_event(tx, &event.id, &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
     }

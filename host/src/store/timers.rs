@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::ingest::{LeadEvent, insert_event};
+use super::ingest::LeadEvent;
 use super::{Backend, Store, StoreError};
 
 /// A timer that fired.
@@ -19,13 +19,22 @@ impl Store {
     /// Turn up to `limit` timers due at `now` into events. Returns them (with their lateness
     /// computable from `due_at`).
     pub async fn fire_due_timers(&self, now: i64, limit: i64) -> Result<Vec<FiredTimer>, StoreError> {
-        let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "DELETE FROM timers WHERE id IN (SELECT id FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2 {skip_locked})
-             RETURNING id, lead_id, producer_id, tag, due_at"
-        );
+        // PostgreSQL: replicas skip timers another is firing, and `= ANY(ARRAY(…))` keeps the plan
+        // an index walk; `IN (…)` let a generic plan cached while the table was empty hash-join
+        // a scan of every pending timer into each batch.
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "DELETE FROM timers WHERE id = ANY(ARRAY(SELECT id FROM timers WHERE due_at <= $1
+                                                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+                 RETURNING id, lead_id, producer_id, tag, due_at"
+            }
+            Backend::Sqlite => {
+                "DELETE FROM timers WHERE id IN (SELECT id FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2)
+                 RETURNING id, lead_id, producer_id, tag, due_at"
+            }
+        };
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(sql).bind(now).bind(limit).fetch_all(&mut *tx).await?;
         let mut fired = Vec::with_capacity(rows.len());
         let mut rows: Vec<_> = rows
             .iter()
@@ -41,14 +50,56 @@ impl Store {
             .collect::<Result<_, _>>()?;
         // RETURNING order is unspecified: keep each lead's timers in due order.
         rows.sort_by(|a, b| (a.4, &a.0).cmp(&(b.4, &b.0)));
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(fired);
+        }
+        // Two statements for the whole batch, not three per timer: the events (pending when the
+        // lead's run is active), then their leads into the dispatch queue. `$1` is `now`. The
+        // run of each lead is read by key (a subquery per row), never by joining the table.
+        let mut values = Vec::with_capacity(rows.len());
         for (id, lead_id, producer_id, tag, due_at) in rows {
-            let event = LeadEvent::Timer { timer_id: id.clone(), tag, due_at };
-            let active = super::dispatch::run_is_active(&mut tx, &lead_id).await?;
-            let status = if active { "pending" } else { "skipped" };
-            insert_event(&mut tx, &format!("timer:{id}"), &producer_id, Some(&lead_id), Some(&event), status, now)
-                .await?;
+            let payload = serde_json::to_string(&LeadEvent::Timer { timer_id: id.clone(), tag, due_at })
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            values.push((format!("timer:{id}"), producer_id, lead_id.clone(), payload));
             fired.push(FiredTimer { id, lead_id, due_at });
         }
+        let tuples: Vec<String> = (0..values.len())
+            .map(|i| {
+                let p = 2 + 4 * i;
+                format!("(${p}, ${}, ${}, ${}, {i})", p + 1, p + 2, p + 3)
+            })
+            .collect();
+        let sql = format!(
+            "WITH fired (id, producer_id, lead_id, payload, ord) AS (VALUES {})
+             INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
+             SELECT f.id, f.producer_id, f.lead_id, 'timer', f.payload,
+                    CASE WHEN (SELECT status FROM runs r WHERE r.lead_id = f.lead_id) = 'active'
+                         THEN 'pending' ELSE 'skipped' END, 0, $1, $1
+             FROM fired f ORDER BY f.ord",
+            tuples.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for (id, producer_id, lead_id, payload) in &values {
+            insert = insert.bind(id).bind(producer_id).bind(lead_id).bind(payload);
+        }
+        insert.execute(&mut *tx).await?;
+        // The upsert of `dispatch::enqueue` (it locks a row that exists), in lead order so two
+        // schedulers firing timers of the same leads take their rows in the same order.
+        let leads: Vec<String> = (0..values.len()).map(|i| format!("(${})", i + 2)).collect();
+        let sql = format!(
+            "WITH fired (lead_id) AS (VALUES {})
+             INSERT INTO lead_queue (lead_id, due_at, locked_by)
+             SELECT DISTINCT f.lead_id, $1, NULL FROM fired f
+             WHERE (SELECT status FROM runs r WHERE r.lead_id = f.lead_id) = 'active' ORDER BY f.lead_id
+             ON CONFLICT (lead_id) DO UPDATE SET due_at = lead_queue.due_at WHERE 1 = 0",
+            leads.join(", ")
+        );
+        let mut enqueue = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for (_, _, lead_id, _) in &values {
+            enqueue = enqueue.bind(lead_id);
+        }
+        enqueue.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(fired)
     }
