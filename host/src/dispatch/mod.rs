@@ -16,6 +16,7 @@ pub mod plugins;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::task::JoinSet;
 
@@ -34,6 +35,8 @@ const CLAIM_BATCH: usize = 32;
 /// Events of one lead handled under one claim before the lead goes to the back of the queue,
 /// so a lead with a flood of events neither starves the others nor outlives its lease.
 const EVENTS_PER_CLAIM: usize = 100;
+/// Events handled by this process between two vacuums of the queue (see `Store::tidy_queue`).
+const TIDY_EVERY: u64 = 20_000;
 
 /// A dispatch worker.
 pub struct Dispatcher {
@@ -48,21 +51,35 @@ struct Worker {
     plugins: Arc<PluginRegistry>,
     clock: Arc<dyn Clock>,
     id: String,
+    /// Claims made so far: each claim's lease has its own name, so a lead whose lease ran out
+    /// while this process still works on it is not held twice if this process claims it again.
+    claims: AtomicU64,
+    /// Events handled so far.
+    handled: AtomicU64,
     public_url: String,
 }
 
 impl Dispatcher {
     pub fn new(store: Store, plugins: Arc<PluginRegistry>, clock: Arc<dyn Clock>, public_url: String) -> Self {
         // PostgreSQL commits wait on a disk flush that concurrent commits share, so leads in
-        // flight multiply throughput; SQLite has one connection and cheap commits, so more
-        // than one would only queue on it. Never more than the sandbox's instance pool holds
+        // flight multiply throughput. SQLite has one connection and cheap commits: a second
+        // lead only overlaps its plugin call with the other's statements (+10% measured), more
+        // would queue on the connection. Never more than the sandbox's instance pool holds
         // (with room left for uploads being validated).
         let pool = plugins.runtime().config().max_concurrent_instances as usize;
         let in_flight = match store.backend() {
             Backend::Postgres => (pool / 2).clamp(1, 8),
-            Backend::Sqlite => 1,
+            Backend::Sqlite => 2,
         };
-        let worker = Worker { store, plugins, clock, id: crate::store::new_id(), public_url };
+        let worker = Worker {
+            store,
+            plugins,
+            clock,
+            id: crate::store::new_id(),
+            claims: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            public_url,
+        };
         Dispatcher { worker: Arc::new(worker), in_flight }
     }
 
@@ -70,28 +87,33 @@ impl Dispatcher {
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
         let mut first_error = None;
-        let mut claimed: VecDeque<String> = VecDeque::new();
+        // Claimed leads not started yet, with the name of their lease.
+        let mut claimed: VecDeque<(String, Arc<str>)> = VecDeque::new();
         let mut more = true;
         let mut tasks = JoinSet::new();
         loop {
             while tasks.len() < self.in_flight && first_error.is_none() {
                 if claimed.is_empty() && more {
                     let w = &self.worker;
-                    let leads = w.store.claim_leads(&w.id, w.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
+                    let lease: Arc<str> = format!("{}/{}", w.id, w.claims.fetch_add(1, Ordering::Relaxed)).into();
+                    let leads = w.store.claim_leads(&lease, w.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
                     match leads {
                         Ok(leads) => {
                             more = leads.len() == CLAIM_BATCH;
-                            claimed.extend(leads);
+                            claimed.extend(leads.into_iter().map(|lead| (lead, lease.clone())));
                         }
                         Err(e) => first_error = Some(e),
                     }
                 }
-                let Some(lead) = claimed.pop_front() else { break };
+                let Some((lead, lease)) = claimed.pop_front() else { break };
                 let worker = self.worker.clone();
-                tasks.spawn(async move { worker.handle_lead(&lead).await });
+                tasks.spawn(async move { worker.handle_lead(&lead, &lease).await });
             }
             match tasks.join_next().await {
-                Some(Ok(Ok(n))) => handled += n,
+                Some(Ok(Ok(n))) => {
+                    handled += n;
+                    self.count_handled(n as u64).await;
+                }
                 Some(Ok(Err(e))) => {
                     first_error.get_or_insert(e);
                 }
@@ -102,9 +124,9 @@ impl Dispatcher {
             }
         }
         // Claimed but never started (after an error): back to the queue at once.
-        for lead in claimed {
+        for (lead, lease) in claimed {
             let w = &self.worker;
-            if let Err(e) = w.store.release_lead(&lead, &w.id, w.clock.now_ms()).await {
+            if let Err(e) = w.store.release_lead(&lead, &lease, w.clock.now_ms()).await {
                 tracing::warn!(lead, error = %e, "could not give a lead back; its lease will run out");
             }
         }
@@ -113,37 +135,47 @@ impl Dispatcher {
             None => Ok(handled),
         }
     }
+
+    /// Count handled events; vacuum the queue every [`TIDY_EVERY`] of them.
+    async fn count_handled(&self, n: u64) {
+        let before = self.worker.handled.fetch_add(n, Ordering::Relaxed);
+        if (before + n) / TIDY_EVERY > before / TIDY_EVERY
+            && let Err(e) = self.worker.store.tidy_queue().await
+        {
+            tracing::warn!(error = %e, "could not vacuum the lead queue");
+        }
+    }
 }
 
 impl Worker {
     /// Handle the held lead's due events in order, then let it go: it leaves the queue when
     /// nothing is pending, waits for a retry, or goes to the back of the queue.
-    async fn handle_lead(&self, lead_id: &str) -> Result<usize, StoreError> {
-        let result = self.handle_events(lead_id).await;
+    async fn handle_lead(&self, lead_id: &str, lease: &str) -> Result<usize, StoreError> {
+        let result = self.handle_events(lead_id, lease).await;
         if result.is_err() {
             // The store failed mid-way: let another try at once rather than after the lease.
-            let _ = self.store.release_lead(lead_id, &self.id, self.clock.now_ms()).await;
+            let _ = self.store.release_lead(lead_id, lease, self.clock.now_ms()).await;
         }
         result
     }
 
-    async fn handle_events(&self, lead_id: &str) -> Result<usize, StoreError> {
+    async fn handle_events(&self, lead_id: &str, lease: &str) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
             if handled == EVENTS_PER_CLAIM {
-                self.store.release_lead(lead_id, &self.id, self.clock.now_ms()).await?;
+                self.store.release_lead(lead_id, lease, self.clock.now_ms()).await?;
                 return Ok(handled);
             }
             let Some(event) = self.store.next_pending_event(lead_id).await? else {
                 // Only if the queue and the events disagree (e.g. a purge raced the claim).
-                self.store.settle_lead(lead_id, &self.id).await?;
+                self.store.settle_lead(lead_id, lease).await?;
                 return Ok(handled);
             };
             if event.next_attempt_at > self.clock.now_ms() {
-                self.store.release_lead(lead_id, &self.id, event.next_attempt_at).await?;
+                self.store.release_lead(lead_id, lease, event.next_attempt_at).await?;
                 return Ok(handled);
             }
-            match self.handle_event(&event).await? {
+            match self.handle_event(&event, lease).await? {
                 LeadAfter::Busy => handled += 1,
                 LeadAfter::Idle => return Ok(handled + 1),
                 LeadAfter::Waiting | LeadAfter::Lost => return Ok(handled),
@@ -152,13 +184,13 @@ impl Worker {
     }
 
     /// Handle one event and settle it (done, skipped, retried or parked).
-    async fn handle_event(&self, event: &PendingEvent) -> Result<LeadAfter, StoreError> {
+    async fn handle_event(&self, event: &PendingEvent, lease: &str) -> Result<LeadAfter, StoreError> {
         let now = self.clock.now_ms();
         let Some(run) = self.store.run_snapshot(&event.lead_id).await? else {
-            return self.store.skip_event(&self.id, event, "no binding serves this lead").await;
+            return self.store.skip_event(lease, event, "no binding serves this lead").await;
         };
         if !run.active {
-            return self.store.skip_event(&self.id, event, "the run has ended").await;
+            return self.store.skip_event(lease, event, "the run has ended").await;
         }
         let lead = self.store.lead_snapshot(&event.lead_id).await?;
         let coupon = self
@@ -173,7 +205,7 @@ impl Worker {
                 let bytes = self.store.plugin_bytes(&run.plugin_sha256).await?;
                 match self.plugins.by_sha(&run.plugin_sha256, bytes.as_deref()) {
                     Ok(plugin) => plugin,
-                    Err(e) => return self.fail(event, &e.to_string(), now).await,
+                    Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
                 }
             }
         };
@@ -182,15 +214,15 @@ impl Worker {
         let result = tokio::task::spawn_blocking(move || plugin.handle(&invocation, ctx)).await;
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => return self.fail(event, &e.to_string(), now).await,
-            Err(join) => return self.fail(event, &format!("invocation thread failed: {join}"), now).await,
+            Ok(Err(e)) => return self.fail(event, lease, &e.to_string(), now).await,
+            Err(join) => return self.fail(event, lease, &format!("invocation thread failed: {join}"), now).await,
         };
         let writes =
             match invocation::writes(&lead, coupon.as_ref(), &self.public_url, outcome.effects, outcome.logs, now) {
                 Ok(writes) => writes,
-                Err(e) => return self.fail(event, &e.to_string(), now).await,
+                Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
             };
-        let after = self.store.commit_invocation(&self.id, event, &lead, outcome.state, &writes, now).await?;
+        let after = self.store.commit_invocation(lease, event, &lead, outcome.state, &writes, now).await?;
         if after != LeadAfter::Lost {
             crate::metrics::INVOCATIONS_OK.inc();
         }
@@ -199,13 +231,13 @@ impl Worker {
 
     /// Record a failure: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it. A
     /// parked event no longer blocks the lead; one waiting for a retry does.
-    async fn fail(&self, event: &PendingEvent, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
+    async fn fail(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
         let attempt = event.attempts + 1;
         let retry_at = (attempt < MAX_ATTEMPTS).then(|| now + (1000i64 << (attempt - 1).clamp(0, 20)));
         tracing::warn!(lead = %event.lead_id, attempt, error, "plugin invocation failed");
         let counter =
             if retry_at.is_some() { &crate::metrics::INVOCATIONS_FAILED } else { &crate::metrics::INVOCATIONS_PARKED };
         counter.inc();
-        self.store.fail_event(&self.id, event, error, retry_at, now).await
+        self.store.fail_event(lease, event, error, retry_at, now).await
     }
 }

@@ -4,7 +4,7 @@
 //! changes — the event marked done and the lead's place in the queue, in **one transaction**;
 //! or the failure recorded for a retry with backoff.
 
-use sqlx::Row;
+use sqlx::{Executor, Row};
 
 use super::ingest::LeadEvent;
 use super::{Backend, Store, StoreError};
@@ -141,12 +141,12 @@ pub(crate) async fn enqueue(
 }
 
 impl Store {
-    /// Lease up to `limit` leads that are due to `worker` until `now + lease_ms`, oldest due
-    /// first. Leads held by a live worker or waiting for a retry are not due; a dead worker's
-    /// leads become due again when its lease runs out.
+    /// Lease up to `limit` due leads, oldest due first, until `now + lease_ms`; `lease` names
+    /// the lease (the holder). Leads held by a live worker or waiting for a retry are not due;
+    /// a dead worker's leads become due again when its lease runs out.
     pub async fn claim_leads(
         &self,
-        worker: &str,
+        lease: &str,
         now: i64,
         lease_ms: i64,
         limit: i64,
@@ -168,7 +168,7 @@ impl Store {
             }
         };
         let leads: Vec<String> = sqlx::query_scalar(sql)
-            .bind(worker)
+            .bind(lease)
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit)
@@ -177,17 +177,31 @@ impl Store {
         Ok(leads)
     }
 
+    /// Reclaim the dead rows and index entries of the queue (PostgreSQL). Every event inserts,
+    /// claims and deletes a queue row, and claims walk the queue's index from the oldest due
+    /// entry: without a vacuum they wade through every entry ever finished (200,000 after a
+    /// 100,000-event run: 3 ms a claim, 0.8 ms after a 60 ms vacuum). Autovacuum does this
+    /// where it is on; this keeps claims cheap where it is off. SQLite reuses the space itself.
+    pub async fn tidy_queue(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            // Outside a transaction (VACUUM refuses to run in one); another replica's vacuum
+            // in progress is skipped, not waited for.
+            self.pool.execute(sqlx::raw_sql("VACUUM (SKIP_LOCKED) lead_queue")).await?;
+        }
+        Ok(())
+    }
+
     /// How many leads are in the dispatch queue (with pending events, held or not).
     pub async fn queued_leads(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM lead_queue").fetch_one(&self.pool).await?)
     }
 
-    /// Give a held lead back, due again at `due_at`.
-    pub async fn release_lead(&self, lead_id: &str, worker: &str, due_at: i64) -> Result<(), StoreError> {
+    /// Give a lead held under `lease` back, due again at `due_at`.
+    pub async fn release_lead(&self, lead_id: &str, lease: &str, due_at: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2 AND locked_by = $3")
             .bind(due_at)
             .bind(lead_id)
-            .bind(worker)
+            .bind(lease)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -195,9 +209,9 @@ impl Store {
 
     /// Drop a held lead from the queue if it has no pending event (returns `Idle`), else keep
     /// holding it (`Busy`).
-    pub async fn settle_lead(&self, lead_id: &str, worker: &str) -> Result<LeadAfter, StoreError> {
+    pub async fn settle_lead(&self, lead_id: &str, lease: &str) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if !self.hold(&mut tx, lead_id, worker).await? {
+        if !self.hold(&mut tx, lead_id, lease).await? {
             tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }
@@ -206,19 +220,19 @@ impl Store {
         Ok(after)
     }
 
-    /// In `tx`, lock the lead's queue row if `worker` holds it. Until commit, no other worker
-    /// can claim the lead and no new event of the lead can be queued.
+    /// In `tx`, lock the lead's queue row if it is still held under `lease`. Until commit, no
+    /// other worker can claim the lead and no new event of the lead can be queued.
     async fn hold(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         lead_id: &str,
-        worker: &str,
+        lease: &str,
     ) -> Result<bool, StoreError> {
         let sql = match self.backend {
             Backend::Postgres => "SELECT 1 FROM lead_queue WHERE lead_id = $1 AND locked_by = $2 FOR UPDATE",
             Backend::Sqlite => "SELECT 1 FROM lead_queue WHERE lead_id = $1 AND locked_by = $2",
         };
-        let held: Option<i32> = sqlx::query_scalar(sql).bind(lead_id).bind(worker).fetch_optional(&mut **tx).await?;
+        let held: Option<i32> = sqlx::query_scalar(sql).bind(lead_id).bind(lease).fetch_optional(&mut **tx).await?;
         Ok(held.is_some())
     }
 
@@ -329,9 +343,9 @@ impl Store {
     }
 
     /// Mark an event skipped without invoking anything (the run ended or never existed).
-    pub async fn skip_event(&self, worker: &str, event: &PendingEvent, reason: &str) -> Result<LeadAfter, StoreError> {
+    pub async fn skip_event(&self, lease: &str, event: &PendingEvent, reason: &str) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if !self.hold(&mut tx, &event.lead_id, worker).await? {
+        if !self.hold(&mut tx, &event.lead_id, lease).await? {
             tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }
@@ -350,7 +364,7 @@ impl Store {
     /// answers `Lost` when the worker no longer holds the lead.
     pub async fn commit_invocation(
         &self,
-        worker: &str,
+        lease: &str,
         event: &PendingEvent,
         lead: &LeadSnapshot,
         new_state: Option<Vec<u8>>,
@@ -358,7 +372,7 @@ impl Store {
         now: i64,
     ) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let still_ours = self.hold(&mut tx, &event.lead_id, worker).await?
+        let still_ours = self.hold(&mut tx, &event.lead_id, lease).await?
             && sqlx::query("UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'")
                 .bind(event.seq)
                 .execute(&mut *tx)
@@ -482,14 +496,14 @@ impl Store {
     /// Nothing the plugin recorded is kept.
     pub async fn fail_event(
         &self,
-        worker: &str,
+        lease: &str,
         event: &PendingEvent,
         error: &str,
         retry_at: Option<i64>,
         now: i64,
     ) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if !self.hold(&mut tx, &event.lead_id, worker).await? {
+        if !self.hold(&mut tx, &event.lead_id, lease).await? {
             tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }

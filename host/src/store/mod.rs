@@ -7,8 +7,9 @@
 //! ## Layout
 //! - `schema/`: the DDL of each backend, applied at connect.
 //! - [`ingest`]: platform events become leads and event rows (idempotent on the event id).
-//! - [`dispatch`]: claiming a lead's pending events, loading what a plugin needs, and
-//!   committing an invocation's writes in one transaction.
+//! - [`dispatch`]: the lead queue (a row per lead with pending events, claimed in batches
+//!   under a lease), loading what a plugin needs, and committing an invocation's writes in
+//!   one transaction.
 //! - [`timers`]: durable timers coming due.
 //! - [`outbox`]: messages waiting for delivery and their outcome.
 //! - [`plugins`]: uploaded components.

@@ -194,7 +194,11 @@ async fn a_dead_workers_lead_is_taken_over_when_its_lease_runs_out() {
         h.bind_test_guest("roundtrip", None, None).await;
         let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
         let store = &h.engine.store;
-        assert_eq!(store.claim_leads("dead", T0, 30_000, 10).await.expect("claim"), [lead.clone()], "{db:?}");
+        assert_eq!(
+            store.claim_leads("dead", T0, 30_000, 10).await.expect("claim"),
+            std::slice::from_ref(&lead),
+            "{db:?}"
+        );
         let stale = store.next_pending_event(&lead).await.expect("event").expect("pending");
         h.settle().await;
         assert!(logs_starting(&h.timeline(&lead).await, "event=").is_empty(), "{db:?}: held by the dead worker");
