@@ -55,8 +55,8 @@ impl Store {
             return Ok(fired);
         }
         // Two statements for the whole batch, not three per timer: the events (pending when the
-        // lead's run is active), then their leads into the dispatch queue. `$1` is `now`. The
-        // run of each lead is read by key (a subquery per row), never by joining the table.
+        // lead's run is active), then their leads into the dispatch queue. The run of each lead
+        // is read by key (a subquery per row), never by joining the table.
         let mut values = Vec::with_capacity(rows.len());
         for (id, lead_id, producer_id, tag, due_at) in rows {
             let payload = serde_json::to_string(&LeadEvent::Timer { timer_id: id.clone(), tag, due_at })
@@ -64,42 +64,44 @@ impl Store {
             values.push((format!("timer:{id}"), producer_id, lead_id.clone(), payload));
             fired.push(FiredTimer { id, lead_id, due_at });
         }
+        let mut p = Placeholders::new(self.backend);
         let tuples: Vec<String> = (0..values.len())
-            .map(|i| {
-                let p = 2 + 4 * i;
-                format!("(${p}, ${}, ${}, ${}, {i})", p + 1, p + 2, p + 3)
-            })
+            .map(|i| format!("({}, {}, {}, {}, {i})", p.next(), p.next(), p.next(), p.next()))
             .collect();
         let sql = format!(
             "WITH fired (id, producer_id, lead_id, payload, ord) AS (VALUES {})
              INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
              SELECT f.id, f.producer_id, f.lead_id, 'timer', f.payload,
                     CASE WHEN (SELECT status FROM runs r WHERE r.lead_id = f.lead_id) = 'active'
-                         THEN 'pending' ELSE 'skipped' END, 0, $1, $1
+                         THEN 'pending' ELSE 'skipped' END, 0, {}, {}
              FROM fired f ORDER BY f.ord",
-            tuples.join(", ")
+            tuples.join(", "),
+            p.next(),
+            p.next()
         );
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, producer_id, lead_id, payload) in &values {
             insert = insert.bind(id).bind(producer_id).bind(lead_id).bind(payload);
         }
-        insert.execute(&mut *tx).await?;
+        insert.bind(now).bind(now).execute(&mut *tx).await?;
         // The upsert of `dispatch::enqueue` (it locks a row that exists), in lead order so two
         // schedulers firing timers of the same leads take their rows in the same order.
-        let leads: Vec<String> = (0..values.len()).map(|i| format!("(${})", i + 2)).collect();
+        let mut p = Placeholders::new(self.backend);
+        let leads: Vec<String> = (0..values.len()).map(|_| format!("({})", p.next())).collect();
         let sql = format!(
             "WITH fired (lead_id) AS (VALUES {})
              INSERT INTO lead_queue (lead_id, due_at, locked_by)
-             SELECT DISTINCT f.lead_id, $1, NULL FROM fired f
+             SELECT DISTINCT f.lead_id, {}, NULL FROM fired f
              WHERE (SELECT status FROM runs r WHERE r.lead_id = f.lead_id) = 'active' ORDER BY f.lead_id
              ON CONFLICT (lead_id) DO UPDATE SET due_at = lead_queue.due_at WHERE 1 = 0",
-            leads.join(", ")
+            leads.join(", "),
+            p.next()
         );
-        let mut enqueue = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        let mut enqueue = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (_, _, lead_id, _) in &values {
             enqueue = enqueue.bind(lead_id);
         }
-        enqueue.execute(&mut *tx).await?;
+        enqueue.bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(fired)
     }
@@ -107,5 +109,27 @@ impl Store {
     /// How many timers are pending.
     pub async fn pending_timers(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM timers").fetch_one(&self.pool).await?)
+    }
+}
+
+/// Bind parameters of a statement with many, in the order they are bound: `$1`, `$2`, … on
+/// PostgreSQL; `?` on SQLite, where sqlx looks every numbered name up in a list (quadratic in
+/// their number: 9% of the scheduler's time with 2,000 of them) and anonymous ones are free.
+struct Placeholders {
+    backend: Backend,
+    count: usize,
+}
+
+impl Placeholders {
+    fn new(backend: Backend) -> Self {
+        Placeholders { backend, count: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.count += 1;
+        match self.backend {
+            Backend::Postgres => format!("${}", self.count),
+            Backend::Sqlite => "?".to_string(),
+        }
     }
 }
