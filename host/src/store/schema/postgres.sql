@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS events (
 -- index alone (a HOT update on PostgreSQL) instead of adding entries for scans to wade through.
 CREATE INDEX IF NOT EXISTS events_lead ON events (lead_id, seq);
 -- The work queue: one row per lead with pending events, deleted in the transaction that settles
--- its last one, so claims walk live work only, not the history of every event ever handled.
+-- its last one, so claims walk live work only, not the history of every event ever handled
+-- (the dead row versions a claim would still step over are vacuumed by the dispatcher).
 -- `due_at` is when the lead may next be claimed: now, when its oldest pending event's retry
 -- comes, or when the lease of the worker holding it (`locked_by`) runs out.
 CREATE TABLE IF NOT EXISTS lead_queue (lead_id TEXT PRIMARY KEY, due_at BIGINT NOT NULL, locked_by TEXT);
