@@ -15,11 +15,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A target dir for scaffolded projects that outlives the test, so warm runs are quick.
 fn scaffold_target_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        // `<target>/debug/deps/all-…` → `<target>`
-        std::env::current_exe().expect("test exe").ancestors().nth(3).expect("target dir").to_path_buf()
-    });
-    target.join("scaffold-tests")
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-tests")
 }
 
 #[test]
