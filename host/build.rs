@@ -6,6 +6,11 @@
 //! The nested cargo gets its own target dir (the outer build holds the lock on the main one)
 //! and a cleaned environment: `cargo clippy` sets `RUSTC_WORKSPACE_WRAPPER`, which must not
 //! lint the guests, and the outer `CARGO_ENCODED_RUSTFLAGS` are for the host target.
+//!
+//! The pinned toolchain may be installed without the `wasm32-wasip2` standard library, and
+//! rustup does not add a target by itself when `RUSTUP_AUTO_INSTALL=0`: then this script adds
+//! it with `rustup target add` (once, saying so), so `cargo test --workspace` works on a fresh
+//! machine as the README says.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +37,8 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
 
-    let target_dir = guest_target_dir(&out_dir);
+    ensure_wasm_target();
+    let target_dir = guest_target_dir(&out_dir, &root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -75,15 +81,52 @@ fn main() {
     std::fs::write(out_dir.join("guests.rs"), code).expect("could not write guests.rs");
 }
 
-/// `<target>/wasm-guests`: outside OUT_DIR so that debug, release, test and clippy builds of the
-/// host share one guest build instead of each compiling the guests again.
-fn guest_target_dir(out_dir: &Path) -> PathBuf {
+/// Add the wasm target to the toolchain building us when its standard library is missing.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else { return };
+    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    // The toolchain this build runs on (rust-toolchain.toml's), not rustup's default.
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    println!(
+        "cargo:warning=the {TARGET} target was missing from this toolchain; adding it with `rustup target add {TARGET}` (once)"
+    );
+    match rustup.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("`rustup target add {TARGET}` failed ({status}); run it by hand, then build again"),
+        Err(e) => panic!(
+            "the {TARGET} standard library is missing from {} and rustup cannot be run ({e}): install the target for this toolchain",
+            sysroot.display()
+        ),
+    }
+}
+
+/// `<target>/wasm-guests/<checkout>`: outside OUT_DIR so that debug, release, test and clippy
+/// builds of the host share one guest build instead of each compiling the guests again; one
+/// folder per checkout, so two checkouts sharing a target dir never embed each other's guests.
+fn guest_target_dir(out_dir: &Path, root: &Path) -> PathBuf {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    root.hash(&mut hasher);
+    let checkout = format!("{:016x}", hasher.finish());
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out (or with a <triple>/ level more).
     out_dir
         .ancestors()
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(|build| build.parent())
         .and_then(|profile| profile.parent())
-        .map(|target| target.join("wasm-guests"))
+        .map(|target| target.join("wasm-guests").join(&checkout))
         .unwrap_or_else(|| out_dir.join("wasm-guests"))
 }
