@@ -91,7 +91,11 @@ fn ensure_wasm_target() {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let Some(sysroot) = sysroot else { return };
-    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+    let target_lib = sysroot.join("lib/rustlib").join(TARGET).join("lib");
+    // Run again if the target is removed later (a warm target dir would otherwise skip this
+    // script and leave tests that build plugins at run time without the target).
+    println!("cargo:rerun-if-changed={}", target_lib.display());
+    if target_lib.is_dir() {
         return;
     }
     let mut rustup = Command::new("rustup");
