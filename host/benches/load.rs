@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use funnel_host::api::{self, AppState, Secrets};
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::Discard;
-use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::runtime::{Runtime, RuntimeConfig};
-use funnel_host::store::Store;
+use funnel_host::store::Database;
 use funnel_host::store::bindings::NewBinding;
 use serde_json::json;
 
@@ -30,11 +30,11 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
     let url = std::env::var("FUNNEL_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite:{}", dir.join("load.db").display()));
-    let store = Store::connect(&url).await.expect("store");
+    let store = Database::connect(&url).await.expect("store");
     let t0 = chrono::Utc::now().timestamp_millis();
     let clock = Arc::new(VirtualClock::new(t0));
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
-    let engine = Arc::new(Engine::new(EngineParts {
+    let engine = Arc::new(Pipeline::new(PipelineParts {
         store: store.clone(),
         runtime,
         clock: clock.clone(),

@@ -9,11 +9,12 @@
 //!   record effects and never touch the database or network.
 //! - [`cli`]: the `funnel` command line, one module per subcommand.
 //! - [`api`]: the HTTP API (axum), one file per resource.
-//! - [`store`]: every write, on SQLite or PostgreSQL.
+//! - [`store`]: every write, on SQLite or PostgreSQL ([`store::Database`]).
 //! - [`dispatch`]: one lead at a time, one transaction per event.
 //! - [`scheduler`]: durable timers coming due.
 //! - [`delivery`]: send-time rules, templates, transports.
-//! - [`clock`]: real or virtual time; [`engine`] wires the above to one clock.
+//! - [`domain`]: the types every module speaks (events, checkouts, prices), parsed once.
+//! - [`clock`]: real or virtual time; [`pipeline`] wires the above to one clock.
 //! - [`sim`]: `funnel simulate`, the same engine on a virtual clock.
 //! - [`metrics`]: counters for `GET /metrics`.
 //! - [`guests`]: the components built from this workspace during the build (the built-in
@@ -24,9 +25,10 @@ pub mod cli;
 pub mod clock;
 pub mod delivery;
 pub mod dispatch;
-pub mod engine;
+pub mod domain;
 pub mod guests;
 pub mod metrics;
+pub mod pipeline;
 pub mod runtime;
 pub mod scheduler;
 pub mod sim;

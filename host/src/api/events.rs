@@ -15,7 +15,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::require_platform;
 use super::problem::{FieldError, Problem, parse_json};
-use crate::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEventType};
+use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
+use crate::store::ingest::IngestOutcome;
 
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 1000;

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::dispatch::plugins::PluginRegistry;
-use crate::store::Store;
+use crate::store::Database;
 
 /// Secrets the API checks requests against.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub struct Secrets {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    pub store: Database,
     pub plugins: Arc<PluginRegistry>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<Secrets>,

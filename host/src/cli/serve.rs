@@ -17,10 +17,10 @@ use crate::delivery::Transport;
 use crate::delivery::file::FileTransport;
 use crate::delivery::sms::{SmsFormat, SmsGateway};
 use crate::delivery::smtp::SmtpTransport;
-use crate::engine::{Engine, EngineParts};
+use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::scheduler::periodic::{Periodic, PeriodicJobs};
-use crate::store::{Store, new_token};
+use crate::store::{Database, new_token};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -94,7 +94,7 @@ pub fn run(args: ServeArgs) -> Result<(), UsageError> {
 }
 
 async fn secret(
-    store: &Store,
+    store: &Database,
     key: &str,
     given: Option<String>,
     generated: &mut Vec<(String, String)>,
@@ -112,7 +112,7 @@ async fn secret(
 }
 
 async fn serve(args: ServeArgs) -> Result<(), UsageError> {
-    let store = Store::connect(&args.database_url)
+    let store = Database::connect(&args.database_url)
         .await
         .map_err(|e| UsageError(format!("cannot open the database {}: {e}", args.database_url)))?;
     let mut generated = Vec::new();
@@ -147,7 +147,7 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         Some(url) => Arc::new(SmsGateway::new(url, args.sms_format, &args.sms_from).map_err(UsageError)?),
         None => files,
     };
-    let engine = Arc::new(Engine::new(EngineParts {
+    let engine = Arc::new(Pipeline::new(PipelineParts {
         store: store.clone(),
         runtime,
         clock: clock.clone(),
@@ -171,7 +171,7 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
 
 /// Settle the engine whenever work arrives, and at least every second (for timers); run the
 /// periodic jobs when their schedule comes.
-async fn engine_loop(engine: Arc<Engine>, work: Arc<Notify>, mut jobs: PeriodicJobs) {
+async fn engine_loop(engine: Arc<Pipeline>, work: Arc<Notify>, mut jobs: PeriodicJobs) {
     loop {
         if let Err(e) = engine.settle().await {
             tracing::error!(error = %e, "engine step failed; retrying");

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::store::outbox::{OutboxMessage, Outcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 
 /// Why a transport could not send.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +65,7 @@ pub fn send_time_veto(message: &OutboxMessage) -> Option<&'static str> {
 
 /// Claims due messages and sends them.
 pub struct Deliverer {
-    store: Store,
+    store: Database,
     email: Arc<dyn Transport>,
     sms: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
@@ -74,7 +74,7 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(store: Store, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Database, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
         Deliverer { store, email, sms, clock, max_attempts: 8, rate: std::sync::Mutex::new(rate::RateCaps::default()) }
     }
 

@@ -2,11 +2,12 @@
 //! plugin receives, and the writes its effects become (templates rendered, links tracked).
 
 use crate::delivery::template::{self, TemplateVars};
+use crate::domain::LeadEvent;
 use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
 use crate::runtime::{Effect, HandleContext, LogLine};
-use crate::store::dispatch::{LeadSnapshot, MessageSnapshot, NewOutbox, RunSnapshot, Write};
-use crate::store::ingest::LeadEvent;
+use crate::store::commit::{NewOutbox, Write};
 use crate::store::new_token;
+use crate::store::snapshots::{LeadSnapshot, MessageSnapshot, RunSnapshot};
 
 /// The first word of the lead's name.
 fn first_name(lead: &LeadSnapshot) -> Option<&str> {

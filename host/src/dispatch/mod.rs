@@ -1,8 +1,8 @@
-//! The dispatcher: one lead at a time, one transaction per event. A worker claims a batch of
-//! due leads from the store's lead queue (a lease, so a dead worker's leads go to another),
-//! handles each lead's events oldest first — loading the run, invoking the plugin in the
-//! sandbox, committing state, timers, messages and list changes together — and gives the lead
-//! back or lets it leave the queue. Several leads are in flight at once (never two events of
+//! The dispatcher: one lead at a time, one transaction per event. A [`Dispatcher`] claims a
+//! batch of due leads from the store's lead queue (a lease, so the leads of a dead process go
+//! to another), handles each lead's events oldest first — loading the run, invoking the plugin
+//! in the sandbox, committing state, timers, messages and list changes together — and gives
+//! the lead back or lets it leave the queue. Several leads are in flight at once (never two events of
 //! one lead), so on PostgreSQL their commits share the disk's flushes. A plugin failure commits
 //! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`], parked as failed in
 //! the lead's timeline.
@@ -22,32 +22,34 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::runtime::wit::Coupon;
-use crate::store::dispatch::{LeadAfter, PendingEvent};
-use crate::store::{Backend, Store, StoreError};
+use crate::store::queue::LeadAfter;
+use crate::store::snapshots::PendingEvent;
+use crate::store::{Backend, Database, StoreError};
 use plugins::PluginRegistry;
 
 /// Attempts before an event is parked as failed.
 pub const MAX_ATTEMPTS: i64 = 5;
-/// How long a worker holds a lead before another may take it over.
+/// How long a claim holds a lead before another process may take it over.
 const LEASE_MS: i64 = 30_000;
 /// Leads claimed in one statement: one claim's cost is shared by this many leads.
 const CLAIM_BATCH: usize = 32;
 /// Events of one lead handled under one claim before the lead goes to the back of the queue,
 /// so a lead with a flood of events neither starves the others nor outlives its lease.
 const EVENTS_PER_CLAIM: usize = 100;
-/// Events handled by this process between two vacuums of the queue (see `Store::tidy_queue`).
+/// Events handled by this process between two vacuums of the queue (see `Database::tidy_queue`).
 const TIDY_EVERY: u64 = 20_000;
 
-/// A dispatch worker.
+/// Claims due leads from the queue and handles them, several at once (see the module doc).
 pub struct Dispatcher {
-    worker: Arc<Worker>,
+    handler: Arc<LeadHandler>,
     /// Leads handled at once.
     in_flight: usize,
 }
 
-/// What each in-flight lead's task needs.
-struct Worker {
-    store: Store,
+/// Handles one claimed lead's events: what each in-flight lead's task shares. Its `id` names
+/// this process's leases.
+struct LeadHandler {
+    store: Database,
     plugins: Arc<PluginRegistry>,
     clock: Arc<dyn Clock>,
     id: String,
@@ -60,7 +62,7 @@ struct Worker {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, plugins: Arc<PluginRegistry>, clock: Arc<dyn Clock>, public_url: String) -> Self {
+    pub fn new(store: Database, plugins: Arc<PluginRegistry>, clock: Arc<dyn Clock>, public_url: String) -> Self {
         // PostgreSQL commits wait on a disk flush that concurrent commits share, so leads in
         // flight multiply throughput. SQLite has one connection and cheap commits: a second
         // lead only overlaps its plugin call with the other's statements (+10% measured), more
@@ -71,7 +73,7 @@ impl Dispatcher {
             Backend::Postgres => (pool / 2).clamp(1, 8),
             Backend::Sqlite => 2,
         };
-        let worker = Worker {
+        let handler = LeadHandler {
             store,
             plugins,
             clock,
@@ -80,7 +82,7 @@ impl Dispatcher {
             handled: AtomicU64::new(0),
             public_url,
         };
-        Dispatcher { worker: Arc::new(worker), in_flight }
+        Dispatcher { handler: Arc::new(handler), in_flight }
     }
 
     /// Handle every event that is due now; returns how many were handled.
@@ -94,9 +96,9 @@ impl Dispatcher {
         loop {
             while tasks.len() < self.in_flight && first_error.is_none() {
                 if claimed.is_empty() && more {
-                    let w = &self.worker;
-                    let lease: Arc<str> = format!("{}/{}", w.id, w.claims.fetch_add(1, Ordering::Relaxed)).into();
-                    let leads = w.store.claim_leads(&lease, w.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
+                    let h = &self.handler;
+                    let lease: Arc<str> = format!("{}/{}", h.id, h.claims.fetch_add(1, Ordering::Relaxed)).into();
+                    let leads = h.store.claim_leads(&lease, h.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
                     match leads {
                         Ok(leads) => {
                             more = leads.len() == CLAIM_BATCH;
@@ -106,8 +108,8 @@ impl Dispatcher {
                     }
                 }
                 let Some((lead, lease)) = claimed.pop_front() else { break };
-                let worker = self.worker.clone();
-                tasks.spawn(async move { worker.handle_lead(&lead, &lease).await });
+                let handler = self.handler.clone();
+                tasks.spawn(async move { handler.handle_lead(&lead, &lease).await });
             }
             match tasks.join_next().await {
                 Some(Ok(Ok(n))) => {
@@ -125,8 +127,8 @@ impl Dispatcher {
         }
         // Claimed but never started (after an error): back to the queue at once.
         for (lead, lease) in claimed {
-            let w = &self.worker;
-            if let Err(e) = w.store.release_lead(&lead, &lease, w.clock.now_ms()).await {
+            let h = &self.handler;
+            if let Err(e) = h.store.release_lead(&lead, &lease, h.clock.now_ms()).await {
                 tracing::warn!(lead, error = %e, "could not give a lead back; its lease will run out");
             }
         }
@@ -138,16 +140,16 @@ impl Dispatcher {
 
     /// Count handled events; vacuum the queue every [`TIDY_EVERY`] of them.
     async fn count_handled(&self, n: u64) {
-        let before = self.worker.handled.fetch_add(n, Ordering::Relaxed);
+        let before = self.handler.handled.fetch_add(n, Ordering::Relaxed);
         if (before + n) / TIDY_EVERY > before / TIDY_EVERY
-            && let Err(e) = self.worker.store.tidy_queue().await
+            && let Err(e) = self.handler.store.tidy_queue().await
         {
             tracing::warn!(error = %e, "could not vacuum the lead queue");
         }
     }
 }
 
-impl Worker {
+impl LeadHandler {
     /// Handle the held lead's due events in order, then let it go: it leaves the queue when
     /// nothing is pending, waits for a retry, or goes to the back of the queue.
     async fn handle_lead(&self, lead_id: &str, lease: &str) -> Result<usize, StoreError> {

@@ -1,5 +1,5 @@
 //! A compiled, pre-instantiated plugin and the three calls into it. Every call gets a fresh
-//! [`Store`] with the runtime's limits, so a trap or a hit limit never outlives its call.
+//! wasmtime [`Store`] with the runtime's limits, so a trap or a hit limit never outlives its call.
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::InstancePre;
@@ -9,7 +9,7 @@ use super::error::{Failure, InvokeError, Limit, LoadError};
 use super::limits::Limits;
 use super::state::{HandleContext, InvocationState, Phase};
 use super::wit::{self, BindingContext, Capability, ConfigNote, ConfigReport, Invocation, PluginInfo};
-use super::{HandleOutcome, Runtime, engine};
+use super::{HandleOutcome, Runtime, epoch};
 
 /// Hex sha256 of a component's bytes: its identity in the caches and the store.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -171,7 +171,7 @@ impl LoadedPlugin {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
         store.set_fuel(self.limits.fuel).map_err(|e| self.error(Failure::Instantiate(format!("{e:#}"))))?;
-        let ticks = self.limits.wall_clock.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()).max(1);
+        let ticks = self.limits.wall_clock.as_millis().div_ceil(epoch::EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
         let world = match self.pre.instantiate(&mut store) {

@@ -14,15 +14,6 @@ use super::limits::Limits;
 use super::stdio::{GuestOutput, LogBuffer};
 use super::wit::{Capability, Coupon, LogLevel, SentMessage};
 
-/// One line of a plugin's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    pub level: LogLevel,
-    /// `plugin` (a `log` call), `stdout`, `stderr` or `host`.
-    pub source: &'static str,
-    pub text: String,
-}
-
 /// What the host knows about the lead beyond the `invocation` record, for the read-only
 /// capabilities (`lists`, `coupon`, `messages`) and the send checks.
 #[derive(Clone, Debug, Default)]

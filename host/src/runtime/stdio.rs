@@ -8,8 +8,16 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-use super::state::LogLine;
 use super::wit::LogLevel;
+
+/// One line of a plugin's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    /// `plugin` (a `log` call), `stdout`, `stderr` or `host`.
+    pub source: &'static str,
+    pub text: String,
+}
 
 /// Shared, capped log buffer of one invocation.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ pub mod periodic;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 
 /// What one tick fired.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +21,12 @@ pub struct Tick {
 
 /// Turns due timers into events.
 pub struct Scheduler {
-    store: Store,
+    store: Database,
     clock: Arc<dyn Clock>,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Database, clock: Arc<dyn Clock>) -> Self {
         Scheduler { store, clock }
     }
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 
 /// A cron schedule and when it next fires.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub struct PeriodicJobs {
 
 impl PeriodicJobs {
     /// Run each job whose schedule has come by `now`.
-    pub async fn run_due(&mut self, store: &Store, now: i64) {
+    pub async fn run_due(&mut self, store: &Database, now: i64) {
         if self.retention.due(now) {
             let before = now - i64::from(self.retention_days) * 86_400_000;
             match store.purge_events(before).await {
@@ -81,7 +81,7 @@ impl PeriodicJobs {
     }
 }
 
-impl Store {
+impl Database {
     /// Delete handled (done or skipped) events created before `before`; returns how many.
     pub async fn purge_events(&self, before: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM events WHERE status IN ('done', 'skipped') AND created_at < $1")

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use crate::clock::{Clock, VirtualClock};
 use crate::delivery::Discard;
-use crate::engine::{Engine, EngineParts};
+use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
+use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::ingest::{Checkout, PlatformEvent, PlatformEventType};
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 use scenario::{Scenario, ScenarioEventKind};
 
 /// Capture time of the simulated lead: 2026-01-01T00:00:00Z.
@@ -60,8 +60,8 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
             .map_err(|e| SimError::Plugin(e.to_string()))?,
     );
     let clock = Arc::new(VirtualClock::new(T0_MS));
-    let store = Store::connect("sqlite::memory:").await?;
-    let engine = Engine::new(EngineParts {
+    let store = Database::connect("sqlite::memory:").await?;
+    let engine = Pipeline::new(PipelineParts {
         store: store.clone(),
         runtime,
         clock: clock.clone(),
@@ -168,7 +168,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
 }
 
 async fn apply(
-    store: &Store,
+    store: &Database,
     lead_id: &str,
     index: usize,
     event: &scenario::ScenarioEvent,

@@ -3,7 +3,7 @@
 use funnel_sdk::Duration;
 use serde::Deserialize;
 
-use crate::store::ingest::Price;
+use crate::domain::Price;
 
 /// A whole scenario.
 #[derive(Debug, Clone, Deserialize)]

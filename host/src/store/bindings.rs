@@ -1,13 +1,10 @@
 //! Bindings (which plugin and config serve which scope of a producer's products) and coupons.
-//! The lookup for a new lead: plan-specific beats product-specific beats producer-wide.
-
-use std::collections::HashMap;
+//! Which binding serves a new lead is chosen in [`super::runs`].
 
 use serde::Serialize;
 use sqlx::Row;
 
-use super::ingest::Checkout;
-use super::{Store, StoreError, new_id};
+use super::{Database, StoreError, new_id};
 
 /// A stored binding. Empty `product_id` / `plan_id` mean "any".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +54,7 @@ fn binding_from_row(row: &sqlx::any::AnyRow) -> Result<Binding, StoreError> {
     })
 }
 
-impl Store {
+impl Database {
     /// Create or replace the binding of a scope; returns it.
     pub async fn put_binding(&self, binding: &NewBinding<'_>, now: i64) -> Result<Binding, StoreError> {
         let NewBinding { producer_id, product_id, plan_id, plugin, plugin_sha256, config, enabled } = *binding;
@@ -145,70 +142,4 @@ impl Store {
         })
         .transpose()
     }
-}
-
-/// The binding serving a scope: (id, plugin sha256, config).
-type Serving = Option<(String, String, String)>;
-
-/// Bindings already looked up in one ingest transaction, by (producer, product, plan): a batch
-/// of a thousand checkouts of one product asks the database once.
-#[derive(Default)]
-pub(crate) struct BindingCache(HashMap<(String, String, String), Serving>);
-
-/// Choose the binding for a new lead and start its run (the one binding for its whole life).
-/// Returns whether a run was started.
-pub(crate) async fn start_run(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    cache: &mut BindingCache,
-    producer_id: &str,
-    lead_id: &str,
-    checkout: &Checkout,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let product = checkout.product_id.clone().unwrap_or_default();
-    let plan = checkout.plan_id.clone().unwrap_or_default();
-    let key = (producer_id.to_string(), product, plan);
-    let serving = match cache.0.get(&key) {
-        Some(serving) => serving.clone(),
-        None => {
-            let serving = serving_binding(tx, &key.0, &key.1, &key.2).await?;
-            cache.0.insert(key, serving.clone());
-            serving
-        }
-    };
-    let Some((binding_id, sha256, config_json)) = serving else { return Ok(false) };
-    sqlx::query(
-        "INSERT INTO runs (lead_id, binding_id, plugin_sha256, config_json, state, status, updated_at)
-         VALUES ($1, $2, $3, $4, NULL, 'active', $5)",
-    )
-    .bind(lead_id)
-    .bind(binding_id)
-    .bind(sha256)
-    .bind(config_json)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(true)
-}
-
-/// The most specific enabled binding for a scope: (product, plan), (product, any), (any, any).
-async fn serving_binding(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    producer_id: &str,
-    product: &str,
-    plan: &str,
-) -> Result<Serving, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, plugin_sha256, config_json FROM bindings WHERE producer_id = $1 AND enabled = 1 AND (
-           (product_id = $2 AND plan_id = $3 AND $2 <> '' AND $3 <> '')
-           OR (product_id = $2 AND plan_id = '' AND $2 <> '')
-           OR (product_id = '' AND plan_id = ''))
-         ORDER BY (CASE WHEN plan_id <> '' THEN 2 WHEN product_id <> '' THEN 1 ELSE 0 END) DESC LIMIT 1",
-    )
-    .bind(producer_id)
-    .bind(product)
-    .bind(plan)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("plugin_sha256")?, r.try_get("config_json")?))).transpose()
 }

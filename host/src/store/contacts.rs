@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Database, StoreError};
 
-impl Store {
+impl Database {
     /// The producer's lists with their sizes.
     pub async fn lists(&self, producer_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(

@@ -4,52 +4,12 @@
 //! email; its binding is chosen then (plan beats product beats producer-wide) and kept for
 //! its whole life, so a lead is never served by two strategies.
 
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::bindings::{self, BindingCache};
-use super::{Store, StoreError, new_id};
-
-/// What the platform says happened (`type` in the HTTP body).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum PlatformEventType {
-    #[serde(rename = "checkout.updated")]
-    CheckoutUpdated,
-    #[serde(rename = "order.paid")]
-    OrderPaid,
-    #[serde(rename = "order.refunded")]
-    OrderRefunded,
-}
-
-/// A price in minor units.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Price {
-    pub amount_cents: i64,
-    pub currency: String,
-}
-
-/// The checkout an event is about, as the platform sent it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Checkout {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub product_id: Option<String>,
-    pub plan_id: Option<String>,
-    pub price: Option<Price>,
-    pub url: Option<String>,
-}
-
-/// A validated platform event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlatformEvent {
-    pub id: String,
-    pub kind: PlatformEventType,
-    pub occurred_at_ms: i64,
-    pub producer_id: String,
-    pub checkout: Checkout,
-}
+use super::events::insert_event;
+use super::runs::{self, BindingCache};
+use super::{Database, StoreError, new_id};
+use crate::domain::{LeadEvent, PlatformEvent, PlatformEventType};
 
 /// Whether the event was new.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,42 +18,10 @@ pub enum IngestOutcome {
     Duplicate { lead_id: Option<String> },
 }
 
-/// What a lead's plugin is told, stored as the event row's payload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LeadEvent {
-    Captured,
-    Updated,
-    Purchased { price: Option<Price> },
-    Refunded,
-    Clicked { message_id: String },
-    Opened { message_id: String },
-    Unsubscribed,
-    Bounced { message_id: String },
-    Timer { timer_id: String, tag: String, due_at: i64 },
-}
-
-impl LeadEvent {
-    /// Short name for the timeline and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LeadEvent::Captured => "captured",
-            LeadEvent::Updated => "updated",
-            LeadEvent::Purchased { .. } => "purchased",
-            LeadEvent::Refunded => "refunded",
-            LeadEvent::Clicked { .. } => "clicked",
-            LeadEvent::Opened { .. } => "opened",
-            LeadEvent::Unsubscribed => "unsubscribed",
-            LeadEvent::Bounced { .. } => "bounced",
-            LeadEvent::Timer { .. } => "timer",
-        }
-    }
-}
-
 /// Tries of a batch that lost a race with another transaction (see [`is_conflict`]).
 const INGEST_ATTEMPTS: u32 = 3;
 
-impl Store {
+impl Database {
     /// Record a platform event (idempotent on its id).
     pub async fn ingest(&self, event: &PlatformEvent, now: i64) -> Result<IngestOutcome, StoreError> {
         let mut outcomes = self.ingest_batch(std::slice::from_ref(event), now).await?;
@@ -186,7 +114,7 @@ async fn ingest_one(
             if event.kind == PlatformEventType::CheckoutUpdated {
                 lead_events.push(LeadEvent::Updated);
             }
-            active = super::dispatch::run_is_active(tx, &lead_id).await?;
+            active = runs::run_is_active(tx, &lead_id).await?;
             Some(lead_id)
         }
         None => match &c.email {
@@ -211,7 +139,7 @@ async fn ingest_one(
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
-                active = bindings::start_run(tx, bindings, &event.producer_id, &lead_id, c, now).await?;
+                active = runs::start_run(tx, bindings, &event.producer_id, &lead_id, c, now).await?;
                 lead_events.push(LeadEvent::Captured);
                 Some(lead_id)
             }
@@ -272,38 +200,5 @@ pub(crate) async fn mark_purchased(
     .bind(lead_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Insert one event row; a pending one puts its lead in the dispatch queue.
-pub(crate) async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    producer_id: &str,
-    lead_id: Option<&str>,
-    event: Option<&LeadEvent>,
-    status: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let payload = match event {
-        Some(e) => serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        None => "null".to_string(),
-    };
-    sqlx::query(
-        "INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
-    )
-    .bind(id)
-    .bind(producer_id)
-    .bind(lead_id)
-    .bind(event.map(|e| e.name()).unwrap_or("ignored"))
-    .bind(payload)
-    .bind(status)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if let (Some(lead_id), "pending") = (lead_id, status) {
-        super::dispatch::enqueue(tx, lead_id, now).await?;
-    }
     Ok(())
 }

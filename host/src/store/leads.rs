@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
-use super::dispatch::MessageSnapshot;
-use super::{Store, StoreError};
+use super::snapshots::MessageSnapshot;
+use super::{Database, StoreError};
 
 /// A lead as the producer sees it.
 #[derive(Clone, Debug)]
@@ -19,7 +19,7 @@ pub struct LeadSummary {
     pub messages: Vec<MessageSnapshot>,
 }
 
-impl Store {
+impl Database {
     /// Whether a producer exists.
     pub async fn producer_exists(&self, producer_id: &str) -> Result<bool, StoreError> {
         let found: Option<String> = sqlx::query_scalar("SELECT id FROM producers WHERE id = $1")

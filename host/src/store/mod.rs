@@ -7,9 +7,13 @@
 //! ## Layout
 //! - `schema/`: the DDL of each backend, applied at connect.
 //! - [`ingest`]: platform events become leads and event rows (idempotent on the event id).
-//! - [`dispatch`]: the lead queue (a row per lead with pending events, claimed in batches
-//!   under a lease), loading what a plugin needs, and committing an invocation's writes in
-//!   one transaction.
+//! - [`events`]: the rows of lead events (written by ingest, tracking and timers).
+//! - [`runs`]: which binding serves a lead, chosen once when it is captured.
+//! - [`queue`]: the lead queue (a row per lead with pending events, claimed in batches under
+//!   a lease).
+//! - [`snapshots`]: what an invocation needs to know (the pending event, the lead, its run).
+//! - [`commit`]: settling an event: an invocation's writes committed in one transaction, or
+//!   the event skipped, or its failure recorded.
 //! - [`timers`]: durable timers coming due.
 //! - [`outbox`]: messages waiting for delivery and their outcome.
 //! - [`plugins`]: uploaded components.
@@ -20,14 +24,18 @@
 //! - [`timeline`]: what happened to a lead, in order.
 
 pub mod bindings;
+pub mod commit;
 pub mod contacts;
-pub mod dispatch;
+pub mod events;
 pub mod ingest;
 pub mod leads;
 pub mod outbox;
 pub mod plugins;
 pub mod producers;
+pub mod queue;
 pub mod rollup;
+pub mod runs;
+pub mod snapshots;
 pub mod stats;
 pub mod timeline;
 pub mod timers;
@@ -58,14 +66,14 @@ pub enum StoreError {
 
 /// The handle every module writes and reads through. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Database {
     pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
-impl Store {
+impl Database {
     /// Connect to `url` and apply the schema. `sqlite:` URLs create the file if missing.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    pub async fn connect(url: &str) -> Result<Database, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -101,7 +109,7 @@ impl Store {
             }
             Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
         };
-        let store = Store { pool, backend };
+        let store = Database { pool, backend };
         store.apply_schema().await?;
         Ok(store)
     }

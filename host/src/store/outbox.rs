@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Database, StoreError};
 
 /// A claimed message with what the send-time rules need.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl Store {
+impl Database {
     /// Claim up to `limit` messages due at `now` for `lease_ms`.
     pub async fn claim_messages(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
         let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Database, StoreError};
 
 /// A stored plugin, without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -15,8 +15,8 @@ pub struct StoredPlugin {
     pub info: serde_json::Value,
 }
 
-impl Store {
-    /// Store an uploaded component (a new version, or the same bytes again).
+impl Database {
+    /// Database an uploaded component (a new version, or the same bytes again).
     pub async fn put_plugin(
         &self,
         producer_id: &str,

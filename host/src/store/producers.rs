@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, new_id, new_token};
+use super::{Database, StoreError, new_id, new_token};
 
 /// A producer just created, with the key to show once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-impl Store {
+impl Database {
     /// Create a producer and its API key.
     pub async fn create_producer(&self, name: &str, now: i64) -> Result<NewProducer, StoreError> {
         let id = new_id();

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Database, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -32,7 +32,7 @@ pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
-impl Store {
+impl Database {
     /// Recompute the roll-up for every day from `from_day` (a day number) on, in one
     /// transaction: readers see the old rows or the new ones, never a mix.
     pub async fn roll_up_stats(&self, from_day: i64) -> Result<(), StoreError> {

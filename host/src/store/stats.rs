@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Database, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Revenue {
@@ -29,7 +29,7 @@ pub struct Stats {
     pub by_tag: Vec<TagStats>,
 }
 
-impl Store {
+impl Database {
     pub async fn stats(&self, producer_id: &str) -> Result<Stats, StoreError> {
         let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1")
             .bind(producer_id)

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Database, StoreError};
 
 /// One line of a lead's timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -31,7 +31,7 @@ pub(crate) async fn append(
     Ok(())
 }
 
-impl Store {
+impl Database {
     /// The lead's timeline entries after `after_seq`, oldest first.
     pub async fn timeline(&self, lead_id: &str, after_seq: i64) -> Result<Vec<TimelineEntry>, StoreError> {
         let rows =

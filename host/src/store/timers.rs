@@ -4,8 +4,8 @@
 
 use sqlx::Row;
 
-use super::ingest::LeadEvent;
-use super::{Backend, Store, StoreError};
+use super::{Backend, Database, StoreError};
+use crate::domain::LeadEvent;
 
 /// A timer that fired.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct FiredTimer {
     pub due_at: i64,
 }
 
-impl Store {
+impl Database {
     /// Turn up to `limit` timers due at `now` into events. Returns them (with their lateness
     /// computable from `due_at`).
     pub async fn fire_due_timers(&self, now: i64, limit: i64) -> Result<Vec<FiredTimer>, StoreError> {
@@ -84,7 +84,7 @@ impl Store {
             insert = insert.bind(id).bind(producer_id).bind(lead_id).bind(payload);
         }
         insert.bind(now).bind(now).execute(&mut *tx).await?;
-        // The upsert of `dispatch::enqueue` (it locks a row that exists), in lead order so two
+        // The upsert of `queue::enqueue` (it locks a row that exists), in lead order so two
         // schedulers firing timers of the same leads take their rows in the same order.
         let mut p = Placeholders::new(self.backend);
         let leads: Vec<String> = (0..values.len()).map(|_| format!("({})", p.next())).collect();

@@ -3,8 +3,10 @@
 
 use sqlx::Row;
 
-use super::ingest::{LeadEvent, insert_event};
-use super::{Store, StoreError, new_id};
+use super::events::insert_event;
+use super::runs::run_is_active;
+use super::{Database, StoreError, new_id};
+use crate::domain::LeadEvent;
 
 /// What a tracked link leads to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,7 +16,7 @@ pub struct TrackedMessage {
     pub checkout_url: Option<String>,
 }
 
-impl Store {
+impl Database {
     /// The message behind a link or unsubscribe token.
     pub async fn message_by_token(&self, token: &str) -> Result<Option<TrackedMessage>, StoreError> {
         let row = sqlx::query(
@@ -58,7 +60,7 @@ impl Store {
         if let Some(row) = row {
             let lead_id: String = row.try_get("lead_id")?;
             let producer_id: String = row.try_get("producer_id")?;
-            let status = if super::dispatch::run_is_active(&mut tx, &lead_id).await? { "pending" } else { "skipped" };
+            let status = if run_is_active(&mut tx, &lead_id).await? { "pending" } else { "skipped" };
             insert_event(
                 &mut tx,
                 &format!("{}:{}", event.name(), new_id()),
@@ -100,7 +102,7 @@ impl Store {
                 .bind(email.to_lowercase())
                 .execute(&mut *tx)
                 .await?;
-            let status = if super::dispatch::run_is_active(&mut tx, lead_id).await? { "pending" } else { "skipped" };
+            let status = if run_is_active(&mut tx, lead_id).await? { "pending" } else { "skipped" };
             insert_event(
                 &mut tx,
                 &format!("unsubscribed:{}", new_id()),

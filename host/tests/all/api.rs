@@ -8,7 +8,7 @@ use std::sync::Arc;
 use funnel_host::api::{self, AppState, Secrets, auth};
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::file::FileTransport;
-use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::scheduler::periodic::{Periodic, PeriodicJobs};
 use serde_json::{Value, json};
 
@@ -17,7 +17,7 @@ use crate::harness::T0;
 
 struct Server {
     base: String,
-    engine: Arc<Engine>,
+    engine: Arc<Pipeline>,
     clock: Arc<VirtualClock>,
     outbox: tempfile::TempDir,
     http: reqwest::Client,
@@ -27,13 +27,13 @@ const ADMIN: &str = "admin-token";
 const PLATFORM: &str = "platform-token";
 const SECRET: &str = "platform-secret";
 
-async fn start(store: funnel_host::store::Store) -> Server {
+async fn start(store: funnel_host::store::Database) -> Server {
     start_with(store, None).await
 }
 
 /// A server whose emails go to `email` (files under a temp dir when `None`).
 async fn start_with(
-    store: funnel_host::store::Store,
+    store: funnel_host::store::Database,
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
 ) -> Server {
     let clock = Arc::new(VirtualClock::new(T0));
@@ -42,7 +42,7 @@ async fn start_with(
         FileTransport::new(outbox.path().to_path_buf(), "shop <shop@example.com>", "https://funnel.test".into())
             .expect("transport"),
     );
-    let engine = Arc::new(Engine::new(EngineParts {
+    let engine = Arc::new(Pipeline::new(PipelineParts {
         store: store.clone(),
         runtime: Arc::new(crate::support::runtime()),
         clock: clock.clone(),
@@ -486,7 +486,7 @@ fn statuses(body: &Value) -> Vec<&str> {
 async fn a_batch_is_stored_in_one_transaction_and_answered_per_event() {
     for db in BOTH {
         let Some(url) = fresh_url(db).await else { continue };
-        let s = start(funnel_host::store::Store::connect(&url).await.expect("store")).await;
+        let s = start(funnel_host::store::Database::connect(&url).await.expect("store")).await;
         let (producer, key) = s.producer().await;
         let batch = json!({"events": [
             event("b1", &producer, "ana@example.com"),

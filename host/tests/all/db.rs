@@ -2,7 +2,7 @@
 //! (`FUNNEL_TEST_POSTGRES_URL`). When PostgreSQL is not configured the PostgreSQL half of a
 //! test says it skipped, unless `FUNNEL_REQUIRE_POSTGRES` is set (CI sets it): then it fails.
 
-use funnel_host::store::Store;
+use funnel_host::store::Database;
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub async fn fresh_url(db: Db) -> Option<String> {
 }
 
 /// A fresh store of the given kind (see [`fresh_url`]).
-pub async fn fresh_store(db: Db) -> Option<Store> {
+pub async fn fresh_store(db: Db) -> Option<Database> {
     let url = fresh_url(db).await?;
-    Some(Store::connect(&url).await.unwrap_or_else(|e| panic!("{db:?} store at {url}: {e}")))
+    Some(Database::connect(&url).await.unwrap_or_else(|e| panic!("{db:?} store at {url}: {e}")))
 }

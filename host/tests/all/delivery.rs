@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use funnel_host::delivery::smtp::SmtpTransport;
-use funnel_host::store::ingest::PlatformEventType;
+use funnel_host::domain::PlatformEventType;
 
 use crate::db::{Db, fresh_store};
 use crate::harness::{Harness, T0, lead_id};

@@ -3,9 +3,10 @@
 //! dispatch queue (finished work leaves it, leases run out, no event is stranded by a race),
 //! and two replicas on one PostgreSQL without double handling.
 
-use funnel_host::store::Store;
-use funnel_host::store::dispatch::LeadAfter;
-use funnel_host::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEventType};
+use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType};
+use funnel_host::store::Database;
+use funnel_host::store::ingest::IngestOutcome;
+use funnel_host::store::queue::LeadAfter;
 
 use crate::db::{BOTH, Db, fresh_store, fresh_url};
 use crate::harness::{Harness, T0, lead_id, logs_starting};
@@ -97,14 +98,14 @@ async fn a_failing_plugin_commits_nothing_is_retried_then_parked() {
 async fn overdue_timers_fire_late_after_a_restart() {
     for db in BOTH {
         let Some(url) = fresh_url(db).await else { continue };
-        let store = funnel_host::store::Store::connect(&url).await.expect("store");
+        let store = funnel_host::store::Database::connect(&url).await.expect("store");
         let h = Harness::new(store, T0).await;
         h.bind_test_guest("roundtrip", None, None).await;
         let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
         h.settle().await;
         drop(h);
         // The process is gone for five hours; a new one starts on the same database.
-        let store = funnel_host::store::Store::connect(&url).await.expect("store reopens");
+        let store = funnel_host::store::Database::connect(&url).await.expect("store reopens");
         let restarted = Harness::attach(store, T0 + 5 * 3_600_000).await;
         restarted.settle().await;
         let timers = logs_starting(&restarted.timeline(&lead).await, "event=timer:");
@@ -117,8 +118,8 @@ async fn overdue_timers_fire_late_after_a_restart() {
 #[tokio::test]
 async fn two_replicas_on_postgres_never_handle_an_event_twice() {
     let Some(url) = fresh_url(Db::Postgres).await else { return };
-    let a = Harness::new(funnel_host::store::Store::connect(&url).await.expect("a"), T0).await;
-    let mut b = Harness::attach(funnel_host::store::Store::connect(&url).await.expect("b"), T0).await;
+    let a = Harness::new(funnel_host::store::Database::connect(&url).await.expect("a"), T0).await;
+    let mut b = Harness::attach(funnel_host::store::Database::connect(&url).await.expect("b"), T0).await;
     b.producer = a.producer.clone();
     a.bind_test_guest("roundtrip", None, None).await;
     let mut leads = Vec::new();
@@ -216,11 +217,11 @@ async fn a_dead_workers_lead_is_taken_over_when_its_lease_runs_out() {
 async fn events_arriving_while_their_lead_is_handled_are_never_stranded() {
     for db in BOTH {
         let Some(url) = fresh_url(db).await else { continue };
-        let a = Harness::new(Store::connect(&url).await.expect("a"), T0).await;
+        let a = Harness::new(Database::connect(&url).await.expect("a"), T0).await;
         a.bind_test_guest("roundtrip", None, None).await;
         // On PostgreSQL a second replica drains too; SQLite has one writer, one engine.
         let b = match db {
-            Db::Postgres => Some(Harness::attach(Store::connect(&url).await.expect("b"), T0).await),
+            Db::Postgres => Some(Harness::attach(Database::connect(&url).await.expect("b"), T0).await),
             Db::Sqlite => None,
         };
         let (leads, rounds) = (4, 15);
@@ -257,7 +258,7 @@ async fn events_arriving_while_their_lead_is_handled_are_never_stranded() {
 #[tokio::test]
 async fn an_event_queued_while_its_lead_settles_is_not_stranded() {
     let Some(url) = fresh_url(Db::Postgres).await else { return };
-    let h = Harness::new(Store::connect(&url).await.expect("store"), T0).await;
+    let h = Harness::new(Database::connect(&url).await.expect("store"), T0).await;
     h.bind_test_guest("roundtrip", None, None).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
     h.post("x1", PlatformEventType::CheckoutUpdated, "cx", None).await;

@@ -5,37 +5,38 @@ use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::{Discard, Transport};
-use funnel_host::engine::{Engine, EngineParts};
+use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
 use funnel_host::guests;
+use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::runtime::Runtime;
-use funnel_host::store::Store;
-use funnel_host::store::ingest::{Checkout, IngestOutcome, PlatformEvent, PlatformEventType, Price};
+use funnel_host::store::Database;
+use funnel_host::store::ingest::IngestOutcome;
 use funnel_host::store::timeline::TimelineEntry;
 
 pub const T0: i64 = 1_767_225_600_000;
 
 pub struct Harness {
-    pub engine: Engine,
+    pub engine: Pipeline,
     pub clock: Arc<VirtualClock>,
     pub producer: String,
 }
 
 impl Harness {
     /// An engine over `store`, its clock at `now`, with a fresh producer.
-    pub async fn new(store: Store, now: i64) -> Harness {
+    pub async fn new(store: Database, now: i64) -> Harness {
         let mut harness = Harness::attach(store, now).await;
         harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
         harness
     }
 
     /// Like [`Harness::new`], with emails going to `email`.
-    pub async fn with_email(store: Store, now: i64, email: Arc<dyn Transport>) -> Harness {
+    pub async fn with_email(store: Database, now: i64, email: Arc<dyn Transport>) -> Harness {
         Harness::with_transports(store, now, email, Arc::new(Discard)).await
     }
 
     /// Like [`Harness::new`], with emails and SMS going to the given transports.
     pub async fn with_transports(
-        store: Store,
+        store: Database,
         now: i64,
         email: Arc<dyn Transport>,
         sms: Arc<dyn Transport>,
@@ -46,14 +47,14 @@ impl Harness {
     }
 
     /// Another engine (a restart, or a second replica) over the same store; no new producer.
-    pub async fn attach(store: Store, now: i64) -> Harness {
+    pub async fn attach(store: Database, now: i64) -> Harness {
         Harness::attach_with(store, now, Arc::new(Discard), Arc::new(Discard)).await
     }
 
-    async fn attach_with(store: Store, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
+    async fn attach_with(store: Database, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
         let clock = Arc::new(VirtualClock::new(now));
         let runtime = Arc::new(crate::support::runtime());
-        let engine = Engine::new(EngineParts {
+        let engine = Pipeline::new(PipelineParts {
             store,
             runtime: runtime.clone() as Arc<Runtime>,
             clock: clock.clone(),

@@ -91,7 +91,7 @@ async fn config_errors_come_back_with_paths() {
 
 #[tokio::test]
 async fn a_lead_gets_messages_from_one_binding_only() {
-    use funnel_host::store::ingest::PlatformEventType;
+    use funnel_host::domain::PlatformEventType;
 
     use crate::harness::{Harness, T0, lead_id};
     for db in crate::db::BOTH {

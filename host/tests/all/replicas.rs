@@ -109,7 +109,7 @@ async fn two_processes_share_the_work_and_survive_a_kill() {
         assert_eq!(resp.status().as_u16(), 202);
     }
 
-    let store = funnel_host::store::Store::connect(&url).await.expect("store");
+    let store = funnel_host::store::Database::connect(&url).await.expect("store");
     let deadline = Instant::now() + Duration::from_secs(90);
     let leads = loop {
         let leads = store.list_leads(id, None, 500).await.expect("leads");
@@ -167,7 +167,7 @@ async fn a_killed_process_restarts_and_fires_overdue_timers_late() {
         .expect("json");
     let lead = accepted["lead_id"].as_str().expect("lead").to_string();
     // Let the capture be handled (the timer is stored), then SIGKILL before it is due.
-    let store = funnel_host::store::Store::connect(&url).await.expect("store");
+    let store = funnel_host::store::Database::connect(&url).await.expect("store");
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.pending_timers().await.expect("timers") == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

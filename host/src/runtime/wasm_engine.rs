@@ -1,17 +1,9 @@
-//! The one wasmtime [`Engine`] of the process and the ticker that advances its epoch, which is
-//! how a wall-clock deadline interrupts a guest that never yields.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+//! The one wasmtime [`Engine`] of the process: its configuration (fuel, epochs, the pooling
+//! allocator sized for the instance pool).
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::RuntimeConfig;
-
-/// How often the epoch advances; the wall-clock limit is rounded up to a multiple of it.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Build the engine: Cranelift, component model, fuel, epoch interruption and the pooling
 /// allocator sized for `max_concurrent_instances`.
@@ -39,37 +31,4 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     pool.table_keep_resident(64 * 1024);
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-pub(crate) struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    pub(crate) fn start(engine: &Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("funnel-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        EpochTicker { stop, thread }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }

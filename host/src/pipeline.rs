@@ -1,6 +1,8 @@
-//! The engine: store, runtime, dispatcher, scheduler and delivery wired together around one
-//! clock. `serve` runs it on the real clock with loops; `simulate` and the tests step it on a
-//! virtual clock with [`Engine::settle`].
+//! The pipeline: store, runtime, dispatcher, scheduler and delivery wired together around one
+//! clock — the path an event takes from its row to a sent message. `serve` runs it on the real
+//! clock with loops; `simulate` and the tests step it on a virtual clock with
+//! [`Pipeline::settle`]. (Named so as not to be confused with wasmtime's `Engine`, which
+//! [`crate::runtime`] owns.)
 
 use std::sync::Arc;
 
@@ -10,11 +12,11 @@ use crate::dispatch::Dispatcher;
 use crate::dispatch::plugins::PluginRegistry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 
 /// Everything that handles events, wired to one store and one clock.
-pub struct Engine {
-    pub store: Store,
+pub struct Pipeline {
+    pub store: Database,
     pub plugins: Arc<PluginRegistry>,
     pub clock: Arc<dyn Clock>,
     pub dispatcher: Dispatcher,
@@ -22,9 +24,9 @@ pub struct Engine {
     pub deliverer: Deliverer,
 }
 
-/// How the engine reaches the outside world.
-pub struct EngineParts {
-    pub store: Store,
+/// How the pipeline reaches the outside world.
+pub struct PipelineParts {
+    pub store: Database,
     pub runtime: Arc<Runtime>,
     pub clock: Arc<dyn Clock>,
     pub email: Arc<dyn Transport>,
@@ -34,10 +36,10 @@ pub struct EngineParts {
     pub rate_caps: (Option<u32>, Option<u32>),
 }
 
-impl Engine {
-    pub fn new(parts: EngineParts) -> Self {
+impl Pipeline {
+    pub fn new(parts: PipelineParts) -> Self {
         let plugins = Arc::new(PluginRegistry::new(parts.runtime));
-        Engine {
+        Pipeline {
             dispatcher: Dispatcher::new(parts.store.clone(), plugins.clone(), parts.clock.clone(), parts.public_url),
             scheduler: Scheduler::new(parts.store.clone(), parts.clock.clone()),
             deliverer: Deliverer::new(parts.store.clone(), parts.email, parts.sms, parts.clock.clone())

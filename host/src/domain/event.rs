@@ -1,0 +1,76 @@
+//! Platform events as the API receives them, and the events a lead's plugin is told about.
+
+use serde::{Deserialize, Serialize};
+
+/// What the platform says happened (`type` in the HTTP body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PlatformEventType {
+    #[serde(rename = "checkout.updated")]
+    CheckoutUpdated,
+    #[serde(rename = "order.paid")]
+    OrderPaid,
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
+}
+
+/// A price in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Price {
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+/// The checkout an event is about, as the platform sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Checkout {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub product_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub price: Option<Price>,
+    pub url: Option<String>,
+}
+
+/// A validated platform event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformEvent {
+    pub id: String,
+    pub kind: PlatformEventType,
+    pub occurred_at_ms: i64,
+    pub producer_id: String,
+    pub checkout: Checkout,
+}
+
+/// What a lead's plugin is told, stored as the event row's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LeadEvent {
+    Captured,
+    Updated,
+    Purchased { price: Option<Price> },
+    Refunded,
+    Clicked { message_id: String },
+    Opened { message_id: String },
+    Unsubscribed,
+    Bounced { message_id: String },
+    Timer { timer_id: String, tag: String, due_at: i64 },
+}
+
+impl LeadEvent {
+    /// Short name for the timeline and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeadEvent::Captured => "captured",
+            LeadEvent::Updated => "updated",
+            LeadEvent::Purchased { .. } => "purchased",
+            LeadEvent::Refunded => "refunded",
+            LeadEvent::Clicked { .. } => "clicked",
+            LeadEvent::Opened { .. } => "opened",
+            LeadEvent::Unsubscribed => "unsubscribed",
+            LeadEvent::Bounced { .. } => "bounced",
+            LeadEvent::Timer { .. } => "timer",
+        }
+    }
+}

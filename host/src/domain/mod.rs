@@ -1,0 +1,10 @@
+//! The domain: the types every module speaks — the store, the dispatcher, delivery, the API and
+//! the console — so that a value is checked once, where it enters, and nowhere else.
+//!
+//! ## Layout
+//! - [`event`]: platform events (`checkout.updated`, `order.paid`, …), the checkout they are
+//!   about, and the events a lead's plugin is told about.
+
+pub mod event;
+
+pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};

@@ -1,0 +1,250 @@
+//! Settling an event: what the plugin decided — state, timers, outbox rows, list changes — the
+//! event marked done and the lead's place in the queue, in **one transaction**; or the event
+//! skipped, or its failure recorded for a retry with backoff. Each first re-checks that the
+//! worker still holds the lead (see [`super::queue`]), and writes nothing when it does not.
+
+use super::queue::{LeadAfter, leave_if_idle};
+use super::snapshots::{LeadSnapshot, PendingEvent};
+use super::{Database, StoreError};
+
+/// One write of a successful invocation, applied in order.
+#[derive(Clone, Debug)]
+pub enum Write {
+    Timer { id: String, tag: String, due_at: i64 },
+    CancelTimer { id: String },
+    CancelAllTimers,
+    Outbox(NewOutbox),
+    ListAdd { name: String },
+    ListRemove { name: String },
+    Timeline { kind: String, detail: String },
+}
+
+/// A rendered message to queue.
+#[derive(Clone, Debug)]
+pub struct NewOutbox {
+    pub id: String,
+    pub channel: &'static str,
+    pub kind: &'static str,
+    pub tag: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub coupon: Option<String>,
+    pub link_token: String,
+    pub unsubscribe_token: String,
+}
+
+impl Database {
+    /// Mark an event skipped without invoking anything (the run ended or never existed).
+    pub async fn skip_event(&self, lease: &str, event: &PendingEvent, reason: &str) -> Result<LeadAfter, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.hold(&mut tx, &event.lead_id, lease).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
+        sqlx::query("UPDATE events SET status = 'skipped', error = $1 WHERE seq = $2 AND status = 'pending'")
+            .bind(reason)
+            .bind(event.seq)
+            .execute(&mut *tx)
+            .await?;
+        let after = leave_if_idle(&mut tx, &event.lead_id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Commit a successful invocation: all writes, the new state (or the run's end), the event
+    /// marked done and the lead's place in the queue, in one transaction. Writes nothing and
+    /// answers `Lost` when the worker no longer holds the lead.
+    pub async fn commit_invocation(
+        &self,
+        lease: &str,
+        event: &PendingEvent,
+        lead: &LeadSnapshot,
+        new_state: Option<Vec<u8>>,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<LeadAfter, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let still_ours = self.hold(&mut tx, &event.lead_id, lease).await?
+            && sqlx::query("UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'")
+                .bind(event.seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if !still_ours {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
+        let (lead_id, producer_id, email) = (event.lead_id.as_str(), lead.producer_id.as_str(), lead.email.as_str());
+        for write in writes {
+            match write {
+                Write::Timer { id, tag, due_at } => {
+                    sqlx::query(
+                        "INSERT INTO timers (id, lead_id, producer_id, tag, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(id)
+                    .bind(lead_id)
+                    .bind(producer_id)
+                    .bind(tag)
+                    .bind(due_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::CancelTimer { id } => {
+                    sqlx::query("DELETE FROM timers WHERE id = $1 AND lead_id = $2")
+                        .bind(id)
+                        .bind(lead_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Write::CancelAllTimers => {
+                    sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
+                }
+                Write::Outbox(m) => {
+                    sqlx::query(
+                        "INSERT INTO outbox (id, producer_id, lead_id, channel, kind, tag, recipient, subject, html, text, coupon,
+                         link_token, unsubscribe_token, status, attempts, next_attempt_at, queued_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'queued', 0, $14, $14)",
+                    )
+                    .bind(&m.id)
+                    .bind(producer_id)
+                    .bind(lead_id)
+                    .bind(m.channel)
+                    .bind(m.kind)
+                    .bind(&m.tag)
+                    .bind(&m.recipient)
+                    .bind(&m.subject)
+                    .bind(&m.html)
+                    .bind(&m.text)
+                    .bind(&m.coupon)
+                    .bind(&m.link_token)
+                    .bind(&m.unsubscribe_token)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::ListAdd { name } => {
+                    sqlx::query(
+                        "INSERT INTO list_members (producer_id, list_name, email, lead_id, added_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (producer_id, list_name, email) DO NOTHING",
+                    )
+                    .bind(producer_id)
+                    .bind(name)
+                    .bind(email.to_lowercase())
+                    .bind(lead_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    super::timeline::append(&mut tx, lead_id, now, "list_add", name).await?;
+                }
+                Write::ListRemove { name } => {
+                    let removed = sqlx::query(
+                        "DELETE FROM list_members WHERE producer_id = $1 AND list_name = $2 AND email = $3",
+                    )
+                    .bind(producer_id)
+                    .bind(name)
+                    .bind(email.to_lowercase())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if removed > 0 {
+                        super::timeline::append(&mut tx, lead_id, now, "list_remove", name).await?;
+                    }
+                }
+                Write::Timeline { kind, detail } => {
+                    super::timeline::append(&mut tx, lead_id, now, kind, detail).await?
+                }
+            }
+        }
+        match new_state {
+            Some(state) => {
+                sqlx::query("UPDATE runs SET state = $1, updated_at = $2 WHERE lead_id = $3")
+                    .bind(state)
+                    .bind(now)
+                    .bind(lead_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                // The plugin ended the run: its timers go, later events are skipped.
+                sqlx::query("UPDATE runs SET state = NULL, status = 'ended', updated_at = $1 WHERE lead_id = $2")
+                    .bind(now)
+                    .bind(lead_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
+                super::timeline::append(&mut tx, lead_id, now, "run_ended", "the strategy finished with this lead")
+                    .await?;
+            }
+        }
+        let after = leave_if_idle(&mut tx, lead_id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Record a failed invocation: retry at `retry_at` (the lead waits in the queue until then,
+    /// so its later events wait too), or park the event as failed when `retry_at` is `None`.
+    /// Nothing the plugin recorded is kept.
+    pub async fn fail_event(
+        &self,
+        lease: &str,
+        event: &PendingEvent,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<LeadAfter, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.hold(&mut tx, &event.lead_id, lease).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
+        let (status, next) = match retry_at {
+            Some(at) => ("pending", at),
+            None => ("failed", now),
+        };
+        sqlx::query(
+            "UPDATE events SET status = $1, attempts = attempts + 1, next_attempt_at = $2, error = $3 WHERE seq = $4",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(event.seq)
+        .execute(&mut *tx)
+        .await?;
+        let detail = match retry_at {
+            Some(at) => format!(
+                "{} event failed (attempt {}), retrying in {} s: {error}",
+                event.event.name(),
+                event.attempts + 1,
+                (at - now) / 1000
+            ),
+            None => {
+                format!("{} event parked as failed after {} attempts: {error}", event.event.name(), event.attempts + 1)
+            }
+        };
+        super::timeline::append(
+            &mut tx,
+            &event.lead_id,
+            now,
+            if retry_at.is_some() { "retry" } else { "failed" },
+            &detail,
+        )
+        .await?;
+        let after = match retry_at {
+            Some(at) => {
+                sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2")
+                    .bind(at)
+                    .bind(&event.lead_id)
+                    .execute(&mut *tx)
+                    .await?;
+                LeadAfter::Waiting
+            }
+            None => leave_if_idle(&mut tx, &event.lead_id).await?,
+        };
+        tx.commit().await?;
+        Ok(after)
+    }
+}

@@ -1,0 +1,38 @@
+//! Rows of the `events` table: each lead event a plugin will be told about (or that was skipped),
+//! written by ingest, the tracking links and the scheduler; a pending one queues its lead.
+
+use super::StoreError;
+use crate::domain::LeadEvent;
+
+/// Insert one event row; a pending one puts its lead in the dispatch queue.
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    producer_id: &str,
+    lead_id: Option<&str>,
+    event: Option<&LeadEvent>,
+    status: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let payload = match event {
+        Some(e) => serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        None => "null".to_string(),
+    };
+    sqlx::query(
+        "INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+    )
+    .bind(id)
+    .bind(producer_id)
+    .bind(lead_id)
+    .bind(event.map(|e| e.name()).unwrap_or("ignored"))
+    .bind(payload)
+    .bind(status)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let (Some(lead_id), "pending") = (lead_id, status) {
+        super::queue::enqueue(tx, lead_id, now).await?;
+    }
+    Ok(())
+}
