@@ -11,6 +11,9 @@
 //! rustup does not add a target by itself when `RUSTUP_AUTO_INSTALL=0`: then this script adds
 //! it with `rustup target add` (once, saying so), so `cargo test --workspace` works on a fresh
 //! machine as the README says.
+//!
+//! It also sets the `funnel_postgres` cfg when PostgreSQL is configured for the tests (see
+//! `postgres_tests_cfg`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +39,7 @@ fn main() {
         println!("cargo:rerun-if-changed=../{watched}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    postgres_tests_cfg();
 
     ensure_wasm_target();
     let target_dir = guest_target_dir(&out_dir, &root);
@@ -133,4 +137,19 @@ fn guest_target_dir(out_dir: &Path, root: &Path) -> PathBuf {
         .and_then(|profile| profile.parent())
         .map(|target| target.join("wasm-guests").join(&checkout))
         .unwrap_or_else(|| out_dir.join("wasm-guests"))
+}
+
+/// `funnel_postgres` when the test database is configured (or required, as in CI): the host's
+/// test binary runs its PostgreSQL tests then, and reports them as ignored otherwise, so a
+/// skipped PostgreSQL half shows in the test summary instead of passing silently.
+fn postgres_tests_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(funnel_postgres)");
+    let mut configured = false;
+    for var in ["FUNNEL_TEST_POSTGRES_URL", "FUNNEL_REQUIRE_POSTGRES"] {
+        println!("cargo:rerun-if-env-changed={var}");
+        configured |= std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    }
+    if configured {
+        println!("cargo:rustc-cfg=funnel_postgres");
+    }
 }

@@ -189,5 +189,33 @@ pub fn router(state: AppState) -> Router {
     for (path, handler) in by_path {
         router = router.route(path, handler);
     }
-    router.layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(oversized_as_problem))
+        .with_state(state)
+}
+
+/// axum answers a body over a route's limit with a plain-text 413 before any handler runs;
+/// send the same problem+json, naming the body, as every other refusal.
+async fn oversized_as_problem(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || is_problem {
+        return response;
+    }
+    let message = format!(
+        "the body is larger than this route takes: {} MiB ({} MiB for plugin uploads)",
+        BODY_LIMIT >> 20,
+        PLUGIN_LIMIT >> 20
+    );
+    problem::Problem {
+        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        title: "Payload too large",
+        detail: message.clone(),
+        errors: vec![problem::FieldError { path: "body".into(), message }],
+    }
+    .into_response()
 }

@@ -4,15 +4,24 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::LoadError;
 
-/// Compile `bytes`, using the cache in `dir` when there is one.
-pub(crate) fn compile(engine: &Engine, dir: Option<&Path>, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+/// Compile `bytes`, using the cache in `dir` when there is one; `compiles` counts the
+/// compilations the cache did not spare.
+pub(crate) fn compile(
+    engine: &Engine,
+    dir: Option<&Path>,
+    bytes: &[u8],
+    sha256: &str,
+    compiles: &AtomicU64,
+) -> Result<Component, LoadError> {
     let Some(dir) = dir else {
+        compiles.fetch_add(1, Ordering::Relaxed);
         return Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")));
     };
     let path = cache_path(engine, dir, sha256);
@@ -28,6 +37,7 @@ pub(crate) fn compile(engine: &Engine, dir: Option<&Path>, bytes: &[u8], sha256:
             }
         }
     }
+    compiles.fetch_add(1, Ordering::Relaxed);
     let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     match component.serialize() {
         Ok(serialized) => {

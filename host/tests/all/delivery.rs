@@ -1,86 +1,137 @@
-//! Delivery through a real SMTP server on loopback: retries after 4xx and while the server is
-//! down, 5xx bounces and suppression, and the same Message-ID across attempts.
+//! Delivery through a real SMTP server on loopback, on both databases: retries after 4xx and
+//! while the server is down, giving up after the last attempt, 5xx bounces and suppression,
+//! send-time suppression and purchase rules, rate caps, and the same Message-ID across
+//! attempts. The server records every RCPT, so "not sent" means "never tried".
 
 use std::sync::Arc;
 
 use funnel_host::delivery::smtp::SmtpTransport;
 use funnel_host::domain::PlatformEventType;
 
-use crate::db::{Db, fresh_store};
+use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id};
 use crate::smtp_server;
 
-async fn harness_with_smtp(url: &str) -> Option<Harness> {
-    let store = fresh_store(Db::Sqlite).await?;
-    let smtp =
-        SmtpTransport::new(url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp transport");
-    let h = Harness::with_email(store, T0, Arc::new(smtp)).await;
+/// An SMTP transport to the test server at `url`.
+fn smtp(url: &str) -> Arc<SmtpTransport> {
+    Arc::new(SmtpTransport::new(url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp transport"))
+}
+
+/// A fresh database and an engine sending email to the SMTP server at `url`, the test guest
+/// bound in roundtrip mode (a recovery email, a transactional SMS and a 20-minute timer per
+/// event).
+async fn harness_with_smtp(db: Db, url: &str) -> (TestDb, Harness) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let h = Harness::with_email(store, T0, smtp(url)).await;
     h.bind_test_guest("roundtrip", None, None).await;
-    Some(h)
+    (test_db, h)
 }
 
-fn outbox_status(h: &Harness, lead: &str) -> impl std::future::Future<Output = Vec<(String, String)>> {
-    let store = h.engine.store.clone();
-    let lead = lead.to_string();
-    async move {
-        store
-            .lead_snapshot(&lead)
-            .await
-            .expect("lead")
-            .messages
-            .into_iter()
-            .filter(|m| m.channel == "email")
-            .map(|m| (m.id, m.status))
-            .collect()
-    }
-}
-
-#[tokio::test]
-async fn a_temporary_refusal_is_retried_and_delivered_once() {
+on_both!(a_temporary_refusal_is_retried_and_delivered_once);
+async fn a_temporary_refusal_is_retried_and_delivered_once(db: Db) {
     let (url, mailbox) = smtp_server::start();
     mailbox.refuse_temporarily.store(1, std::sync::atomic::Ordering::SeqCst);
-    let Some(h) = harness_with_smtp(&url).await else { return };
+    let (_db, h) = harness_with_smtp(db, &url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
-    assert_eq!(mailbox.received().len(), 0, "451 the first time");
-    h.at(31_000).await;
+    assert_eq!((mailbox.rcpts().len(), mailbox.received().len()), (1, 0), "{db:?}: 451 the first time");
+    h.at(29_999).await;
+    assert_eq!(mailbox.rcpts().len(), 1, "{db:?}: not retried before 30 s");
+    h.at(30_000).await;
     let received = mailbox.received();
-    assert_eq!(received.len(), 1, "delivered once after the retry");
-    let status = outbox_status(&h, &lead).await;
-    assert_eq!(status[0].1, "sent");
-    assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", status[0].0)), "{}", received[0]);
+    assert_eq!((mailbox.rcpts().len(), received.len()), (2, 1), "{db:?}: delivered once, by the retry at 30 s");
+    let email = h.message(&lead, "email").await;
+    assert_eq!(email.status, "sent", "{db:?}");
+    assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "{}", received[0]);
     assert!(received[0].contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     assert!(received[0].contains("Subject: Hi Ana"), "{}", received[0]);
 }
 
-#[tokio::test]
-async fn a_permanent_refusal_bounces_and_suppresses() {
+on_both!(a_permanent_refusal_bounces_and_suppresses);
+async fn a_permanent_refusal_bounces_and_suppresses(db: Db) {
     let (url, mailbox) = smtp_server::start();
-    mailbox.unknown.lock().expect("lock").push("ghost@example.com".into());
-    let Some(h) = harness_with_smtp(&url).await else { return };
+    mailbox.refuse("ghost@example.com");
+    let (_db, h) = harness_with_smtp(db, &url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ghost", None).await);
     h.settle().await;
-    assert_eq!(outbox_status(&h, &lead).await[0].1, "bounced");
+    assert_eq!(h.message(&lead, "email").await.status, "bounced", "{db:?}");
+    assert_eq!(mailbox.rcpts(), ["ghost@example.com"], "{db:?}: one try");
     let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
-    assert!(snapshot.email_suppressed, "the address is suppressed");
-    // The plugin's next email (its 20-minute timer) is refused by the host before any send.
+    assert!(snapshot.email_suppressed, "{db:?}: the address is suppressed");
+    assert!(h.timeline(&lead).await.iter().any(|e| e.kind == "bounced"), "{db:?}");
+    // The plugin's next email (its 20-minute timer) is refused by the host: the capability
+    // answers `suppressed`, so nothing is queued and the server is never asked again.
     h.at(20 * 60_000).await;
-    assert_eq!(mailbox.received().len(), 0, "nothing was ever delivered to a bounced address");
-    assert!(h.timeline(&lead).await.iter().any(|e| e.kind == "bounced"));
+    assert_eq!(mailbox.rcpts().len(), 1, "{db:?}: the host never tried the bounced address again");
+    let emails = h.messages(&lead).await.into_iter().filter(|m| m.channel == "email").count();
+    assert_eq!(emails, 1, "{db:?}: no second email was queued");
+    let timeline = h.timeline(&lead).await;
+    assert!(
+        timeline.iter().any(|e| e.kind == "retry" && e.detail.contains("Suppressed")),
+        "{db:?}: the refusal is in the timeline: {timeline:#?}"
+    );
 }
 
-#[tokio::test]
-async fn a_server_that_is_down_then_up_gets_the_message() {
-    // Reserve a port, keep nothing listening on it, start the server there later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let Some(h) = harness_with_smtp(&format!("smtp://127.0.0.1:{port}")).await else { return };
+on_both!(a_message_queued_before_an_unsubscribe_is_dropped_at_send_time);
+async fn a_message_queued_before_an_unsubscribe_is_dropped_at_send_time(db: Db) {
+    let (url, mailbox) = smtp_server::start();
+    let (_db, h) = harness_with_smtp(db, &url).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    // The plugin queues its email while the address is fine; the person unsubscribes before
+    // delivery (the one-click link of an earlier message). The host checks again at send time.
+    h.engine.dispatcher.drain().await.expect("drain");
+    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}");
+    h.engine.store.unsubscribe_lead(&lead, T0).await.expect("unsubscribe");
+    h.engine.deliverer.deliver_due().await.expect("deliver");
+    assert!(mailbox.rcpts().is_empty(), "{db:?}: the server was never asked");
+    assert_eq!(h.message(&lead, "email").await.status, "dropped", "{db:?}");
+    let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("in the timeline");
+    assert!(dropped.detail.contains("\"reason\":\"suppressed\""), "{db:?}: {}", dropped.detail);
+    assert_eq!(h.message(&lead, "sms").await.status, "sent", "{db:?}: the phone was not unsubscribed");
+}
+
+on_both!(a_server_that_is_down_then_up_gets_the_message);
+async fn a_server_that_is_down_then_up_gets_the_message(db: Db) {
+    // The port is held (bound, not listening) so no other test takes it while it is down.
+    let reserved = smtp_server::Reserved::new();
+    let (_db, h) = harness_with_smtp(db, &reserved.url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
-    assert_eq!(outbox_status(&h, &lead).await[0].1, "queued", "connection refused: queued for a retry");
-    let mailbox = smtp_server::start_on(std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind"));
-    h.at(31_000).await;
-    assert_eq!(mailbox.received().len(), 1);
-    assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
+    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}: connection refused: queued for a retry");
+    let mailbox = reserved.start();
+    h.at(30_000).await;
+    assert_eq!(mailbox.received().len(), 1, "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
+}
+
+on_both!(delivery_gives_up_after_its_last_attempt);
+async fn delivery_gives_up_after_its_last_attempt(db: Db) {
+    let (url, mailbox) = smtp_server::start();
+    mailbox.refuse_temporarily.store(1000, std::sync::atomic::Ordering::SeqCst);
+    let (_db, store) = TestDb::with_store(db).await;
+    let h = Harness::with_email(store, T0, smtp(&url)).await;
+    // One email at 20 minutes and nothing else, so every RCPT is an attempt of that email.
+    let config =
+        serde_json::json!({"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]});
+    h.bind_builtin("four-emails", &config, None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    // Eight attempts, 30 s, 1, 2, 4, 8, 16 and 32 min apart; each exactly when due.
+    let first = 20 * 60_000;
+    let mut at = first;
+    for (attempt, gap_s) in [0, 30, 60, 120, 240, 480, 960, 1920].into_iter().enumerate() {
+        at += gap_s * 1000;
+        h.at(at - 1).await;
+        assert_eq!(mailbox.rcpts().len(), attempt, "{db:?}: attempt {} not before {} ms", attempt + 1, at - first);
+        h.at(at).await;
+        assert_eq!(mailbox.rcpts().len(), attempt + 1, "{db:?}: attempt {} at {} ms", attempt + 1, at - first);
+    }
+    assert_eq!(h.message(&lead, "email").await.status, "failed", "{db:?}: given up after the eighth");
+    let failed = h.timeline(&lead).await.into_iter().find(|e| e.kind == "send_failed").expect("in the timeline");
+    assert!(failed.detail.contains("451"), "{db:?}: the last error is kept: {}", failed.detail);
+    h.at(at + 24 * 3_600_000).await;
+    assert_eq!(mailbox.rcpts().len(), 8, "{db:?}: never tried again");
+    assert!(mailbox.received().is_empty(), "{db:?}");
 }
 
 /// A tiny SMS provider on loopback: records each request body, answers with `status`.
@@ -93,9 +144,7 @@ async fn sms_gateway(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>
         post(move |body: String| {
             let record = record.clone();
             async move {
-                if let Ok(mut seen) = record.lock() {
-                    seen.push(body);
-                }
+                record.lock().expect("the SMS gateway's log").push(body);
                 axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
             }
         }),
@@ -106,61 +155,41 @@ async fn sms_gateway(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>
     (url, seen)
 }
 
-async fn harness_with_sms(url: &str, format: funnel_host::delivery::sms::SmsFormat) -> Option<Harness> {
-    let store = fresh_store(Db::Sqlite).await?;
+async fn harness_with_sms(db: Db, url: &str, format: funnel_host::delivery::sms::SmsFormat) -> (TestDb, Harness) {
+    let (test_db, store) = TestDb::with_store(db).await;
     let sms = funnel_host::delivery::sms::SmsGateway::new(url, format, "Loja").expect("gateway");
     let h = Harness::with_transports(store, T0, Arc::new(funnel_host::delivery::Discard), Arc::new(sms)).await;
     h.bind_test_guest("roundtrip", None, None).await;
-    Some(h)
+    (test_db, h)
 }
 
-#[tokio::test]
-async fn an_sms_gateway_receives_the_rendered_body() {
+on_both!(an_sms_gateway_receives_the_rendered_body);
+async fn an_sms_gateway_receives_the_rendered_body(db: Db) {
     let (url, seen) = sms_gateway(200).await;
-    let Some(h) = harness_with_sms(&url, funnel_host::delivery::sms::SmsFormat::Json).await else { return };
+    let (_db, h) = harness_with_sms(db, &url, funnel_host::delivery::sms::SmsFormat::Json).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
     let requests = seen.lock().expect("lock").clone();
-    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests.len(), 1, "{db:?}: {requests:?}");
     let body: serde_json::Value = serde_json::from_str(&requests[0]).expect("json");
-    let sms_id = h
-        .engine
-        .store
-        .lead_snapshot(&lead)
-        .await
-        .expect("lead")
-        .messages
-        .into_iter()
-        .find(|m| m.channel == "sms")
-        .expect("sms")
-        .id;
-    assert_eq!(body, serde_json::json!({"to": "+5511999990000", "body": "Hi Ana", "reference": sms_id}));
+    let sms_id = h.message(&lead, "sms").await.id;
+    assert_eq!(body, serde_json::json!({"to": "+5511999990000", "body": "Hi Ana", "reference": sms_id}), "{db:?}");
 }
 
-#[tokio::test]
-async fn a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent() {
+on_both!(a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent);
+async fn a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent(db: Db) {
     let (url, seen) = sms_gateway(400).await;
-    let Some(h) = harness_with_sms(&url, funnel_host::delivery::sms::SmsFormat::Twilio).await else { return };
+    let (_db, h) = harness_with_sms(db, &url, funnel_host::delivery::sms::SmsFormat::Twilio).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
-    assert_eq!(seen.lock().expect("lock").clone(), ["To=%2B5511999990000&From=Loja&Body=Hi+Ana"]);
-    let sms = h
-        .engine
-        .store
-        .lead_snapshot(&lead)
-        .await
-        .expect("lead")
-        .messages
-        .into_iter()
-        .find(|m| m.channel == "sms")
-        .expect("sms");
-    assert_eq!(sms.status, "bounced");
+    assert_eq!(seen.lock().expect("lock").clone(), ["To=%2B5511999990000&From=Loja&Body=Hi+Ana"], "{db:?}");
+    assert_eq!(h.message(&lead, "sms").await.status, "bounced", "{db:?}");
 }
 
-#[tokio::test]
-async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id() {
+on_both!(a_crash_between_claim_and_send_delivers_later_with_the_same_message_id);
+async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id(db: Db) {
     let (url, mailbox) = smtp_server::start();
-    let Some(h) = harness_with_smtp(&url).await else { return };
+    let (_db, h) = harness_with_smtp(db, &url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     // Handle the event but do not deliver: a worker claims the message, then dies.
     h.engine.scheduler.tick().await.expect("tick");
@@ -169,23 +198,22 @@ async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id(
     let email = claimed.iter().find(|m| m.channel == "email").expect("the email was claimed").clone();
     drop(claimed);
     // Another worker: nothing while the dead one's lease runs, the message once it expires.
-    h.at(30_000).await;
-    assert!(mailbox.received().is_empty(), "the lease is honoured");
-    h.at(61_000).await;
+    h.at(59_999).await;
+    assert!(mailbox.rcpts().is_empty(), "{db:?}: the lease is honoured");
+    h.at(60_000).await;
     let received = mailbox.received();
-    assert_eq!(received.len(), 1);
+    assert_eq!((mailbox.rcpts().len(), received.len()), (1, 1), "{db:?}");
     assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "same Message-ID: {}", received[0]);
-    assert_eq!(outbox_status(&h, &lead).await[0].1, "sent");
+    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
 }
 
-#[tokio::test]
-async fn the_per_producer_rate_cap_defers_without_losing_anything() {
+on_both!(the_per_producer_rate_cap_defers_without_losing_anything);
+async fn the_per_producer_rate_cap_defers_without_losing_anything(db: Db) {
     let (url, mailbox) = smtp_server::start();
-    let Some(mut h) = harness_with_smtp(&url).await else { return };
-    let smtp = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp");
+    let (_db, mut h) = harness_with_smtp(db, &url).await;
     h.engine.deliverer = funnel_host::delivery::Deliverer::new(
         h.engine.store.clone(),
-        Arc::new(smtp),
+        smtp(&url),
         Arc::new(funnel_host::delivery::Discard),
         h.clock.clone(),
     )
@@ -196,55 +224,90 @@ async fn the_per_producer_rate_cap_defers_without_losing_anything() {
     }
     // Each lead gets an email and an SMS: six messages, one a minute, whichever channel comes
     // first (leads are handled concurrently, so the order of their messages is not fixed).
-    let sent = |h: &Harness| {
-        let (store, leads) = (h.engine.store.clone(), leads.clone());
-        async move {
-            let mut n = 0;
-            for lead in &leads {
-                n += store
-                    .lead_snapshot(lead)
-                    .await
-                    .expect("lead")
-                    .messages
-                    .iter()
-                    .filter(|m| m.status == "sent")
-                    .count();
-            }
-            n
+    async fn sent(h: &Harness, leads: &[String]) -> usize {
+        let mut n = 0;
+        for lead in leads {
+            n += h.messages(lead).await.iter().filter(|m| m.status == "sent").count();
         }
-    };
-    h.settle().await;
-    assert_eq!(sent(&h).await, 1, "one message in the first minute");
-    h.at(60_000).await;
-    assert_eq!(sent(&h).await, 2, "SMS and email share the cap: one more in the second minute");
-    for minute in 2..=6 {
-        h.at(minute * 60_000).await;
+        n
     }
-    assert_eq!(sent(&h).await, 6, "every message went out eventually, one a minute");
-    assert_eq!(mailbox.received().len(), 3, "all three emails reached the SMTP server");
+    h.settle().await;
+    assert_eq!(sent(&h, &leads).await, 1, "{db:?}: one message in the first minute");
+    for minute in 1..=5 {
+        h.at(minute * 60_000 - 1).await;
+        assert_eq!(sent(&h, &leads).await, minute as usize, "{db:?}: still {minute} just before minute {minute}");
+        h.at(minute * 60_000).await;
+        assert_eq!(sent(&h, &leads).await, minute as usize + 1, "{db:?}: one more at minute {minute}");
+    }
+    h.at(10 * 60_000).await;
+    assert_eq!(sent(&h, &leads).await, 6, "{db:?}: every message went out, none lost");
+    assert_eq!(mailbox.received().len(), 3, "{db:?}: all three emails reached the SMTP server");
 }
 
-#[tokio::test]
-async fn a_purchase_between_queue_and_send_drops_recovery_but_not_transactional() {
+on_both!(a_purchase_between_queue_and_send_drops_recovery_but_not_transactional);
+async fn a_purchase_between_queue_and_send_drops_recovery_but_not_transactional(db: Db) {
     let (url, mailbox) = smtp_server::start();
     let (sms_url, sms_seen) = sms_gateway(200).await;
-    let Some(store) = fresh_store(Db::Sqlite).await else { return };
-    let smtp = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp");
+    let (_db, store) = TestDb::with_store(db).await;
     let sms =
         funnel_host::delivery::sms::SmsGateway::new(&sms_url, funnel_host::delivery::sms::SmsFormat::Json, "Loja")
             .expect("sms");
-    let h = Harness::with_transports(store, T0, Arc::new(smtp), Arc::new(sms)).await;
+    let h = Harness::with_transports(store, T0, smtp(&url), Arc::new(sms)).await;
     h.bind_test_guest("roundtrip", None, None).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     // The plugin queues a recovery email and a transactional SMS; the buyer pays before delivery.
     h.engine.dispatcher.drain().await.expect("drain");
     h.post("e2", PlatformEventType::OrderPaid, "ana", None).await;
     h.engine.deliverer.deliver_due().await.expect("deliver");
-    let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
-    let first_email = snapshot.messages.iter().find(|m| m.channel == "email").expect("email");
-    assert_eq!(first_email.status, "dropped");
-    assert!(mailbox.received().is_empty(), "the recovery email never reached the server");
-    assert_eq!(sms_seen.lock().expect("lock").len(), 1, "the transactional SMS still went");
+    assert_eq!(h.message(&lead, "email").await.status, "dropped", "{db:?}");
+    assert!(mailbox.rcpts().is_empty(), "{db:?}: the recovery email never reached the server");
+    assert_eq!(sms_seen.lock().expect("lock").len(), 1, "{db:?}: the transactional SMS still went");
     let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("visible in the timeline");
-    assert!(dropped.detail.contains("\"reason\":\"purchased\""), "{}", dropped.detail);
+    assert!(dropped.detail.contains("\"reason\":\"purchased\""), "{db:?}: {}", dropped.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
+async fn two_deliverers_on_postgres_send_each_message_once() {
+    let (url, mailbox) = smtp_server::start();
+    let (sms_url, sms_seen) = sms_gateway(200).await;
+    let sms = || {
+        Arc::new(
+            funnel_host::delivery::sms::SmsGateway::new(&sms_url, funnel_host::delivery::sms::SmsFormat::Json, "Loja")
+                .expect("sms"),
+        )
+    };
+    let test_db = TestDb::new(Db::Postgres).await;
+    let a = Harness::with_transports(test_db.store().await, T0, smtp(&url), sms()).await;
+    let b = Harness::attach_with(test_db.store().await, T0, smtp(&url), sms()).await;
+    a.bind_test_guest("roundtrip", None, None).await;
+    let leads = 150;
+    for i in 0..leads {
+        a.post(&format!("e{i}"), PlatformEventType::CheckoutUpdated, &format!("lead{i}"), None).await;
+    }
+    a.engine.dispatcher.drain().await.expect("drain");
+    assert_eq!(a.engine.store.outbox_depth().await.expect("depth"), 2 * leads, "an email and an SMS a lead");
+    // Both claim from the same outbox at once, 50 rows a claim.
+    let (da, db) = tokio::join!(a.engine.deliverer.deliver_due(), b.engine.deliverer.deliver_due());
+    let (na, nb) = (da.expect("a delivers"), db.expect("b delivers"));
+    assert_eq!(na + nb, 2 * leads as usize, "each message handled once (a {na}, b {nb})");
+    assert!(na > 0 && nb > 0, "both deliverers took a share (a {na}, b {nb})");
+    let ids: std::collections::HashSet<String> = mailbox
+        .received()
+        .iter()
+        .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("Message-ID: ")).map(str::to_string))
+        .collect();
+    assert_eq!((mailbox.received().len(), ids.len()), (leads as usize, leads as usize), "each email once");
+    let sms_refs: std::collections::HashSet<String> = sms_seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|body| serde_json::from_str::<serde_json::Value>(body).expect("json")["reference"].to_string())
+        .collect();
+    assert_eq!(
+        (sms_seen.lock().expect("lock").len(), sms_refs.len()),
+        (leads as usize, leads as usize),
+        "each SMS once"
+    );
+    assert_eq!(a.engine.store.outbox_depth().await.expect("depth"), 0, "nothing left behind");
 }

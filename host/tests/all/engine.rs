@@ -3,123 +3,265 @@
 //! dispatch queue (finished work leaves it, leases run out, no event is stranded by a race),
 //! and two replicas on one PostgreSQL without double handling.
 
-use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType};
-use funnel_host::store::Database;
-use funnel_host::store::ingest::IngestOutcome;
 use funnel_host::store::queue::LeadAfter;
+use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType};
+use funnel_host::store::ingest::IngestOutcome;
 
-use crate::db::{BOTH, Db, fresh_store, fresh_url};
+use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id, logs_starting};
 
-#[tokio::test]
-async fn duplicate_event_ids_change_nothing() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("roundtrip", None, None).await;
-        let first = h.post("evt-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        let again = h.post("evt-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        assert!(matches!(first, IngestOutcome::Accepted { .. }), "{db:?}");
-        assert_eq!(again, IngestOutcome::Duplicate { lead_id: Some(lead_id(&first)) }, "{db:?}");
-        h.settle().await;
-        let events = logs_starting(&h.timeline(&lead_id(&first)).await, "event=");
-        assert_eq!(events.len(), 1, "{db:?}: the duplicate was not handled: {events:?}");
+on_both!(duplicate_event_ids_change_nothing);
+async fn duplicate_event_ids_change_nothing(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "roundtrip").await;
+    let first = h.post("evt-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    let again = h.post("evt-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    assert!(matches!(first, IngestOutcome::Accepted { .. }), "{db:?}");
+    assert_eq!(again, IngestOutcome::Duplicate { lead_id: Some(lead_id(&first)) }, "{db:?}");
+    h.settle().await;
+    let events = logs_starting(&h.timeline(&lead_id(&first)).await, "event=");
+    assert_eq!(events.len(), 1, "{db:?}: the duplicate was not handled: {events:?}");
+}
+
+on_both!(events_of_one_lead_are_handled_in_order);
+async fn events_of_one_lead_are_handled_in_order(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "roundtrip").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.post("e2", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    h.post("e3", PlatformEventType::OrderPaid, "c1", None).await;
+    h.post("e4", PlatformEventType::OrderRefunded, "c1", None).await;
+    h.settle().await;
+    let events: Vec<String> = logs_starting(&h.timeline(&lead).await, "event=")
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        events,
+        ["event=captured", "event=Event::Updated", "event=purchased:Some(9700)", "event=Event::Refunded"],
+        "{db:?}"
+    );
+}
+
+/// The `event=<kind>` lines the flaky-first-second guest logged for a lead, in order.
+async fn kinds_logged(h: &Harness, lead: &str) -> Vec<String> {
+    logs_starting(&h.timeline(lead).await, "event=").into_iter().map(|l| l["event=".len()..].to_string()).collect()
+}
+
+/// Post the same four events for each of `leads` checkouts: captured, updated, paid, refunded.
+async fn post_four_each(h: &Harness, leads: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for c in 0..leads {
+        let checkout = format!("c{c}");
+        ids.push(lead_id(&h.post(&format!("{checkout}-1"), PlatformEventType::CheckoutUpdated, &checkout, None).await));
+        h.post(&format!("{checkout}-2"), PlatformEventType::CheckoutUpdated, &checkout, None).await;
+        h.post(&format!("{checkout}-3"), PlatformEventType::OrderPaid, &checkout, None).await;
+        h.post(&format!("{checkout}-4"), PlatformEventType::OrderRefunded, &checkout, None).await;
     }
+    ids
+}
+
+const IN_ORDER: [&str; 4] = ["captured", "updated", "purchased", "refunded"];
+
+on_both!(later_events_wait_behind_an_event_awaiting_its_retry);
+async fn later_events_wait_behind_an_event_awaiting_its_retry(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    // The guest fails during the lead's first second: the capture waits 1 s for its retry.
+    h.bind_test_guest("flaky-first-second", None, None).await;
+    let lead = post_four_each(&h, 1).await.remove(0);
+    h.settle().await;
+    h.at(999).await;
+    assert!(kinds_logged(&h, &lead).await.is_empty(), "{db:?}: nothing overtook the waiting capture");
+    let waiting = h.engine.store.next_pending_event(&lead).await.expect("event").expect("pending");
+    assert_eq!((waiting.attempts, waiting.next_attempt_at), (1, T0 + 1000), "{db:?}: the capture is first in line");
+    h.at(1000).await;
+    assert_eq!(kinds_logged(&h, &lead).await, IN_ORDER, "{db:?}: the retry, then the rest, in order");
 }
 
 #[tokio::test]
-async fn events_of_one_lead_are_handled_in_order() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("roundtrip", None, None).await;
-        let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
-        h.post("e2", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        h.post("e3", PlatformEventType::OrderPaid, "c1", None).await;
-        h.post("e4", PlatformEventType::OrderRefunded, "c1", None).await;
-        h.settle().await;
-        let events: Vec<String> = logs_starting(&h.timeline(&lead).await, "event=")
-            .iter()
-            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-            .collect();
-        assert_eq!(
-            events,
-            ["event=captured", "event=Event::Updated", "event=purchased:Some(9700)", "event=Event::Refunded"],
-            "{db:?}"
-        );
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
+async fn two_replicas_keep_each_leads_order_behind_a_waiting_retry() {
+    let test_db = TestDb::new(Db::Postgres).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    let mut b = Harness::attach(test_db.store().await, T0).await;
+    b.producer = a.producer.clone();
+    a.bind_test_guest("flaky-first-second", None, None).await;
+    let leads = post_four_each(&a, 20).await;
+    let (ra, rb) = tokio::join!(a.engine.dispatcher.drain(), b.engine.dispatcher.drain());
+    assert_eq!((ra.expect("a drains"), rb.expect("b drains")), (0, 0), "every capture failed, nothing else ran");
+    for lead in &leads {
+        assert!(kinds_logged(&a, lead).await.is_empty(), "lead {lead}: nothing overtook the waiting capture");
+    }
+    a.clock.set(T0 + 1000);
+    b.clock.set(T0 + 1000);
+    let (ra, rb) = tokio::join!(a.engine.dispatcher.drain(), b.engine.dispatcher.drain());
+    let (na, nb) = (ra.expect("a drains"), rb.expect("b drains"));
+    assert_eq!(na + nb, 80, "each event once across the replicas (a {na}, b {nb})");
+    for lead in &leads {
+        assert_eq!(kinds_logged(&a, lead).await, IN_ORDER, "lead {lead}: in order, whichever replica");
     }
 }
 
-#[tokio::test]
-async fn a_lead_keeps_the_most_specific_binding_of_its_capture() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("count", None, None).await;
-        h.bind_test_guest("roundtrip", Some("p1"), None).await;
-        let specific = lead_id(&h.post("a", PlatformEventType::CheckoutUpdated, "c1", Some("p1")).await);
-        let general = lead_id(&h.post("b", PlatformEventType::CheckoutUpdated, "c2", Some("p2")).await);
-        h.settle().await;
-        assert_eq!(logs_starting(&h.timeline(&specific).await, "event=").len(), 1, "{db:?}: product binding served p1");
-        assert!(logs_starting(&h.timeline(&general).await, "event=").is_empty(), "{db:?}: producer-wide served p2");
-        // Rebinding the producer-wide scope does not move a lead that is already served.
-        h.bind_test_guest("roundtrip", None, None).await;
-        h.post("b2", PlatformEventType::CheckoutUpdated, "c2", Some("p2")).await;
-        h.settle().await;
-        assert!(logs_starting(&h.timeline(&general).await, "event=").is_empty(), "{db:?}: one binding for life");
+on_both!(an_invocation_commits_all_of_its_writes_or_none);
+async fn an_invocation_commits_all_of_its_writes_or_none(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let h = Harness::new(test_db.store().await, T0).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    // The database refuses the run's new state, the last write of the commit: the outbox rows,
+    // timers, list changes and timeline entries written before it in the transaction must go.
+    test_db.refuse("runs", "UPDATE", "NEW.state IS NOT NULL").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    assert!(h.engine.dispatcher.drain().await.is_err(), "{db:?}: the failed commit is reported");
+    let rows = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE lead_id = '{lead}'");
+    for table in ["outbox", "timers", "list_members", "timeline"] {
+        assert_eq!(test_db.count(&rows(table)).await, 0, "{db:?}: nothing in {table}");
     }
+    let run = h.engine.store.run_snapshot(&lead).await.expect("run").expect("a run");
+    assert_eq!(run.state, None, "{db:?}: no state");
+    let event = h.engine.store.next_pending_event(&lead).await.expect("event").expect("still pending");
+    assert_eq!(event.attempts, 0, "{db:?}: not a plugin failure: the event waits, unharmed");
+    // Once the database takes writes again, the event is handled once, all writes together.
+    test_db.allow("runs").await;
+    h.settle().await;
+    let counts = [
+        test_db.count(&rows("outbox")).await,
+        test_db.count(&rows("timers")).await,
+        test_db.count(&rows("list_members")).await,
+    ];
+    assert_eq!(counts, [2, 1, 1], "{db:?}: an email and an SMS, the 20-minute timer, list vip");
+    let run = h.engine.store.run_snapshot(&lead).await.expect("run").expect("a run");
+    assert_eq!(run.state.as_deref(), Some(br#"{"events":1}"#.as_slice()), "{db:?}");
+    assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 1, "{db:?}: handled once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
+async fn two_schedulers_on_postgres_fire_each_timer_once() {
+    let test_db = TestDb::new(Db::Postgres).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    let b = Harness::attach(test_db.store().await, T0).await;
+    a.bind_test_guest("roundtrip", None, None).await;
+    // 600 leads, a 20-minute timer each: more than one claim's worth (500) for the two to share.
+    let leads = 600;
+    let events: Vec<PlatformEvent> =
+        (0..leads).map(|i| updated(&a.producer, &format!("e{i}"), &format!("c{i}"))).collect();
+    a.engine.store.ingest_batch(&events, T0).await.expect("batch");
+    a.engine.dispatcher.drain().await.expect("drain");
+    assert_eq!(a.engine.store.pending_timers().await.expect("timers"), leads as i64);
+    a.clock.set(T0 + 20 * 60_000);
+    b.clock.set(T0 + 20 * 60_000);
+    let (ta, tb) = tokio::join!(a.engine.scheduler.tick(), b.engine.scheduler.tick());
+    let (fa, fb) = (ta.expect("a ticks").fired, tb.expect("b ticks").fired);
+    assert_eq!(fa + fb, leads, "each timer fired once (a {fa}, b {fb})");
+    let fired = test_db.count("SELECT COUNT(*) FROM events WHERE kind = 'timer'").await;
+    let distinct = test_db.count("SELECT COUNT(DISTINCT payload) FROM events WHERE kind = 'timer'").await;
+    assert_eq!((fired, distinct), (leads as i64, leads as i64), "one timer event per timer");
+    a.engine.dispatcher.drain().await.expect("drain");
+    let reached = test_db.count("SELECT COUNT(*) FROM timeline WHERE detail LIKE '%event=timer:rt-timer:%'").await;
+    assert_eq!(reached, leads as i64, "each fired timer reached its plugin once");
+}
+
+on_both!(a_lead_is_served_by_its_most_specific_binding_for_life);
+async fn a_lead_is_served_by_its_most_specific_binding_for_life(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    // Three plugins that leave different marks: count only keeps state, short-timer sets a
+    // timer, roundtrip logs the event.
+    let producer_wide = h.bind_test_guest("count", None, None).await;
+    let product = h.bind_test_guest("short-timer", Some("p1"), None).await;
+    let plan = h.bind_test_guest("roundtrip", Some("p1"), Some("q1")).await;
+    let cases = [
+        ("c1", (Some("p1"), Some("q1")), &plan, "the plan binding beats the product's"),
+        ("c2", (Some("p1"), Some("q2")), &product, "another plan of p1: the product binding"),
+        ("c3", (Some("p1"), None), &product, "p1 without a plan: the product binding"),
+        ("c4", (Some("p2"), Some("q1")), &producer_wide, "q1 of another product: producer-wide"),
+        ("c5", (None, None), &producer_wide, "no product: producer-wide"),
+    ];
+    let mut leads = Vec::new();
+    for (checkout, scope, _, _) in &cases {
+        leads.push(lead_id(
+            &h.post_for(&h.producer, checkout, PlatformEventType::CheckoutUpdated, checkout, *scope).await,
+        ));
+    }
+    h.settle().await;
+    for ((_, _, binding, why), lead) in cases.iter().zip(&leads) {
+        let run = h.engine.store.run_snapshot(lead).await.expect("run").expect("a run");
+        assert_eq!(&&run.binding_id, binding, "{db:?}: {why}");
+        let timeline = h.timeline(lead).await;
+        let logged = logs_starting(&timeline, "event=").len();
+        let timers = timeline.iter().filter(|e| e.kind == "timer_set" && e.detail.starts_with("short ")).count();
+        let ran = match () {
+            _ if *binding == &plan => (logged, timers) == (1, 0),
+            _ if *binding == &product => (logged, timers) == (0, 1),
+            _ => (logged, timers) == (0, 0) && run.state.as_deref() == Some(br#"{"events":1}"#.as_slice()),
+        };
+        assert!(ran, "{db:?}: {why}, and that plugin ran: {timeline:#?} state {:?}", run.state);
+    }
+    // Rebinding a scope does not move a lead that is already served.
+    h.bind_test_guest("roundtrip", None, None).await;
+    h.post("c5-again", PlatformEventType::CheckoutUpdated, "c5", None).await;
+    h.settle().await;
+    let run = h.engine.store.run_snapshot(&leads[4]).await.expect("run").expect("a run");
+    assert_eq!(
+        (&run.binding_id, run.state.as_deref()),
+        (&producer_wide, Some(br#"{"events":2}"#.as_slice())),
+        "{db:?}"
+    );
+    assert!(logs_starting(&h.timeline(&leads[4]).await, "event=").is_empty(), "{db:?}: one binding for life");
+}
+
+on_both!(a_failing_plugin_commits_nothing_is_retried_then_parked);
+async fn a_failing_plugin_commits_nothing_is_retried_then_parked(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "fail").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.settle().await;
+    // Backoff 1 s, 2 s, 4 s, 8 s: attempts at 0, 1, 3, 7 and 15 s, each exactly when due, the
+    // fifth parks the event.
+    let attempts = [0, 1_000, 3_000, 7_000, 15_000];
+    for (n, at) in attempts.iter().enumerate().skip(1) {
+        h.at(at - 1).await;
+        assert_eq!(h.timeline(&lead).await.len(), n, "{db:?}: attempt {} not before {at} ms", n + 1);
+        h.at(*at).await;
+        assert_eq!(h.timeline(&lead).await.len(), n + 1, "{db:?}: attempt {} at {at} ms", n + 1);
+    }
+    h.at(3_600_000).await;
+    let timeline = h.timeline(&lead).await;
+    let kinds: Vec<(&str, i64)> = timeline.iter().map(|e| (e.kind.as_str(), e.at - T0)).collect();
+    let expected: Vec<(&str, i64)> = ["retry", "retry", "retry", "retry", "failed"].into_iter().zip(attempts).collect();
+    assert_eq!(kinds, expected, "{db:?}: {timeline:#?}");
+    for (entry, wait) in timeline.iter().zip(["1 s", "2 s", "4 s", "8 s"]) {
+        assert!(entry.detail.contains(&format!("retrying in {wait}")), "{db:?}: {}", entry.detail);
+    }
+    assert!(timeline[4].detail.contains("after 5 attempts"), "{db:?}: {}", timeline[4].detail);
+    assert!(timeline[4].detail.contains("failing on purpose"), "{db:?}: the reason is visible");
+    assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked, not pending");
+    assert_eq!(h.engine.store.outbox_depth().await.expect("depth"), 0, "{db:?}: the recorded email was rolled back");
+}
+
+on_both!(overdue_timers_fire_late_after_a_restart);
+async fn overdue_timers_fire_late_after_a_restart(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let store = test_db.store().await;
+    let h = Harness::new(store, T0).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.settle().await;
+    drop(h);
+    // The process is gone for five hours; a new one starts on the same database.
+    let store = test_db.store().await;
+    let restarted = Harness::attach(store, T0 + 5 * 3_600_000).await;
+    restarted.settle().await;
+    let timers = logs_starting(&restarted.timeline(&lead).await, "event=timer:");
+    assert_eq!(timers.len(), 1, "{db:?}: {timers:?}");
+    let late_ms = (5 * 3_600_000 - 20 * 60_000).to_string();
+    assert!(timers[0].starts_with(&format!("event=timer:rt-timer:{late_ms} ")), "{db:?}: {}", timers[0]);
 }
 
 #[tokio::test]
-async fn a_failing_plugin_commits_nothing_is_retried_then_parked() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("fail", None, None).await;
-        let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
-        h.settle().await;
-        // Backoff 1 s, 2 s, 4 s, 8 s: by 20 s the fifth attempt parked it.
-        for s in 1..=20 {
-            h.at(s * 1000).await;
-        }
-        let timeline = h.timeline(&lead).await;
-        let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["retry", "retry", "retry", "retry", "failed"], "{db:?}: {timeline:#?}");
-        assert!(timeline[4].detail.contains("failing on purpose"), "{db:?}: the reason is visible");
-        assert_eq!(
-            h.engine.store.outbox_depth().await.expect("depth"),
-            0,
-            "{db:?}: the recorded email was rolled back"
-        );
-    }
-}
-
-#[tokio::test]
-async fn overdue_timers_fire_late_after_a_restart() {
-    for db in BOTH {
-        let Some(url) = fresh_url(db).await else { continue };
-        let store = funnel_host::store::Database::connect(&url).await.expect("store");
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("roundtrip", None, None).await;
-        let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
-        h.settle().await;
-        drop(h);
-        // The process is gone for five hours; a new one starts on the same database.
-        let store = funnel_host::store::Database::connect(&url).await.expect("store reopens");
-        let restarted = Harness::attach(store, T0 + 5 * 3_600_000).await;
-        restarted.settle().await;
-        let timers = logs_starting(&restarted.timeline(&lead).await, "event=timer:");
-        assert_eq!(timers.len(), 1, "{db:?}: {timers:?}");
-        let late_ms = (5 * 3_600_000 - 20 * 60_000).to_string();
-        assert!(timers[0].starts_with(&format!("event=timer:rt-timer:{late_ms} ")), "{db:?}: {}", timers[0]);
-    }
-}
-
-#[tokio::test]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
 async fn two_replicas_on_postgres_never_handle_an_event_twice() {
-    let Some(url) = fresh_url(Db::Postgres).await else { return };
-    let a = Harness::new(funnel_host::store::Database::connect(&url).await.expect("a"), T0).await;
-    let mut b = Harness::attach(funnel_host::store::Database::connect(&url).await.expect("b"), T0).await;
+    let test_db = TestDb::new(Db::Postgres).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    let mut b = Harness::attach(test_db.store().await, T0).await;
     b.producer = a.producer.clone();
     a.bind_test_guest("roundtrip", None, None).await;
     let mut leads = Vec::new();
@@ -132,133 +274,134 @@ async fn two_replicas_on_postgres_never_handle_an_event_twice() {
     let (na, nb) = (ra.expect("a drains"), rb.expect("b drains"));
     assert_eq!(na + nb, 80, "every event handled once across the replicas (a {na}, b {nb})");
     for lead in &leads {
-        let handled = logs_starting(&a.timeline(lead).await, "event=");
-        assert_eq!(handled.len(), 2, "lead {lead}: {handled:?}");
+        let handled: Vec<String> = logs_starting(&a.timeline(lead).await, "event=")
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(handled, ["event=captured", "event=Event::Updated"], "lead {lead}: once each, in order");
     }
 }
 
-#[tokio::test]
-async fn retention_purges_handled_events_only() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("fail", Some("failing"), None).await;
-        h.bind_test_guest("count", None, None).await;
-        h.post("done-1", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        h.post("pending-1", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await;
-        h.settle().await;
-        let purged = h.engine.store.purge_events(T0 + 1).await.expect("purge");
-        assert_eq!(purged, 1, "{db:?}: the handled event goes, the one awaiting a retry stays");
-        // The purged id is forgotten, but the lead and its run are intact.
-        assert!(
-            h.engine
-                .store
-                .next_pending_event(&lead_id(
-                    &h.post("x", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await
-                ))
-                .await
-                .expect("pending")
-                .is_some()
-        );
-    }
+on_both!(retention_purges_handled_events_only);
+async fn retention_purges_handled_events_only(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    h.bind_test_guest("fail", Some("failing"), None).await;
+    h.bind_test_guest("count", None, None).await;
+    let done = lead_id(&h.post("done-1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    let waiting = lead_id(&h.post("pending-1", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await);
+    h.settle().await;
+    let store = &h.engine.store;
+    let before = store.next_pending_event(&waiting).await.expect("event").expect("awaiting its retry");
+    assert_eq!((before.attempts, before.next_attempt_at), (1, T0 + 1000), "{db:?}");
+    let purged = store.purge_events(T0 + 1).await.expect("purge");
+    assert_eq!(purged, 1, "{db:?}: the handled event goes, the one awaiting a retry stays");
+    let kept = store.next_pending_event(&waiting).await.expect("event").expect("still pending");
+    assert_eq!(
+        (kept.seq, kept.attempts, kept.next_attempt_at),
+        (before.seq, before.attempts, before.next_attempt_at),
+        "{db:?}: the very event that waited, untouched"
+    );
+    assert_eq!(
+        h.post("pending-1", PlatformEventType::CheckoutUpdated, "c2", Some("failing")).await,
+        IngestOutcome::Duplicate { lead_id: Some(waiting.clone()) },
+        "{db:?}: the kept event's id is still known"
+    );
+    // The purged id is forgotten: posted again it is new, and the lead and its run are intact.
+    assert_eq!(
+        h.post("done-1", PlatformEventType::CheckoutUpdated, "c1", None).await,
+        IngestOutcome::Accepted { lead_id: Some(done.clone()) },
+        "{db:?}: a purged id is accepted as new, for the same lead"
+    );
+    h.settle().await;
+    let run = store.run_snapshot(&done).await.expect("run").expect("the run survived the purge");
+    assert_eq!(run.state.as_deref(), Some(br#"{"events":2}"#.as_slice()), "{db:?}: its state went on");
 }
 
-#[tokio::test]
-async fn finished_work_leaves_the_queue() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("roundtrip", None, None).await;
-        let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
-        h.post("e2", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        h.post("e3", PlatformEventType::CheckoutUpdated, "c2", None).await;
-        let store = &h.engine.store;
-        assert_eq!(store.queued_leads().await.expect("queue"), 2, "{db:?}: one row per lead with work");
-        h.settle().await;
-        assert_eq!(store.queued_leads().await.expect("queue"), 0, "{db:?}: handled leads left the queue");
-        let claimed = store.claim_leads("another", h.clock_now(), 30_000, 100).await.expect("claim");
-        assert!(claimed.is_empty(), "{db:?}: a claim after completion sees no done work: {claimed:?}");
-        // A new event of a lead that left the queue brings it back, and is handled.
-        h.post("e4", PlatformEventType::CheckoutUpdated, "c1", None).await;
-        assert_eq!(store.queued_leads().await.expect("queue"), 1, "{db:?}");
-        h.settle().await;
-        assert_eq!(store.queued_leads().await.expect("queue"), 0, "{db:?}");
-        assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 3, "{db:?}");
-    }
+on_both!(finished_work_leaves_the_queue);
+async fn finished_work_leaves_the_queue(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "roundtrip").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.post("e2", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    h.post("e3", PlatformEventType::CheckoutUpdated, "c2", None).await;
+    let store = &h.engine.store;
+    assert_eq!(store.queued_leads().await.expect("queue"), 2, "{db:?}: one row per lead with work");
+    h.settle().await;
+    assert_eq!(store.queued_leads().await.expect("queue"), 0, "{db:?}: handled leads left the queue");
+    let claimed = store.claim_leads("another", h.clock_now(), 30_000, 100).await.expect("claim");
+    assert!(claimed.is_empty(), "{db:?}: a claim after completion sees no done work: {claimed:?}");
+    // A new event of a lead that left the queue brings it back, and is handled.
+    h.post("e4", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    assert_eq!(store.queued_leads().await.expect("queue"), 1, "{db:?}");
+    h.settle().await;
+    assert_eq!(store.queued_leads().await.expect("queue"), 0, "{db:?}");
+    assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 3, "{db:?}");
 }
 
-#[tokio::test]
-async fn a_dead_workers_lead_is_taken_over_when_its_lease_runs_out() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        h.bind_test_guest("roundtrip", None, None).await;
-        let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
-        let store = &h.engine.store;
-        assert_eq!(
-            store.claim_leads("dead", T0, 30_000, 10).await.expect("claim"),
-            std::slice::from_ref(&lead),
-            "{db:?}"
-        );
-        let stale = store.next_pending_event(&lead).await.expect("event").expect("pending");
-        h.settle().await;
-        assert!(logs_starting(&h.timeline(&lead).await, "event=").is_empty(), "{db:?}: held by the dead worker");
-        h.at(30_000).await;
-        assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 1, "{db:?}: taken over at lease end");
-        // The dead worker comes back: its commit writes nothing.
-        let snapshot = store.lead_snapshot(&lead).await.expect("lead");
-        let late = store.commit_invocation("dead", &stale, &snapshot, Some(Vec::new()), &[], T0).await.expect("commit");
-        assert_eq!(late, LeadAfter::Lost, "{db:?}");
-        assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 1, "{db:?}: handled once");
-    }
+on_both!(a_dead_workers_lead_is_taken_over_when_its_lease_runs_out);
+async fn a_dead_workers_lead_is_taken_over_when_its_lease_runs_out(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "roundtrip").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    let store = &h.engine.store;
+    assert_eq!(store.claim_leads("dead", T0, 30_000, 10).await.expect("claim"), std::slice::from_ref(&lead), "{db:?}");
+    let stale = store.next_pending_event(&lead).await.expect("event").expect("pending");
+    h.settle().await;
+    assert!(logs_starting(&h.timeline(&lead).await, "event=").is_empty(), "{db:?}: held by the dead worker");
+    h.at(30_000).await;
+    assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 1, "{db:?}: taken over at lease end");
+    // The dead worker comes back: its commit writes nothing.
+    let snapshot = store.lead_snapshot(&lead).await.expect("lead");
+    let late = store.commit_invocation("dead", &stale, &snapshot, Some(Vec::new()), &[], T0).await.expect("commit");
+    assert_eq!(late, LeadAfter::Lost, "{db:?}");
+    assert_eq!(logs_starting(&h.timeline(&lead).await, "event=").len(), 1, "{db:?}: handled once");
 }
 
-#[tokio::test]
-async fn events_arriving_while_their_lead_is_handled_are_never_stranded() {
-    for db in BOTH {
-        let Some(url) = fresh_url(db).await else { continue };
-        let a = Harness::new(Database::connect(&url).await.expect("a"), T0).await;
-        a.bind_test_guest("roundtrip", None, None).await;
-        // On PostgreSQL a second replica drains too; SQLite has one writer, one engine.
-        let b = match db {
-            Db::Postgres => Some(Harness::attach(Database::connect(&url).await.expect("b"), T0).await),
-            Db::Sqlite => None,
-        };
-        let (leads, rounds) = (4, 15);
-        let mut ids = Vec::new();
-        for c in 0..leads {
-            ids.push(lead_id(
-                &a.post(&format!("e{c}-0"), PlatformEventType::CheckoutUpdated, &format!("c{c}"), None).await,
-            ));
+on_both!(events_arriving_while_their_lead_is_handled_are_never_stranded);
+async fn events_arriving_while_their_lead_is_handled_are_never_stranded(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    a.bind_test_guest("roundtrip", None, None).await;
+    // On PostgreSQL a second replica drains too; SQLite has one writer, one engine.
+    let b = match db {
+        Db::Postgres => Some(Harness::attach(test_db.store().await, T0).await),
+        Db::Sqlite => None,
+    };
+    let (leads, rounds) = (4, 15);
+    let mut ids = Vec::new();
+    for c in 0..leads {
+        ids.push(lead_id(
+            &a.post(&format!("e{c}-0"), PlatformEventType::CheckoutUpdated, &format!("c{c}"), None).await,
+        ));
+    }
+    let posted = std::sync::atomic::AtomicBool::new(false);
+    let post = async {
+        for round in 1..rounds {
+            // Each lead's new event first, then repeats of old ones: the batch's transaction
+            // stays open after queueing the leads, while the dispatchers finish their last
+            // events and decide whether they are idle.
+            let mut batch: Vec<_> =
+                (0..leads).map(|c| updated(&a.producer, &format!("e{c}-{round}"), &format!("c{c}"))).collect();
+            batch.extend((0..40).map(|i| updated(&a.producer, &format!("e{}-0", i % leads), "c0")));
+            a.engine.store.ingest_batch(&batch, T0).await.expect("batch");
+            tokio::task::yield_now().await;
         }
-        let posted = std::sync::atomic::AtomicBool::new(false);
-        let post = async {
-            for round in 1..rounds {
-                // Each lead's new event first, then repeats of old ones: the batch's transaction
-                // stays open after queueing the leads, while the dispatchers finish their last
-                // events and decide whether they are idle.
-                let mut batch: Vec<_> =
-                    (0..leads).map(|c| updated(&a.producer, &format!("e{c}-{round}"), &format!("c{c}"))).collect();
-                batch.extend((0..40).map(|i| updated(&a.producer, &format!("e{}-0", i % leads), "c0")));
-                a.engine.store.ingest_batch(&batch, T0).await.expect("batch");
-                tokio::task::yield_now().await;
-            }
-            posted.store(true, std::sync::atomic::Ordering::SeqCst);
-        };
-        tokio::join!(post, drain_until(Some(&a), &posted), drain_until(b.as_ref(), &posted));
-        // Whatever the interleaving, every event is still queued: one more pass handles it all.
-        a.settle().await;
-        assert_eq!(a.engine.store.queued_leads().await.expect("queue"), 0, "{db:?}");
-        for lead in &ids {
-            assert_eq!(logs_starting(&a.timeline(lead).await, "event=").len(), rounds, "{db:?}: lead {lead}");
-        }
+        posted.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    tokio::join!(post, drain_until(Some(&a), &posted), drain_until(b.as_ref(), &posted));
+    // Whatever the interleaving, every event is still queued: one more pass handles it all.
+    a.settle().await;
+    assert_eq!(a.engine.store.queued_leads().await.expect("queue"), 0, "{db:?}");
+    for lead in &ids {
+        assert_eq!(logs_starting(&a.timeline(lead).await, "event=").len(), rounds, "{db:?}: lead {lead}");
     }
 }
 
 #[tokio::test]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
 async fn an_event_queued_while_its_lead_settles_is_not_stranded() {
-    let Some(url) = fresh_url(Db::Postgres).await else { return };
-    let h = Harness::new(Database::connect(&url).await.expect("store"), T0).await;
+    let test_db = TestDb::new(Db::Postgres).await;
+    let url = test_db.url.clone();
+    let h = Harness::new(test_db.store().await, T0).await;
     h.bind_test_guest("roundtrip", None, None).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
     h.post("x1", PlatformEventType::CheckoutUpdated, "cx", None).await;
@@ -281,9 +424,9 @@ async fn an_event_queued_while_its_lead_settles_is_not_stranded() {
         store.commit_invocation("w", &e1, &snapshot, Some(state), &[], T0).await
     };
     let unblock = async {
-        wait_until_blocked_by(&url, blocker_pid).await;
-        // Give the commit time to reach the lead's queue row, then let the batch finish.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Once the commit waits for the batch (its lock on c1's queue row), let the batch finish.
+        let batch_pid = wait_until_blocked_by(&url, blocker_pid).await;
+        wait_until_blocked_by(&url, batch_pid).await;
         sqlx::query("ROLLBACK").execute(&mut blocker).await.expect("rollback");
     };
     let (ingested, settled, ()) = tokio::join!(ingest, settle, unblock);
@@ -296,22 +439,23 @@ async fn an_event_queued_while_its_lead_settles_is_not_stranded() {
     assert_eq!(store.queued_leads().await.expect("queue"), 0);
 }
 
-/// Wait until some PostgreSQL session waits for a lock held by `pid`.
-async fn wait_until_blocked_by(url: &str, pid: i32) {
+/// Wait until some PostgreSQL session waits for a lock held by `pid`; returns its pid.
+async fn wait_until_blocked_by(url: &str, pid: i32) -> i32 {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("connect");
-    for _ in 0..500 {
-        let blocked: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let blocked: Option<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) LIMIT 1")
                 .bind(pid)
-                .fetch_one(&mut conn)
+                .fetch_optional(&mut conn)
                 .await
                 .expect("blocked");
-        if blocked > 0 {
-            return;
+        if let Some(blocked) = blocked {
+            return blocked;
         }
+        assert!(std::time::Instant::now() < deadline, "nothing waited for session {pid} within a minute");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("nothing waited for the blocker");
 }
 
 /// A `checkout.updated` event of a checkout, with an email.
@@ -339,14 +483,16 @@ async fn drain_until(h: Option<&Harness>, done: &std::sync::atomic::AtomicBool) 
 }
 
 #[tokio::test]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
 async fn concurrent_batches_of_the_same_events_store_each_once() {
-    let Some(store) = fresh_store(Db::Postgres).await else { return };
+    let (_db, store) = TestDb::with_store(Db::Postgres).await;
     let h = Harness::new(store, T0).await;
     let events: Vec<PlatformEvent> =
         (0..300).map(|i| updated(&h.producer, &format!("e{i}"), &format!("c{i}"))).collect();
     let store = &h.engine.store;
     let (x, y) = tokio::join!(store.ingest_batch(&events, T0), store.ingest_batch(&events, T0));
     let (x, y) = (x.expect("first batch"), y.expect("second batch"));
+    assert_eq!((x.len(), y.len()), (300, 300), "an answer per event");
     for (i, pair) in x.iter().zip(&y).enumerate() {
         let accepted = [pair.0, pair.1].iter().filter(|o| matches!(o, IngestOutcome::Accepted { .. })).count();
         assert_eq!(accepted, 1, "event {i}: {pair:?}");

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::{Discard, Transport};
-use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
-use funnel_host::guests;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
+use funnel_host::guests;
 use funnel_host::runtime::Runtime;
 use funnel_host::store::Database;
+use funnel_host::store::snapshots::MessageSnapshot;
+use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
 use funnel_host::store::ingest::IngestOutcome;
 use funnel_host::store::timeline::TimelineEntry;
 
@@ -27,6 +28,15 @@ impl Harness {
         let mut harness = Harness::attach(store, now).await;
         harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
         harness
+    }
+
+    /// A fresh database of `db`'s kind and an engine on it with the test guest bound
+    /// producer-wide in `mode`. Keep the first value alive: dropping it deletes the database.
+    pub async fn with_guest(db: crate::db::Db, mode: &str) -> (crate::db::TestDb, Harness) {
+        let (test_db, store) = crate::db::TestDb::with_store(db).await;
+        let harness = Harness::new(store, T0).await;
+        harness.bind_test_guest(mode, None, None).await;
+        (test_db, harness)
     }
 
     /// Like [`Harness::new`], with emails going to `email`.
@@ -51,7 +61,8 @@ impl Harness {
         Harness::attach_with(store, now, Arc::new(Discard), Arc::new(Discard)).await
     }
 
-    async fn attach_with(store: Database, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
+    /// Like [`Harness::attach`], sending through the given transports.
+    pub async fn attach_with(store: Database, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
         let clock = Arc::new(VirtualClock::new(now));
         let runtime = Arc::new(crate::support::runtime());
         let engine = Pipeline::new(PipelineParts {
@@ -66,8 +77,9 @@ impl Harness {
         Harness { engine, clock, producer: String::new() }
     }
 
-    /// Bind the test guest in `mode` at a scope (stored as an upload of the producer).
-    pub async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) {
+    /// Bind the test guest in `mode` at a scope (stored as an upload of the producer); returns
+    /// the binding's id.
+    pub async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) -> String {
         let sha = funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST);
         let plugin = self.engine.plugins.by_sha(&sha, Some(guests::TEST_GUEST)).expect("loads");
         let stored = funnel_host::store::plugins::StoredPlugin {
@@ -81,19 +93,19 @@ impl Harness {
             .put_plugin(&self.producer, &stored, guests::TEST_GUEST, self.clock.now_ms())
             .await
             .expect("plugin");
-        self.bind("test-guest", &sha, &serde_json::json!({ "mode": mode }), product, plan).await;
+        self.bind("test-guest", &sha, &serde_json::json!({ "mode": mode }), product, plan).await
     }
 
-    /// Bind a built-in plugin at a scope.
+    /// Bind a built-in plugin at a scope; returns the binding's id.
     pub async fn bind_builtin(
         &self,
         name: &str,
         config: &serde_json::Value,
         product: Option<&str>,
         plan: Option<&str>,
-    ) {
+    ) -> String {
         let sha = self.engine.plugins.builtin(name).expect("built-in").sha256.clone();
-        self.bind(name, &sha, config, product, plan).await;
+        self.bind(name, &sha, config, product, plan).await
     }
 
     async fn bind(
@@ -103,7 +115,7 @@ impl Harness {
         config: &serde_json::Value,
         product: Option<&str>,
         plan: Option<&str>,
-    ) {
+    ) -> String {
         let binding = funnel_host::store::bindings::NewBinding {
             producer_id: &self.producer,
             product_id: product,
@@ -113,10 +125,10 @@ impl Harness {
             config,
             enabled: true,
         };
-        self.engine.store.put_binding(&binding, self.clock.now_ms()).await.expect("binding");
+        self.engine.store.put_binding(&binding, self.clock.now_ms()).await.expect("binding").id
     }
 
-    /// Post a platform event for a checkout.
+    /// Post a platform event for a checkout of a product (any plan).
     pub async fn post(
         &self,
         event_id: &str,
@@ -124,18 +136,31 @@ impl Harness {
         checkout: &str,
         product: Option<&str>,
     ) -> IngestOutcome {
+        self.post_for(&self.producer, event_id, kind, checkout, (product, None)).await
+    }
+
+    /// Post a platform event of `producer` for a checkout of `(product, plan)`; its email is
+    /// `<checkout>@example.com`.
+    pub async fn post_for(
+        &self,
+        producer: &str,
+        event_id: &str,
+        kind: PlatformEventType,
+        checkout: &str,
+        (product, plan): (Option<&str>, Option<&str>),
+    ) -> IngestOutcome {
         let event = PlatformEvent {
             id: event_id.into(),
             kind,
             occurred_at_ms: self.clock.now_ms(),
-            producer_id: self.producer.clone(),
+            producer_id: producer.to_string(),
             checkout: Checkout {
                 id: checkout.into(),
                 email: Some(format!("{checkout}@example.com")),
                 name: Some("Ana Souza".into()),
                 phone: Some("+5511999990000".into()),
                 product_id: product.map(str::to_string),
-                plan_id: None,
+                plan_id: plan.map(str::to_string),
                 price: Some(Price { amount_cents: 9700, currency: "BRL".into() }),
                 url: Some("https://pay.example/c".into()),
             },
@@ -160,6 +185,18 @@ impl Harness {
 
     pub async fn timeline(&self, lead: &str) -> Vec<TimelineEntry> {
         self.engine.store.timeline(lead, 0).await.expect("timeline")
+    }
+
+    /// The lead's messages, oldest first.
+    pub async fn messages(&self, lead: &str) -> Vec<MessageSnapshot> {
+        self.engine.store.lead_snapshot(lead).await.expect("lead").messages
+    }
+
+    /// The lead's only message on `channel` ("email", "sms").
+    pub async fn message(&self, lead: &str, channel: &str) -> MessageSnapshot {
+        let mut found: Vec<_> = self.messages(lead).await.into_iter().filter(|m| m.channel == channel).collect();
+        assert_eq!(found.len(), 1, "one {channel} message for lead {lead}: {found:?}");
+        found.remove(0)
     }
 }
 

@@ -1,13 +1,24 @@
 //! One test binary for the host, a module per topic (wasmtime's `tests/all` layout): linking
 //! the host once keeps `cargo test` fast.
+//!
+//! ## Layout
+//! - Shared helpers: `db` (a fresh database per test, both backends, `on_both!`), `harness`
+//!   (an engine on a virtual clock), `api_server` (the HTTP API on loopback over it),
+//!   `process` (a real `funnel serve`), `smtp_server` (a real SMTP server), `support` (the
+//!   runtime with test limits), `sim_support` (`funnel simulate` in-process).
+//! - Topics: the other modules.
 
+mod api_server;
 mod db;
 mod harness;
+mod process;
 mod sim_support;
 mod smtp_server;
 mod support;
 
 mod api;
+mod api_auth;
+mod api_edges;
 mod cli;
 mod delivery;
 mod engine;

@@ -89,32 +89,30 @@ async fn config_errors_come_back_with_paths() {
     assert_eq!(err.to_string(), r#"config: steps.clicked.if.clicked: "nope" is not an email step"#);
 }
 
-#[tokio::test]
-async fn a_lead_gets_messages_from_one_binding_only() {
+crate::db::on_both!(a_lead_gets_messages_from_one_binding_only);
+async fn a_lead_gets_messages_from_one_binding_only(db: crate::db::Db) {
     use funnel_host::domain::PlatformEventType;
 
     use crate::harness::{Harness, T0, lead_id};
-    for db in crate::db::BOTH {
-        let Some(store) = crate::db::fresh_store(db).await else { continue };
-        let h = Harness::new(store, T0).await;
-        let four = json!({"emails": [{"after": "20m", "subject": "Volte!", "html": "<p>{{checkout_url}}</p>"}]});
-        h.bind_builtin("four-emails", &four, None, None).await;
-        h.bind_builtin("flow", &reference(), Some("p1"), None).await;
-        let flow_lead = lead_id(&h.post("a", PlatformEventType::CheckoutUpdated, "c1", Some("p1")).await);
-        let four_lead = lead_id(&h.post("b", PlatformEventType::CheckoutUpdated, "c2", None).await);
-        for minute in [10, 20, 30] {
-            h.at(minute * 60_000).await;
-        }
-        let tags = |entries: Vec<funnel_host::store::timeline::TimelineEntry>| -> Vec<String> {
-            entries
-                .iter()
-                .filter(|e| e.kind == "email")
-                .map(|e| {
-                    serde_json::from_str::<Value>(&e.detail).expect("detail")["tag"].as_str().unwrap_or("").to_string()
-                })
-                .collect()
-        };
-        assert_eq!(tags(h.timeline(&flow_lead).await), ["no_payment"], "{db:?}: only flow serves p1");
-        assert_eq!(tags(h.timeline(&four_lead).await), ["email-1"], "{db:?}: only four-emails serves the rest");
+    let (_db, store) = crate::db::TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    let four = json!({"emails": [{"after": "20m", "subject": "Volte!", "html": "<p>{{checkout_url}}</p>"}]});
+    h.bind_builtin("four-emails", &four, None, None).await;
+    h.bind_builtin("flow", &reference(), Some("p1"), None).await;
+    let flow_lead = lead_id(&h.post("a", PlatformEventType::CheckoutUpdated, "c1", Some("p1")).await);
+    let four_lead = lead_id(&h.post("b", PlatformEventType::CheckoutUpdated, "c2", None).await);
+    for minute in [10, 20, 30] {
+        h.at(minute * 60_000).await;
     }
+    let tags = |entries: Vec<funnel_host::store::timeline::TimelineEntry>| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e.kind == "email")
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.detail).expect("detail")["tag"].as_str().unwrap_or("").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(tags(h.timeline(&flow_lead).await), ["no_payment"], "{db:?}: only flow serves p1");
+    assert_eq!(tags(h.timeline(&four_lead).await), ["email-1"], "{db:?}: only four-emails serves the rest");
 }

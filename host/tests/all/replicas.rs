@@ -1,200 +1,134 @@
-//! Two real `funnel serve` processes on one PostgreSQL: every event is handled once, whichever
-//! replica receives it, and the survivor carries on when the other is killed with SIGKILL.
+//! Real `funnel serve` processes: two replicas on one PostgreSQL handle every event once, both
+//! take a share, and the survivor carries on when the other is killed with SIGKILL (no
+//! accepted event lost); a killed process restarts and fires its overdue timers, late.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use funnel_host::store::Database;
 use serde_json::json;
 
-use crate::db::{Db, fresh_url};
+use crate::db::{Db, TestDb, on_both};
+use crate::process::{event, spawn};
 
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Poll `check` every 100 ms until it answers `Some`; fail, saying `what`, after `limit`.
+async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn spawn(url: &str, dir: &std::path::Path) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("FUNNEL_DATABASE_URL", url)
-        .env("FUNNEL_ADMIN_TOKEN", "admin")
-        .env("FUNNEL_PLATFORM_TOKEN", "platform")
-        .env("FUNNEL_PLATFORM_SECRET", "secret")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("funnel serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("serve prints where it listens").expect("line");
-        if let Some(rest) = line.strip_prefix("funnel listening on ") {
-            break rest.split_whitespace().next().expect("url").to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Replica { child, base }
-}
-
-/// Create a producer through the admin API; its JSON (`id`, `api_key`).
-async fn create_producer(base: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(format!("{base}/v1/admin/producers"))
-        .bearer_auth("admin")
-        .body(json!({"name": "Loja"}).to_string())
-        .send()
-        .await
-        .expect("producer")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn event(i: usize, producer: &str) -> serde_json::Value {
-    json!({"id": format!("evt-{i}"), "type": "checkout.updated", "occurred_at": "2026-11-22T10:00:00Z", "producer_id": producer,
-           "checkout": {"id": format!("chk-{i}"), "email": format!("lead{i}@example.com"), "price": {"amount_cents": 9700, "currency": "BRL"}}})
+/// How many of the producer's leads were handled (four-emails sets one timer per capture);
+/// fails if one was handled twice.
+async fn handled(store: &Database, producer: &str) -> usize {
+    let mut handled = 0;
+    for lead in store.list_leads(producer, None, 500).await.expect("leads") {
+        let timeline = store.timeline(&lead.id, 0).await.expect("timeline");
+        let timers = timeline.iter().filter(|e| e.kind == "timer_set").count();
+        assert!(timers <= 1, "lead {} handled twice: {timeline:?}", lead.id);
+        handled += timers;
+    }
+    handled
 }
 
 #[tokio::test]
+#[cfg_attr(not(funnel_postgres), ignore = "PostgreSQL is not configured: set FUNNEL_TEST_POSTGRES_URL")]
 async fn two_processes_share_the_work_and_survive_a_kill() {
-    let Some(url) = fresh_url(Db::Postgres).await else { return };
+    let test_db = TestDb::new(Db::Postgres).await;
     let dir = tempfile::tempdir().expect("dir");
-    let a = spawn(&url, dir.path());
-    let b = spawn(&url, dir.path());
-    let http = reqwest::Client::new();
-    let producer = create_producer(&a.base).await;
+    let a = spawn(&test_db.url, dir.path());
+    let b = spawn(&test_db.url, dir.path());
+    let producer = a.create_producer().await;
     let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
     let binding = json!({"plugin": "four-emails", "config": {"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]}});
-    let resp = http
-        .put(format!("{}/v1/bindings", b.base))
-        .bearer_auth(key)
-        .body(binding.to_string())
-        .send()
-        .await
-        .expect("bind");
-    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(b.bind(key, &binding).await.0, 200);
+    let store = test_db.store().await;
 
-    let total = 60;
-    for i in 0..total {
-        let target = if i % 2 == 0 { &a.base } else { &b.base };
-        let resp = http
-            .post(format!("{target}/v1/events"))
-            .bearer_auth("platform")
-            .body(event(i, id).to_string())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(resp.status().as_u16(), 202);
+    // Both alive: events arrive at either, and each replica handles a share, once.
+    let shared = 60;
+    for i in 0..shared {
+        let target = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(target.post_event(&event(i, id)).await.0, 202);
     }
-    drop(a); // SIGKILL: whatever it held is left to its lease
-    for i in total..total + 20 {
-        let resp = http
-            .post(format!("{}/v1/events", b.base))
-            .bearer_auth("platform")
-            .body(event(i, id).to_string())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(resp.status().as_u16(), 202);
-    }
+    wait_for(Duration::from_secs(90), "the first events to be handled", || async {
+        (handled(&store, id).await == shared).then_some(())
+    })
+    .await;
+    let (by_a, by_b) = (a.metric("funnel_invocations_ok_total").await, b.metric("funnel_invocations_ok_total").await);
+    assert!(by_a > 0 && by_b > 0, "both replicas handled events (a {by_a}, b {by_b})");
+    assert_eq!(by_a + by_b, shared as i64, "each event once across the replicas (a {by_a}, b {by_b})");
 
-    let store = funnel_host::store::Database::connect(&url).await.expect("store");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let leads = loop {
-        let leads = store.list_leads(id, None, 500).await.expect("leads");
-        let mut handled = 0;
-        for lead in &leads {
-            let timeline = store.timeline(&lead.id, 0).await.expect("timeline");
-            let timers = timeline.iter().filter(|e| e.kind == "timer_set").count();
-            assert!(timers <= 1, "lead {} handled twice: {timeline:?}", lead.id);
-            handled += timers;
-        }
-        if handled == total + 20 || Instant::now() > deadline {
-            break (leads.len(), handled);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(leads, (total + 20, total + 20), "every capture handled exactly once");
-    assert_eq!(store.pending_timers().await.expect("timers"), (total + 20) as i64, "one timer per lead, none twice");
+    // Events accepted by a, which is killed at once (whatever it held is left to its lease),
+    // and more to b: none is lost, none handled twice.
+    let total = shared + 40;
+    for i in shared..shared + 20 {
+        assert_eq!(a.post_event(&event(i, id)).await.0, 202);
+    }
+    drop(a);
+    for i in shared + 20..total {
+        assert_eq!(b.post_event(&event(i, id)).await.0, 202);
+    }
+    wait_for(Duration::from_secs(90), "every event to be handled after the kill", || async {
+        (handled(&store, id).await == total).then_some(())
+    })
+    .await;
+    assert_eq!(store.list_leads(id, None, 500).await.expect("leads").len(), total);
+    assert_eq!(store.pending_timers().await.expect("timers"), total as i64, "one timer per lead, none twice");
 }
 
-#[tokio::test]
-async fn a_killed_process_restarts_and_fires_overdue_timers_late() {
+on_both!(a_killed_process_restarts_and_fires_overdue_timers_late);
+async fn a_killed_process_restarts_and_fires_overdue_timers_late(db: Db) {
+    let test_db = TestDb::new(db).await;
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
-    let first = spawn(&url, dir.path());
-    let http = reqwest::Client::new();
-    let producer = create_producer(&first.base).await;
-    let (id, key) =
-        (producer["id"].as_str().expect("id").to_string(), producer["api_key"].as_str().expect("key").to_string());
-    let upload = http
-        .post(format!("{}/v1/plugins", first.base))
-        .bearer_auth(&key)
-        .body(funnel_host::guests::TEST_GUEST.to_vec())
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(upload.status().as_u16(), 201);
-    let binding = json!({"plugin": "test-guest", "config": {"mode": "short-timer"}});
-    let bound = http
-        .put(format!("{}/v1/bindings", first.base))
-        .bearer_auth(&key)
-        .body(binding.to_string())
-        .send()
-        .await
-        .expect("bind");
-    assert_eq!(bound.status().as_u16(), 200, "{}", bound.text().await.unwrap_or_default());
-    let accepted: serde_json::Value = http
-        .post(format!("{}/v1/events", first.base))
-        .bearer_auth("platform")
-        .body(event(1, &id).to_string())
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let first = spawn(&test_db.url, dir.path());
+    let producer = first.create_producer().await;
+    let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
+    let guest = funnel_host::guests::TEST_GUEST.to_vec();
+    assert_eq!(first.send(reqwest::Method::POST, "/v1/plugins", key, guest).await.0, 201, "{db:?}");
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "roundtrip"}});
+    let (status, bound) = first.bind(key, &binding).await;
+    assert_eq!(status, 200, "{db:?}: {bound}");
+    let (status, accepted) = first.post_event(&event(1, id)).await;
+    assert_eq!(status, 202, "{db:?}: {accepted}");
     let lead = accepted["lead_id"].as_str().expect("lead").to_string();
-    // Let the capture be handled (the timer is stored), then SIGKILL before it is due.
-    let store = funnel_host::store::Database::connect(&url).await.expect("store");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.pending_timers().await.expect("timers") == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The capture is handled: its 20-minute timer is stored. Then SIGKILL.
+    let store = test_db.store().await;
+    wait_for(Duration::from_secs(30), "the timer to be stored", || async {
+        (store.pending_timers().await.expect("timers") == 1).then_some(())
+    })
+    .await;
     drop(first);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let _second = spawn(&url, dir.path());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let late = loop {
+    // While no process runs, the timer's time passes: it is due 5 s before the restart.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    test_db.execute(&format!("UPDATE timers SET due_at = {}", now_ms - 5_000)).await;
+    let _second = spawn(&test_db.url, dir.path());
+    let late = wait_for(Duration::from_secs(30), "the overdue timer to fire after the restart", || async {
         let timeline = store.timeline(&lead, 0).await.expect("timeline");
-        if let Some(line) =
-            timeline.iter().find_map(|e| e.detail.split("timer short late_ms=").nth(1).map(str::to_string))
-        {
-            break line.trim().parse::<u64>().expect("late_ms");
-        }
-        assert!(Instant::now() < deadline, "the overdue timer fired after the restart: {timeline:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(late >= 1000, "fired late, and the plugin was told: {late} ms");
+        timeline.iter().find_map(|e| {
+            let rest = e.detail.split("event=timer:rt-timer:").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+    })
+    .await;
+    assert!(late >= 5_000, "{db:?}: fired late, and the plugin was told: {late} ms");
+    assert_eq!(store.pending_timers().await.expect("timers"), 1, "{db:?}: fired once, and the plugin set the next");
 }
 
 #[tokio::test]
 async fn plugin_push_uploads_to_a_running_server() {
+    let test_db = TestDb::new(Db::Sqlite).await;
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
-    let server = spawn(&url, dir.path());
-    let producer = create_producer(&server.base).await;
+    let server = spawn(&test_db.url, dir.path());
+    let producer = server.create_producer().await;
     let key = producer["api_key"].as_str().expect("key").to_string();
     let wasm = dir.path().join("guest.wasm");
     std::fs::write(&wasm, funnel_host::guests::TEST_GUEST).expect("write");

@@ -1,9 +1,14 @@
 //! Each sandbox limit stops its hostile guest with an error naming the limit and the plugin,
-//! and the next invocation of a good guest on the same runtime succeeds.
+//! and the next invocation of a good guest on the same runtime succeeds. Through the engine,
+//! on both databases: a failed invocation commits nothing of what it recorded, and an event
+//! stopped by a limit is retried, then parked, while other leads are served.
 
 use funnel_host::runtime::wit::Event;
 use funnel_host::runtime::{Failure, HandleContext, Limit, Runtime};
+use funnel_host::domain::PlatformEventType;
 
+use crate::db::{Db, TestDb, on_both};
+use crate::harness::{Harness, T0, lead_id, logs_starting};
 use crate::support::{invocation, runtime, test_guest};
 
 /// Run `mode`, expect it to fail, then prove the runtime still serves a good invocation.
@@ -65,12 +70,63 @@ fn effect_flood_hits_the_effect_limit() {
 }
 
 #[test]
-fn plugin_error_discards_what_it_recorded() {
+fn a_plugin_error_is_a_rejection() {
     let runtime = runtime();
     match fails_then_recovers(&runtime, "fail") {
         Failure::Rejected(message) => assert!(message.contains("failing on purpose"), "{message}"),
         other => panic!("expected a rejection, got {other:?}"),
     }
+}
+
+on_both!(plugin_error_discards_what_it_recorded);
+async fn plugin_error_discards_what_it_recorded(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let h = Harness::new(test_db.store().await, T0).await;
+    // `fail` records an email, a timer and a list change, then returns an error.
+    h.bind_test_guest("fail", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.settle().await;
+    for table in ["outbox", "timers", "list_members"] {
+        let rows = test_db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+        assert_eq!(rows, 0, "{db:?}: nothing of the failed invocation in {table}");
+    }
+    let run = h.engine.store.run_snapshot(&lead).await.expect("run").expect("a run");
+    assert_eq!((run.state, run.active), (None, true), "{db:?}: no state was saved, the run goes on");
+    let timeline = h.timeline(&lead).await;
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["retry"], "{db:?}: only the failure is recorded: {timeline:#?}");
+    let event = h.engine.store.next_pending_event(&lead).await.expect("event").expect("pending");
+    assert_eq!(event.attempts, 1, "{db:?}: the event waits for its retry");
+}
+
+on_both!(events_stopped_by_a_limit_are_parked_and_other_leads_are_served);
+async fn events_stopped_by_a_limit_are_parked_and_other_leads_are_served(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let h = Harness::new(test_db.store().await, T0).await;
+    h.bind_test_guest("loop", Some("fuel"), None).await;
+    h.bind_test_guest("effect-flood", Some("flood"), None).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let fuel = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", Some("fuel")).await);
+    let flood = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "c2", Some("flood")).await);
+    let good = lead_id(&h.post("e3", PlatformEventType::CheckoutUpdated, "c3", None).await);
+    h.settle().await;
+    assert_eq!(logs_starting(&h.timeline(&good).await, "event=").len(), 1, "{db:?}: the good lead was served");
+    for s in [1, 3, 7, 15] {
+        h.at(s * 1000).await;
+    }
+    // The loop burns its fuel in ~0.1 s; on a loaded machine the 0.5 s deadline may come
+    // first, which is the same sandbox doing its job.
+    for (lead, limits) in [(&fuel, ["fuel limit", "wall-clock limit"]), (&flood, ["effect limit"; 2])] {
+        let timeline = h.timeline(lead).await;
+        let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["retry", "retry", "retry", "retry", "failed"], "{db:?}: {timeline:#?}");
+        let named = timeline.iter().all(|e| limits.iter().any(|limit| e.detail.contains(limit)));
+        assert!(named, "{db:?}: each attempt names the {limits:?}: {timeline:#?}");
+        assert!(h.messages(lead).await.is_empty(), "{db:?}: nothing the stopped plugin recorded was kept");
+    }
+    // Only the good lead's writes exist: its email and SMS, its 20-minute timer.
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM outbox").await, 2, "{db:?}");
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM timers").await, 1, "{db:?}");
 }
 
 #[test]

@@ -82,11 +82,19 @@ fn compile_cache_on_disk_is_reused() {
     let config = RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeConfig::default() };
     let first = Runtime::new(config.clone()).expect("runtime");
     first.load(guests::TEST_GUEST).expect("loads");
+    assert_eq!(first.compiles(), 1, "the first load compiles");
+    first.load(guests::TEST_GUEST).expect("loads");
+    assert_eq!(first.compiles(), 1, "loading again reuses the loaded plugin");
     let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").flatten().collect();
     assert_eq!(entries.len(), 1, "one serialized component in the cache");
     drop(first);
-    // A second runtime (a restart) loads from the cache file.
+    // A second runtime (a restart) loads from the cache file, compiling nothing.
     let second = Runtime::new(config).expect("runtime");
     let plugin = second.load(guests::TEST_GUEST).expect("loads from cache");
     assert_eq!(plugin.info.name, "test-guest");
+    assert_eq!(second.compiles(), 0, "served from the cache, not compiled again");
+    // Without a cache directory every new runtime compiles.
+    let uncached = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    uncached.load(guests::TEST_GUEST).expect("loads");
+    assert_eq!(uncached.compiles(), 1, "the counter counts real compiles");
 }

@@ -1,9 +1,11 @@
-//! A real SMTP server on loopback for tests (mailin-embedded), recording what it receives,
-//! with switches to refuse mail temporarily (451) or permanently (550).
+//! A real SMTP server on loopback for tests (mailin-embedded), recording what it receives and
+//! every recipient it was asked for, with switches to refuse mail temporarily (451) or
+//! permanently (550). A server that died, or a handler that panicked, fails the next read of
+//! its mailbox: "nothing received" must never mean "nothing was listening".
 
 use std::net::{IpAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server};
@@ -11,16 +13,45 @@ use mailin_embedded::{Handler, Response, Server};
 /// What the server received and how it should answer.
 #[derive(Default)]
 pub struct Mailbox {
-    pub messages: Mutex<Vec<String>>,
+    messages: Mutex<Vec<String>>,
+    /// Every RCPT TO the server was sent, refused or not.
+    rcpts: Mutex<Vec<String>>,
     /// Answer 451 to this many RCPT commands before accepting.
     pub refuse_temporarily: AtomicUsize,
     /// Answer 550 to these recipients.
-    pub unknown: Mutex<Vec<String>>,
+    unknown: Mutex<Vec<String>>,
+    /// Why the server stopped, once it has (it never should while the test runs).
+    died: Mutex<Option<String>>,
+}
+
+/// Lock a mailbox field; a poisoned lock means the server's handler panicked: fail the test.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|_| panic!("the test SMTP server's handler panicked"))
 }
 
 impl Mailbox {
+    /// The messages received so far (their DATA).
     pub fn received(&self) -> Vec<String> {
-        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+        self.check_alive();
+        lock(&self.messages).clone()
+    }
+
+    /// The recipients of every RCPT command so far, including refused ones: how many times
+    /// the host tried to send.
+    pub fn rcpts(&self) -> Vec<String> {
+        self.check_alive();
+        lock(&self.rcpts).clone()
+    }
+
+    /// Answer 550 to recipients containing `address`.
+    pub fn refuse(&self, address: &str) {
+        lock(&self.unknown).push(address.to_string());
+    }
+
+    fn check_alive(&self) {
+        if let Some(why) = lock(&self.died).as_ref() {
+            panic!("the test SMTP server is dead: {why}");
+        }
     }
 }
 
@@ -36,7 +67,8 @@ impl Handler for Recorder {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        if self.mailbox.unknown.lock().map(|u| u.iter().any(|a| to.contains(a.as_str()))).unwrap_or(false) {
+        lock(&self.mailbox.rcpts).push(to.to_string());
+        if lock(&self.mailbox.unknown).iter().any(|a| to.contains(a.as_str())) {
             return NO_MAILBOX;
         }
         let refused = self.mailbox.refuse_temporarily.load(Ordering::SeqCst);
@@ -58,22 +90,35 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
-        if let Ok(mut messages) = self.mailbox.messages.lock() {
-            messages.push(String::from_utf8_lossy(&self.data).into_owned());
-        }
+        lock(&self.mailbox.messages).push(String::from_utf8_lossy(&self.data).into_owned());
         OK
     }
 }
 
-/// Start a server on `listener` (port 0 for any); returns its mailbox. It runs until the test
-/// process ends.
+/// Marks the mailbox's server dead when its thread ends, by a return or a panic.
+struct Alive(Arc<Mailbox>, Option<String>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let why = self.1.take().unwrap_or_else(|| "its thread panicked".to_string());
+        if let Ok(mut died) = self.0.died.lock() {
+            *died = Some(why);
+        }
+    }
+}
+
+/// Start a server on `listener` (bound and listening); returns its mailbox. It runs until the
+/// test process ends.
 pub fn start_on(listener: TcpListener) -> Arc<Mailbox> {
     let mailbox = Arc::new(Mailbox::default());
     let handler = Recorder { mailbox: mailbox.clone(), data: Vec::new() };
+    let alive = Alive(mailbox.clone(), None);
     std::thread::spawn(move || {
+        let mut alive = alive;
         let mut server = Server::new(handler);
         server.with_name("test.smtp").with_num_threads(4).with_tcp_listener(listener);
-        let _ = server.serve();
+        let result = server.serve();
+        alive.1 = Some(format!("serve() returned {result:?}"));
     });
     mailbox
 }
@@ -83,4 +128,28 @@ pub fn start() -> (String, Arc<Mailbox>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     (format!("smtp://127.0.0.1:{port}"), start_on(listener))
+}
+
+/// A loopback port held for a server that is not up yet: bound, so no other test can take it,
+/// but not listening, so connections to it are refused. [`Reserved::start`] brings the
+/// server up on it.
+pub struct Reserved {
+    socket: tokio::net::TcpSocket,
+    pub url: String,
+}
+
+impl Reserved {
+    pub fn new() -> Reserved {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let port = socket.local_addr().expect("addr").port();
+        Reserved { socket, url: format!("smtp://127.0.0.1:{port}") }
+    }
+
+    /// Listen on the held port and serve SMTP there.
+    pub fn start(self) -> Arc<Mailbox> {
+        let listener = self.socket.listen(64).expect("listen").into_std().expect("std listener");
+        listener.set_nonblocking(false).expect("blocking");
+        start_on(listener)
+    }
 }

@@ -37,8 +37,12 @@ enum Mode {
     LogFlood,
     /// Sends emails without end.
     EffectFlood,
-    /// Records an email, then returns an error: nothing may be committed.
+    /// Records an email, a timer and a list change, then returns an error: nothing may be
+    /// committed.
     Fail,
+    /// Fails while the lead is less than a second old (a transient failure the host retries),
+    /// then logs `event=<kind>` for each event: per-lead order behind a retry shows in the log.
+    FlakyFirstSecond,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -108,9 +112,33 @@ impl Plugin for TestGuest {
             Mode::Fail => {
                 let email = host::Email::new("never", "<p>never</p>", "never");
                 host::send_email(&email).map_err(|e| e.to_string())?;
-                Err("failing on purpose after recording an email".to_string())
+                host::schedule(Duration::from_mins(5), "never").map_err(|e| e.to_string())?;
+                host::add_to_list("never").map_err(|e| e.to_string())?;
+                Err("failing on purpose after recording an email, a timer and a list change".to_string())
+            }
+            Mode::FlakyFirstSecond => {
+                if call.now_ms < call.lead.captured_at_ms + 1000 {
+                    return Err("failing on purpose during the lead's first second".to_string());
+                }
+                host::log(LogLevel::Info, &format!("event={}", event_name(&call.event)));
+                Ok(Next::Continue)
             }
         }
+    }
+}
+
+/// The kind of an event, one word.
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Captured => "captured",
+        Event::Updated => "updated",
+        Event::Purchased(_) => "purchased",
+        Event::Refunded => "refunded",
+        Event::Clicked(_) => "clicked",
+        Event::Opened(_) => "opened",
+        Event::Unsubscribed => "unsubscribed",
+        Event::Bounced(_) => "bounced",
+        Event::Timer(_) => "timer",
     }
 }
 
