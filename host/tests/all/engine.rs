@@ -3,9 +3,9 @@
 //! dispatch queue (finished work leaves it, leases run out, no event is stranded by a race),
 //! and two replicas on one PostgreSQL without double handling.
 
-use funnel_host::store::queue::LeadAfter;
 use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType};
 use funnel_host::store::ingest::IngestOutcome;
+use funnel_host::store::queue::LeadAfter;
 
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id, logs_starting};

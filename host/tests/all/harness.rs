@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::{Discard, Transport};
-use funnel_host::pipeline::{Pipeline, PipelineParts};
+use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
 use funnel_host::guests;
+use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::runtime::Runtime;
 use funnel_host::store::Database;
-use funnel_host::store::snapshots::MessageSnapshot;
-use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
 use funnel_host::store::ingest::IngestOutcome;
+use funnel_host::store::snapshots::MessageSnapshot;
 use funnel_host::store::timeline::TimelineEntry;
 
 pub const T0: i64 = 1_767_225_600_000;

@@ -3,9 +3,9 @@
 //! on both databases: a failed invocation commits nothing of what it recorded, and an event
 //! stopped by a limit is retried, then parked, while other leads are served.
 
+use funnel_host::domain::PlatformEventType;
 use funnel_host::runtime::wit::Event;
 use funnel_host::runtime::{Failure, HandleContext, Limit, Runtime};
-use funnel_host::domain::PlatformEventType;
 
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id, logs_starting};
