@@ -200,10 +200,18 @@ impl LeadHandler {
             .coupon(&lead.producer_id, run.binding_product_id.as_deref(), run.binding_plan_id.as_deref())
             .await?
             .map(|c| Coupon { code: c.code, discount_percent: c.discount_percent });
-        let plugin = match self.plugins.by_sha(&run.plugin_sha256, None) {
-            Ok(plugin) => plugin,
+        let builtin = run.plugin_name.as_deref().filter(|name| self.plugins.builtin_sha(name).is_some());
+        let plugin = match (self.plugins.by_sha(&run.plugin_sha256, None), builtin) {
+            (Ok(plugin), _) => plugin,
+            // A built-in whose bytes changed since the run started (the run was started by an
+            // older build of funnel, before an upgrade): built-ins upgrade with the binary, and
+            // the old bytes are nowhere to be found, so this build's version serves the run.
+            (Err(_), Some(name)) => match self.plugins.builtin(name) {
+                Ok(plugin) => plugin,
+                Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
+            },
             // Not built in and not loaded in this process yet: an upload, from the store.
-            Err(_) => {
+            (Err(_), None) => {
                 let bytes = self.store.plugin_bytes(&run.plugin_sha256).await?;
                 match self.plugins.by_sha(&run.plugin_sha256, bytes.as_deref()) {
                     Ok(plugin) => plugin,

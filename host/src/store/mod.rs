@@ -5,7 +5,8 @@
 //! [`Backend`].
 //!
 //! ## Layout
-//! - `schema/`: the DDL of each backend, applied at connect.
+//! - [`migrations`]: the versioned schema (`host/migrations/{sqlite,postgres}/NNNN_name.sql`),
+//!   applied at connect under a lock; its doc says how to add a migration.
 //! - [`ingest`]: platform events become leads and event rows (idempotent on the event id).
 //! - [`events`]: the rows of lead events (written by ingest, tracking and timers).
 //! - [`runs`]: which binding serves a lead, chosen once when it is captured.
@@ -29,6 +30,7 @@ pub mod contacts;
 pub mod events;
 pub mod ingest;
 pub mod leads;
+pub mod migrations;
 pub mod outbox;
 pub mod plugins;
 pub mod producers;
@@ -60,6 +62,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("unsupported database URL {0:?}: use sqlite:PATH, sqlite::memory: or postgres://…")]
     UnsupportedUrl(String),
+    #[error(transparent)]
+    Migration(#[from] migrations::MigrationError),
     #[error("{0}")]
     Corrupt(String),
 }
@@ -72,7 +76,8 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connect to `url` and apply the schema. `sqlite:` URLs create the file if missing.
+    /// Connect to `url` and bring its schema up to date (see [`migrations`]). `sqlite:` URLs
+    /// create the file if missing. A database migrated by a newer funnel is refused.
     pub async fn connect(url: &str) -> Result<Database, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -109,26 +114,8 @@ impl Database {
             }
             Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
         };
-        let store = Database { pool, backend };
-        store.apply_schema().await?;
-        Ok(store)
-    }
-
-    async fn apply_schema(&self) -> Result<(), StoreError> {
-        let ddl = match self.backend {
-            Backend::Sqlite => include_str!("schema/sqlite.sql"),
-            Backend::Postgres => include_str!("schema/postgres.sql"),
-        };
-        if self.backend == Backend::Postgres {
-            // Two replicas starting at once must not race on CREATE TABLE.
-            let mut tx = self.pool.begin().await?;
-            tx.execute("SELECT pg_advisory_xact_lock(727272)").await?;
-            tx.execute(sqlx::raw_sql(ddl)).await?;
-            tx.commit().await?;
-        } else {
-            self.pool.execute(sqlx::raw_sql(ddl)).await?;
-        }
-        Ok(())
+        migrations::run(&pool, backend).await?;
+        Ok(Database { pool, backend })
     }
 
     /// The backend in use.

@@ -55,6 +55,8 @@ pub struct MessageSnapshot {
 pub struct RunSnapshot {
     pub binding_id: String,
     pub plugin_sha256: String,
+    /// The plugin's name in the binding (`None` if the binding was deleted).
+    pub plugin_name: Option<String>,
     pub config_json: String,
     pub state: Option<Vec<u8>>,
     pub active: bool,
@@ -149,7 +151,8 @@ impl Database {
     /// The lead's run, if a binding serves it.
     pub async fn run_snapshot(&self, lead_id: &str) -> Result<Option<RunSnapshot>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.binding_id, r.plugin_sha256, r.config_json, r.state, r.status, b.product_id, b.plan_id
+            "SELECT r.binding_id, r.plugin_sha256, r.config_json, r.state, r.status, b.product_id, b.plan_id,
+                    b.plugin_name
              FROM runs r LEFT JOIN bindings b ON b.id = r.binding_id WHERE r.lead_id = $1",
         )
         .bind(lead_id)
@@ -161,6 +164,7 @@ impl Database {
         Ok(Some(RunSnapshot {
             binding_id: row.try_get("binding_id")?,
             plugin_sha256: row.try_get("plugin_sha256")?,
+            plugin_name: row.try_get("plugin_name")?,
             config_json: row.try_get("config_json")?,
             state: row.try_get("state")?,
             active: row.try_get::<String, _>("status")? == "active",

@@ -23,6 +23,7 @@ mod cli;
 mod delivery;
 mod engine;
 mod example_python;
+mod migrations;
 mod plugin_flow;
 mod plugin_four_emails;
 mod plugin_new;
