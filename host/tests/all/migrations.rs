@@ -10,7 +10,7 @@ use funnel_host::store::snapshots::MessageSnapshot;
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::db::{BOTH, Db, fresh_url};
+use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0};
 
 const FIXTURE: &str = include_str!("../fixtures/last-release-db.json");
@@ -37,10 +37,10 @@ const TABLES: [&str; 13] = [
 const NULLABLE_INTEGERS: [&str; 5] = ["purchased_at", "sent_at", "clicked_at", "opened_at", "price_cents"];
 
 /// A fresh database with the last release's schema, applied as that release did (no
-/// migrations table), holding the fixture's rows. Returns its URL.
-async fn last_release_database(db: Db) -> Option<String> {
-    let url = fresh_url(db).await?;
-    sqlx::any::install_default_drivers();
+/// migrations table), holding the fixture's rows.
+async fn last_release_database(db: Db) -> TestDb {
+    let test_db = TestDb::new(db).await;
+    let url = &test_db.url;
     let create = if db == Db::Sqlite { format!("{url}?mode=rwc") } else { url.clone() };
     let mut conn = sqlx::AnyConnection::connect(&create).await.expect("connect");
     let schema = match db {
@@ -84,7 +84,7 @@ async fn last_release_database(db: Db) -> Option<String> {
         }
     }
     conn.close().await.expect("close");
-    Some(url)
+    test_db
 }
 
 fn fixture_id(table: &str, column: &str, matching: (&str, &str)) -> String {
@@ -119,116 +119,110 @@ async fn applied_versions(url: &str) -> Vec<i64> {
         .expect("migrations table")
 }
 
-#[tokio::test]
-async fn a_database_of_the_last_release_upgrades_and_carries_on() {
-    for db in BOTH {
-        let Some(url) = last_release_database(db).await else { continue };
-        let store = Database::connect(&url).await.unwrap_or_else(|e| panic!("{db:?}: the upgrade failed: {e}"));
-        assert_eq!(applied_versions(&url).await, (1..=latest_version()).collect::<Vec<_>>(), "{db:?}");
+on_both!(a_database_of_the_last_release_upgrades_and_carries_on, a_database_migrated_by_a_newer_funnel_is_refused);
 
-        // Everything is still there.
-        let producer = fixture_id("producers", "id", ("name", "test producer"));
-        let leads = store.list_leads(&producer, None, 50).await.expect("leads");
-        assert_eq!(leads.len(), 6, "{db:?}");
-        assert_eq!(store.pending_timers().await.expect("timers"), 3, "{db:?}");
-        assert_eq!(store.outbox_depth().await.expect("outbox"), 1, "{db:?}: dora's email-1, queued");
-        assert_eq!(store.queued_leads().await.expect("queue"), 1, "{db:?}: caio's capture, pending");
-        let (ana, bia, caio, dora, eva, fabio) =
-            (lead("chk-a"), lead("chk-b"), lead("chk-c"), lead("chk-d"), lead("chk-e"), lead("chk-f"));
-        let timelines_before = {
-            let mut lengths = Vec::new();
-            for l in [&eva, &fabio] {
-                lengths.push(store.timeline(l, 0).await.expect("timeline").len());
-            }
-            lengths
-        };
+async fn a_database_of_the_last_release_upgrades_and_carries_on(db: Db) {
+    let test_db = last_release_database(db).await;
+    let url = test_db.url.clone();
+    let store = Database::connect(&url).await.unwrap_or_else(|e| panic!("{db:?}: the upgrade failed: {e}"));
+    assert_eq!(applied_versions(&url).await, (1..=latest_version()).collect::<Vec<_>>(), "{db:?}");
 
-        // And it carries on, from where the last release left it (T0 + 42 min).
-        let mut h = Harness::attach(store, T0 + 42 * MINUTE).await;
-        h.producer = producer;
-        h.settle().await;
-        let sent = |tag: &str| (tag.to_string(), "sent".to_string());
-        assert_eq!(
-            tags_and_statuses(&messages(&h.engine.store, &dora).await),
-            [sent("email-1")],
-            "{db:?}: the queued email went out"
-        );
-        assert!(
-            h.timeline(&caio).await.iter().any(|e| e.kind == "timer_set"),
-            "{db:?}: the pending capture was handled: {:?}",
-            h.timeline(&caio).await
-        );
-
-        h.at(60 * MINUTE).await;
-        h.at(6 * 60 * MINUTE).await;
-        assert_eq!(
-            tags_and_statuses(&messages(&h.engine.store, &ana).await),
-            [sent("email-1"), sent("email-2")],
-            "{db:?}: ana's pending timer fired"
-        );
-        assert_eq!(tags_and_statuses(&messages(&h.engine.store, &dora).await), [sent("email-1"), sent("email-2")]);
-        assert_eq!(tags_and_statuses(&messages(&h.engine.store, &caio).await), [sent("no_payment")], "{db:?}");
-
-        // Bia's day-long wait ends at 24h10m, then an hour; caio's at 25h, then an hour.
-        for hours in [24, 25, 26, 27] {
-            h.at(hours * 60 * MINUTE).await;
+    // Everything is still there.
+    let producer = fixture_id("producers", "id", ("name", "test producer"));
+    let leads = store.list_leads(&producer, None, 50).await.expect("leads");
+    assert_eq!(leads.len(), 6, "{db:?}");
+    assert_eq!(store.pending_timers().await.expect("timers"), 3, "{db:?}");
+    assert_eq!(store.outbox_depth().await.expect("outbox"), 1, "{db:?}: dora's email-1, queued");
+    assert_eq!(store.queued_leads().await.expect("queue"), 1, "{db:?}: caio's capture, pending");
+    let (ana, bia, caio, dora, eva, fabio) =
+        (lead("chk-a"), lead("chk-b"), lead("chk-c"), lead("chk-d"), lead("chk-e"), lead("chk-f"));
+    let timelines_before = {
+        let mut lengths = Vec::new();
+        for l in [&eva, &fabio] {
+            lengths.push(store.timeline(l, 0).await.expect("timeline").len());
         }
-        let inactive = h.engine.store.list_members(&h.producer, "inactive").await.expect("members");
-        let emails: Vec<&str> = inactive.iter().map(|(email, _)| email.as_str()).collect();
-        assert_eq!(emails, ["bia@example.com", "caio@example.com"], "{db:?}: both flows reached their end");
-        assert_eq!(
-            tags_and_statuses(&messages(&h.engine.store, &caio).await),
-            [sent("no_payment"), sent("problems")],
-            "{db:?}: caio did not click, so the second reminder"
-        );
-        assert_eq!(
-            tags_and_statuses(&messages(&h.engine.store, &bia).await),
-            [sent("no_payment")],
-            "{db:?}: bia clicked"
-        );
-        for (ended, before) in [&eva, &fabio].into_iter().zip(timelines_before) {
-            assert_eq!(h.timeline(ended).await.len(), before, "{db:?}: an ended run stays ended");
-        }
-        for l in [&ana, &bia, &caio, &dora] {
-            let timeline = h.timeline(l).await;
-            assert!(
-                !timeline.iter().any(|e| e.kind == "retry" || e.kind == "failed"),
-                "{db:?}: no event failed: {timeline:?}"
-            );
-        }
+        lengths
+    };
 
-        // Connecting again changes nothing.
-        drop(h);
-        Database::connect(&url).await.expect("reconnect");
-        assert_eq!(applied_versions(&url).await, (1..=latest_version()).collect::<Vec<_>>(), "{db:?}");
+    // And it carries on, from where the last release left it (T0 + 42 min).
+    let mut h = Harness::attach(store, T0 + 42 * MINUTE).await;
+    h.producer = producer;
+    h.settle().await;
+    let sent = |tag: &str| (tag.to_string(), "sent".to_string());
+    assert_eq!(
+        tags_and_statuses(&messages(&h.engine.store, &dora).await),
+        [sent("email-1")],
+        "{db:?}: the queued email went out"
+    );
+    assert!(
+        h.timeline(&caio).await.iter().any(|e| e.kind == "timer_set"),
+        "{db:?}: the pending capture was handled: {:?}",
+        h.timeline(&caio).await
+    );
+
+    h.at(60 * MINUTE).await;
+    h.at(6 * 60 * MINUTE).await;
+    assert_eq!(
+        tags_and_statuses(&messages(&h.engine.store, &ana).await),
+        [sent("email-1"), sent("email-2")],
+        "{db:?}: ana's pending timer fired"
+    );
+    assert_eq!(tags_and_statuses(&messages(&h.engine.store, &dora).await), [sent("email-1"), sent("email-2")]);
+    assert_eq!(tags_and_statuses(&messages(&h.engine.store, &caio).await), [sent("no_payment")], "{db:?}");
+
+    // Bia's day-long wait ends at 24h10m, then an hour; caio's at 25h, then an hour.
+    for hours in [24, 25, 26, 27] {
+        h.at(hours * 60 * MINUTE).await;
     }
+    let inactive = h.engine.store.list_members(&h.producer, "inactive").await.expect("members");
+    let emails: Vec<&str> = inactive.iter().map(|(email, _)| email.as_str()).collect();
+    assert_eq!(emails, ["bia@example.com", "caio@example.com"], "{db:?}: both flows reached their end");
+    assert_eq!(
+        tags_and_statuses(&messages(&h.engine.store, &caio).await),
+        [sent("no_payment"), sent("problems")],
+        "{db:?}: caio did not click, so the second reminder"
+    );
+    assert_eq!(tags_and_statuses(&messages(&h.engine.store, &bia).await), [sent("no_payment")], "{db:?}: bia clicked");
+    for (ended, before) in [&eva, &fabio].into_iter().zip(timelines_before) {
+        assert_eq!(h.timeline(ended).await.len(), before, "{db:?}: an ended run stays ended");
+    }
+    for l in [&ana, &bia, &caio, &dora] {
+        let timeline = h.timeline(l).await;
+        assert!(
+            !timeline.iter().any(|e| e.kind == "retry" || e.kind == "failed"),
+            "{db:?}: no event failed: {timeline:?}"
+        );
+    }
+
+    // Connecting again changes nothing.
+    drop(h);
+    Database::connect(&url).await.expect("reconnect");
+    assert_eq!(applied_versions(&url).await, (1..=latest_version()).collect::<Vec<_>>(), "{db:?}");
 }
 
-#[tokio::test]
-async fn a_database_migrated_by_a_newer_funnel_is_refused() {
-    for db in BOTH {
-        let Some(url) = fresh_url(db).await else { continue };
-        drop(Database::connect(&url).await.expect("a fresh database migrates"));
-        let newer = latest_version() + 1;
-        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES ($1, 'from the future', TRUE, $2, 0)",
-        )
-        .bind(newer)
-        .bind(vec![0u8; 48])
-        .execute(&mut conn)
-        .await
-        .expect("insert");
-        conn.close().await.expect("close");
-        let refused = Database::connect(&url).await.expect_err("refused");
-        let message = refused.to_string();
-        match refused {
-            funnel_host::store::StoreError::Migration(MigrationError::NewerDatabase { found, latest }) => {
-                assert_eq!((found, latest), (newer, latest_version()), "{db:?}");
-            }
-            other => panic!("{db:?}: {other}"),
+async fn a_database_migrated_by_a_newer_funnel_is_refused(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let url = test_db.url.clone();
+    drop(Database::connect(&url).await.expect("a fresh database migrates"));
+    let newer = latest_version() + 1;
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ($1, 'from the future', TRUE, $2, 0)",
+    )
+    .bind(newer)
+    .bind(vec![0u8; 48])
+    .execute(&mut conn)
+    .await
+    .expect("insert");
+    conn.close().await.expect("close");
+    let refused = Database::connect(&url).await.expect_err("refused");
+    let message = refused.to_string();
+    match refused {
+        funnel_host::store::StoreError::Migration(MigrationError::NewerDatabase { found, latest }) => {
+            assert_eq!((found, latest), (newer, latest_version()), "{db:?}");
         }
-        assert!(message.contains("newer funnel"), "{db:?}: {message}");
+        other => panic!("{db:?}: {other}"),
     }
+    assert!(message.contains("newer funnel"), "{db:?}: {message}");
 }
