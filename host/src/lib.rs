@@ -9,6 +9,7 @@
 //!   record effects and never touch the database or network.
 //! - [`cli`]: the `funnel` command line, one module per subcommand.
 //! - [`api`]: the HTTP API (axum), one file per resource.
+//! - [`console`]: the producers' web pages under `/console/`, beside the API in `serve`.
 //! - [`store`]: every write, on SQLite or PostgreSQL ([`store::Database`]).
 //! - [`dispatch`]: one lead at a time, one transaction per event.
 //! - [`scheduler`]: durable timers coming due.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod delivery;
 pub mod dispatch;
 pub mod domain;

@@ -18,12 +18,12 @@ use crate::store::bindings::NewBinding;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBinding {
-    product_id: Option<String>,
-    plan_id: Option<String>,
-    plugin: String,
-    config: serde_json::Value,
+    pub product_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub plugin: String,
+    pub config: serde_json::Value,
     #[serde(default = "yes")]
-    enabled: bool,
+    pub enabled: bool,
 }
 
 fn yes() -> bool {
@@ -37,16 +37,49 @@ pub async fn put(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let producer = require_producer(&state, &headers).await?;
     let b: PutBinding = parse_json(&body)?;
+    let saved = save(&state, &producer, &b).await?;
+    let stored = saved.binding;
+    Ok(Json(serde_json::json!({
+        "id": stored.id, "product_id": stored.product_id, "plan_id": stored.plan_id, "plugin": stored.plugin,
+        "config": stored.config, "enabled": stored.enabled,
+        "report": {"summary": saved.report.summary, "notes": saved.report.notes},
+    })))
+}
+
+/// What a plugin's `validate-config` said of an accepted config: a summary and remarks (e.g.
+/// a disabled email), each note's path prefixed `config.` as in the API's errors.
+#[derive(Clone, Debug, Default)]
+pub struct CheckedConfig {
+    pub summary: String,
+    pub notes: Vec<FieldError>,
+}
+
+/// A binding stored by [`save`], with its check.
+pub struct SavedBinding {
+    pub binding: crate::store::bindings::Binding,
+    pub report: CheckedConfig,
+}
+
+/// The binding's scope with blanks as absent, or the error for a plan without its product.
+fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
     let product = b.product_id.as_deref().filter(|p| !p.trim().is_empty());
     let plan = b.plan_id.as_deref().filter(|p| !p.trim().is_empty());
     if plan.is_some() && product.is_none() {
         return Err(Problem::field("plan_id", "a plan binding also names its product_id"));
     }
+    Ok((product, plan))
+}
+
+/// The plugin a binding names (a built-in, or the producer's newest upload of that name) and
+/// its verdict on the config for the binding's scope, as `PUT /v1/bindings` checks it; the
+/// console checks its forms with the same function. Returns the plugin's sha256.
+pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(String, CheckedConfig), Problem> {
+    let (product, plan) = scope(b)?;
     let plugin = match state.plugins.builtin(&b.plugin) {
         Ok(plugin) => plugin,
         Err(_) => {
             // An upload of this producer (its newest version), else an error naming the choices.
-            let sha = state.store.plugin_sha_by_name(&producer, &b.plugin).await?.ok_or_else(|| {
+            let sha = state.store.plugin_sha_by_name(producer, &b.plugin).await?.ok_or_else(|| {
                 Problem::field(
                     "plugin",
                     format!("unknown plugin {:?}: use four-emails, flow, or upload it with POST /v1/plugins", b.plugin),
@@ -56,7 +89,7 @@ pub async fn put(
             state.plugins.by_sha(&sha, bytes.as_deref()).map_err(|e| Problem::field("plugin", e.to_string()))?
         }
     };
-    let coupon = state.store.coupon(&producer, product, plan).await?;
+    let coupon = state.store.coupon(producer, product, plan).await?;
     let context = BindingContext {
         scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },
         coupon: coupon.map(|c| Coupon { code: c.code, discount_percent: c.discount_percent }),
@@ -68,8 +101,18 @@ pub async fn put(
             .await
             .map_err(Problem::internal)?
     };
-    let report = match checked {
-        Ok(Ok(report)) => report,
+    match checked {
+        Ok(Ok(report)) => Ok((
+            plugin.sha256.clone(),
+            CheckedConfig {
+                summary: report.summary,
+                notes: report
+                    .notes
+                    .into_iter()
+                    .map(|n| FieldError { path: format!("config.{}", n.path), message: n.message })
+                    .collect(),
+            },
+        )),
         Ok(Err(notes)) => {
             let errors: Vec<FieldError> = notes
                 .into_iter()
@@ -78,29 +121,27 @@ pub async fn put(
                     message: n.message,
                 })
                 .collect();
-            return Err(Problem::invalid_fields(errors));
+            Err(Problem::invalid_fields(errors))
         }
-        Err(e) => return Err(Problem::field("plugin", format!("the plugin failed to check the config: {e}"))),
-    };
+        Err(e) => Err(Problem::field("plugin", format!("the plugin failed to check the config: {e}"))),
+    }
+}
+
+/// Check a binding with its plugin and store it (create or replace the binding of its scope).
+pub async fn save(state: &AppState, producer: &str, b: &PutBinding) -> Result<SavedBinding, Problem> {
+    let (sha256, report) = check(state, producer, b).await?;
+    let (product, plan) = scope(b)?;
     let binding = NewBinding {
-        producer_id: &producer,
+        producer_id: producer,
         product_id: product,
         plan_id: plan,
         plugin: &b.plugin,
-        plugin_sha256: &plugin.sha256,
+        plugin_sha256: &sha256,
         config: &b.config,
         enabled: b.enabled,
     };
     let stored = state.store.put_binding(&binding, state.clock.now_ms()).await?;
-    let notes: Vec<FieldError> = report
-        .notes
-        .into_iter()
-        .map(|n| FieldError { path: format!("config.{}", n.path), message: n.message })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "id": stored.id, "product_id": stored.product_id, "plan_id": stored.plan_id, "plugin": stored.plugin,
-        "config": stored.config, "enabled": stored.enabled, "report": {"summary": report.summary, "notes": notes},
-    })))
+    Ok(SavedBinding { binding: stored, report })
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {

@@ -11,7 +11,7 @@
 //! - `tracking`: the public click and unsubscribe links.
 
 pub mod auth;
-mod bindings;
+pub mod bindings;
 mod contacts;
 mod coupons;
 mod events;
@@ -19,7 +19,7 @@ mod health;
 mod leads;
 mod lists;
 mod openapi;
-mod plugins;
+pub mod plugins;
 pub mod problem;
 mod producers;
 mod stats;
@@ -59,7 +59,7 @@ pub struct AppState {
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Largest plugin upload (Python and JS components are 12 to 18 MB).
-const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
+pub const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

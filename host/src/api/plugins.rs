@@ -27,14 +27,27 @@ pub async fn upload(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let producer = require_producer(&state, &headers).await?;
+    let stored = store_upload(&state, &producer, q.name, q.version, body).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(&stored).map_err(Problem::internal)?)))
+}
+
+/// Validate an uploaded component and store it for a producer (the API's upload and the
+/// console's use this one function, so both refuse the same things with the same words).
+pub async fn store_upload(
+    state: &AppState,
+    producer: &str,
+    name: Option<String>,
+    version: Option<String>,
+    body: Bytes,
+) -> Result<StoredPlugin, Problem> {
     let runtime = state.plugins.runtime().clone();
     let bytes = body.clone();
     let plugin = tokio::task::spawn_blocking(move || runtime.validate_upload(&bytes))
         .await
         .map_err(Problem::internal)?
         .map_err(|e| Problem::field("body", e.to_string()))?;
-    let name = q.name.unwrap_or_else(|| plugin.info.name.clone());
-    let version = q.version.unwrap_or_else(|| plugin.info.version.clone());
+    let name = name.unwrap_or_else(|| plugin.info.name.clone());
+    let version = version.unwrap_or_else(|| plugin.info.version.clone());
     if crate::guests::builtin(&name).is_some() {
         return Err(Problem::field("name", format!("{name:?} is a built-in plugin's name: pick another")));
     }
@@ -44,8 +57,8 @@ pub async fn upload(
     let capabilities: Vec<&str> = plugin.info.capabilities.iter().map(|c| capability_name(*c)).collect();
     let info = serde_json::json!({"description": plugin.info.description, "capabilities": capabilities});
     let stored = StoredPlugin { name, version, sha256: plugin.sha256.clone(), info };
-    state.store.put_plugin(&producer, &stored, &body, state.clock.now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(&stored).map_err(Problem::internal)?)))
+    state.store.put_plugin(producer, &stored, &body, state.clock.now_ms()).await?;
+    Ok(stored)
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::UsageError;
 use crate::api::{self, AppState, Secrets};
 use crate::clock::{Clock, SystemClock};
+use crate::console;
 use crate::delivery::Transport;
 use crate::delivery::file::FileTransport;
 use crate::delivery::sms::{SmsFormat, SmsGateway};
@@ -147,6 +148,7 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         Some(url) => Arc::new(SmsGateway::new(url, args.sms_format, &args.sms_from).map_err(UsageError)?),
         None => files,
     };
+    let console_public_url = public_url.clone();
     let engine = Arc::new(Pipeline::new(PipelineParts {
         store: store.clone(),
         runtime,
@@ -166,7 +168,11 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     };
     tokio::spawn(engine_loop(engine, work, jobs));
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
-    axum::serve(listener, api::router(state)).await.map_err(|e| UsageError(format!("server stopped: {e}")))
+    println!("console: http://{local}/console/ (sign in with a producer's API key)");
+    let console = console::router(console::ConsoleState::new(state.clone(), &console_public_url));
+    axum::serve(listener, api::router(state).merge(console))
+        .await
+        .map_err(|e| UsageError(format!("server stopped: {e}")))
 }
 
 /// Settle the engine whenever work arrives, and at least every second (for timers); run the

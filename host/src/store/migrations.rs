@@ -51,7 +51,7 @@ macro_rules! migration {
 }
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[Step] = &[migration!(1, "0001_initial")];
+pub(super) const MIGRATIONS: &[Step] = &[migration!(1, "0001_initial"), migration!(2, "0002_console_sessions")];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {

@@ -23,9 +23,13 @@
 //! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
+//! - [`sessions`]: the console's sign-in sessions (revocable, idle expiry; migration 0002).
+//! - [`console`]: the reads only the console's pages make (filtered leads, per-step counts,
+//!   revenue per day and per message, plugin sizes), each scoped by producer.
 
 pub mod bindings;
 pub mod commit;
+pub mod console;
 pub mod contacts;
 pub mod events;
 pub mod ingest;
@@ -37,6 +41,7 @@ pub mod producers;
 pub mod queue;
 pub mod rollup;
 pub mod runs;
+pub mod sessions;
 pub mod snapshots;
 pub mod stats;
 pub mod timeline;

@@ -9,6 +9,7 @@
 //! - Topics: the other modules.
 
 mod api_server;
+mod browser;
 mod db;
 mod harness;
 mod process;
@@ -20,6 +21,7 @@ mod api;
 mod api_auth;
 mod api_edges;
 mod cli;
+mod console;
 mod delivery;
 mod engine;
 mod example_python;

@@ -1,0 +1,173 @@
+//! Plugins: upload a `.wasm` component (the API's checks and messages, through
+//! `api::plugins::store_upload`), and the list of built-ins and uploads with name, version,
+//! size, sha256, what `describe()` said, and which bindings use each.
+
+use askama::Template;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use bytes::Bytes;
+
+use super::ConsoleState;
+use super::leads::internal;
+use super::page::{Chrome, Tab, datetime, render};
+use super::session::{Signed, check_csrf};
+use super::strategy::scope_label;
+use crate::api::plugins::store_upload;
+
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    pub builtin: bool,
+    pub size: String,
+    pub sha256: String,
+    pub description: String,
+    pub capabilities: String,
+    pub uploaded_at: String,
+    pub used_by: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "plugins.html")]
+struct PluginsPage {
+    c: Chrome,
+    plugins: Vec<PluginView>,
+    error: Option<String>,
+    uploaded: Option<String>,
+}
+
+fn size_text(bytes: i64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+async fn page(
+    state: &ConsoleState,
+    signed: &Signed,
+    error: Option<String>,
+    uploaded: Option<String>,
+) -> Result<PluginsPage, crate::store::StoreError> {
+    let t = signed.lang.strings();
+    let store = &state.app.store;
+    let bindings = store.bindings(signed.producer()).await?;
+    let used_by = |sha: &str| -> Vec<String> {
+        bindings
+            .iter()
+            .filter(|b| b.plugin_sha256 == sha)
+            .map(|b| scope_label(t, b.product_id.as_deref(), b.plan_id.as_deref()))
+            .collect()
+    };
+    let mut plugins = Vec::new();
+    for name in crate::guests::BUILTIN_NAMES {
+        let Ok(loaded) = state.app.plugins.builtin(name) else { continue };
+        let size = crate::guests::builtin(name).map_or(0, |b| b.len() as i64);
+        plugins.push(PluginView {
+            name: name.to_string(),
+            version: loaded.info.version.clone(),
+            builtin: true,
+            size: size_text(size),
+            sha256: loaded.sha256.clone(),
+            description: loaded.info.description.clone(),
+            capabilities: loaded
+                .info
+                .capabilities
+                .iter()
+                .map(|c| crate::runtime::wit::capability_name(*c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            uploaded_at: String::new(),
+            used_by: used_by(&loaded.sha256),
+        });
+    }
+    for row in store.plugin_rows(signed.producer()).await? {
+        let info: serde_json::Value = serde_json::from_str(&row.info_json).unwrap_or_default();
+        plugins.push(PluginView {
+            used_by: used_by(&row.sha256),
+            name: row.name,
+            version: row.version,
+            builtin: false,
+            size: size_text(row.size),
+            sha256: row.sha256,
+            description: info["description"].as_str().unwrap_or("").to_string(),
+            capabilities: info["capabilities"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            uploaded_at: datetime(row.created_at),
+        });
+    }
+    Ok(PluginsPage { c: Chrome::signed(signed, Tab::Plugins, t.plugins_title), plugins, error, uploaded })
+}
+
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    uploaded: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
+    match page(&state, &signed, None, q.uploaded).await {
+        Ok(p) => render(StatusCode::OK, &p),
+        Err(e) => internal(signed.lang, e),
+    }
+}
+
+/// The multipart form: `csrf`, optional `name` and `version`, and the file `component`.
+pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multipart: Multipart) -> Response {
+    let lang = signed.lang;
+    let t = lang.strings();
+    let (mut csrf, mut name, mut version, mut component) = (None, None, None, None);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let field_name = field.name().unwrap_or("").to_string();
+                match field.bytes().await {
+                    Ok(bytes) => {
+                        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
+                        match field_name.as_str() {
+                            "csrf" => csrf = Some(text()),
+                            "name" => name = Some(text()).filter(|n| !n.is_empty()),
+                            "version" => version = Some(text()).filter(|v| !v.is_empty()),
+                            "component" => component = Some(bytes),
+                            _ => {}
+                        }
+                    }
+                    Err(e) => return refuse(&state, &signed, format!("{} ({e})", t.upload_unreadable)).await,
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return refuse(&state, &signed, format!("{} ({e})", t.upload_unreadable)).await,
+        }
+    }
+    if let Err(refusal) = check_csrf(&signed, csrf.as_deref()) {
+        return refusal.into_response();
+    }
+    let Some(component) = component.filter(|c: &Bytes| !c.is_empty()) else {
+        return refuse(&state, &signed, t.upload_no_file.to_string()).await;
+    };
+    match store_upload(&state.app, signed.producer(), name, version, component).await {
+        Ok(stored) => {
+            let qs = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("uploaded", &format!("{} {}", stored.name, stored.version))
+                .finish();
+            Redirect::to(&format!("/console/plugins?{qs}")).into_response()
+        }
+        Err(problem) => {
+            let message = problem.errors.first().map(|e| e.message.clone()).unwrap_or(problem.detail);
+            refuse(&state, &signed, message).await
+        }
+    }
+}
+
+async fn refuse(state: &ConsoleState, signed: &Signed, message: String) -> Response {
+    match page(state, signed, Some(message), None).await {
+        Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+        Err(e) => internal(signed.lang, e),
+    }
+}

@@ -1,0 +1,676 @@
+//! The strategy: a producer's bindings by scope (all products, a product, a product and
+//! plan), which serves how many leads, enable/disable; and the editor of one binding, by
+//! plugin: `four-emails` as a form, `flow` as JSON beside its drawing with live counts, any
+//! other plugin as JSON. Saving goes through `api::bindings::save`, so the plugin's own
+//! `validate-config` judges, and its errors appear at the fields (or steps) they name.
+
+use std::collections::{HashMap, HashSet};
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ConsoleState;
+use super::flow_graph;
+use super::i18n::Strings;
+use super::leads::internal;
+use super::page::{Chrome, Tab, render, signed_error_page};
+use super::session::{Signed, SignedForm};
+use crate::api::bindings::{CheckedConfig, PutBinding, check};
+use crate::api::problem::{FieldError, Problem};
+use crate::store::bindings::Binding;
+
+/// How many emails the four-emails form offers.
+const MAX_EMAILS: usize = 4;
+
+/// The scope of a binding, blanks as absent.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct ScopeQuery {
+    #[serde(default)]
+    pub product: String,
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub plugin: String,
+    #[serde(default)]
+    pub saved: Option<String>,
+}
+
+impl ScopeQuery {
+    fn product(&self) -> Option<&str> {
+        Some(self.product.trim()).filter(|p| !p.is_empty())
+    }
+    fn plan(&self) -> Option<&str> {
+        Some(self.plan.trim()).filter(|p| !p.is_empty())
+    }
+    fn matches(&self, b: &Binding) -> bool {
+        b.product_id.as_deref() == self.product() && b.plan_id.as_deref() == self.plan()
+    }
+}
+
+/// "All products", "Product X", "Product X · plan Y".
+pub fn scope_label(t: &Strings, product: Option<&str>, plan: Option<&str>) -> String {
+    match (product, plan) {
+        (Some(product), Some(plan)) => format!("{} {product} · {} {plan}", t.product, t.plan),
+        (Some(product), None) => format!("{} {product}", t.product),
+        _ => t.all_products.to_string(),
+    }
+}
+
+pub struct BindingView {
+    pub scope: String,
+    pub level: &'static str,
+    pub product: String,
+    pub plan: String,
+    pub plugin: String,
+    pub enabled: bool,
+    pub leads: i64,
+    pub edit_qs: String,
+}
+
+fn edit_qs(product: Option<&str>, plan: Option<&str>, plugin: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("product", product.unwrap_or(""))
+        .append_pair("plan", plan.unwrap_or(""))
+        .append_pair("plugin", plugin)
+        .finish()
+}
+
+#[derive(Template)]
+#[template(path = "strategy.html")]
+struct StrategyPage {
+    c: Chrome,
+    bindings: Vec<BindingView>,
+    plugins: Vec<String>,
+}
+
+/// Built-ins, then the producer's uploads by name.
+async fn plugin_names(state: &ConsoleState, producer: &str) -> Result<Vec<String>, crate::store::StoreError> {
+    let mut names: Vec<String> = crate::guests::BUILTIN_NAMES.iter().map(|n| n.to_string()).collect();
+    for p in state.app.store.plugins(producer).await? {
+        if !names.contains(&p.name) {
+            names.push(p.name);
+        }
+    }
+    Ok(names)
+}
+
+pub async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response {
+    let lang = signed.lang;
+    let t = lang.strings();
+    let producer = signed.producer();
+    let (bindings, served, plugins) = match (
+        state.app.store.bindings(producer).await,
+        state.app.store.leads_per_binding(producer).await,
+        plugin_names(&state, producer).await,
+    ) {
+        (Ok(b), Ok(s), Ok(p)) => (b, s, p),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(lang, e),
+    };
+    let mut views: Vec<BindingView> = bindings
+        .iter()
+        .map(|b| BindingView {
+            scope: scope_label(t, b.product_id.as_deref(), b.plan_id.as_deref()),
+            level: match (&b.product_id, &b.plan_id) {
+                (Some(_), Some(_)) => "plan",
+                (Some(_), None) => "product",
+                _ => "all",
+            },
+            product: b.product_id.clone().unwrap_or_default(),
+            plan: b.plan_id.clone().unwrap_or_default(),
+            plugin: b.plugin.clone(),
+            enabled: b.enabled,
+            leads: served.get(&b.id).copied().unwrap_or(0),
+            edit_qs: edit_qs(b.product_id.as_deref(), b.plan_id.as_deref(), &b.plugin),
+        })
+        .collect();
+    // Broadest first: the producer-wide default, then products, then plans.
+    let rank = |level: &str| match level {
+        "all" => 0,
+        "product" => 1,
+        _ => 2,
+    };
+    views.sort_by(|a, b| (rank(a.level), &a.product, &a.plan).cmp(&(rank(b.level), &b.product, &b.plan)));
+    render(
+        StatusCode::OK,
+        &StrategyPage { c: Chrome::signed(&signed, Tab::Strategy, t.strategy_title), bindings: views, plugins },
+    )
+}
+
+/// One email of the four-emails form, with what the plugin said of its fields.
+#[derive(Clone, Debug, Default)]
+pub struct EmailFields {
+    pub n: usize,
+    pub after: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    pub coupon: bool,
+    pub errors: HashMap<String, String>,
+    /// The plugin's remark when the email is accepted but disabled (past 72 h).
+    pub disabled: Option<String>,
+}
+
+impl EmailFields {
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+}
+
+/// The four-emails form.
+#[derive(Clone, Debug, Default)]
+pub struct FourEmailsForm {
+    pub count: usize,
+    pub min_price: String,
+    pub emails: Vec<EmailFields>,
+    pub coupon_allowed: bool,
+}
+
+fn blank_emails() -> Vec<EmailFields> {
+    (0..MAX_EMAILS).map(|n| EmailFields { n, ..EmailFields::default() }).collect()
+}
+
+fn cents_text(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+impl FourEmailsForm {
+    fn from_config(config: &Value, coupon_allowed: bool) -> Self {
+        let mut emails = blank_emails();
+        let list = config["emails"].as_array().cloned().unwrap_or_default();
+        for (i, e) in list.iter().take(MAX_EMAILS).enumerate() {
+            let text = |f: &str| e[f].as_str().unwrap_or("").to_string();
+            emails[i].after = text("after");
+            emails[i].subject = text("subject");
+            emails[i].html = text("html");
+            emails[i].text = text("text");
+            emails[i].coupon = e["coupon"].as_bool().unwrap_or(false);
+        }
+        FourEmailsForm {
+            count: list.len().clamp(1, MAX_EMAILS),
+            min_price: cents_text(config["min_price_cents"].as_i64().unwrap_or(2000)),
+            emails,
+            coupon_allowed,
+        }
+    }
+
+    fn from_fields(fields: &HashMap<String, String>, coupon_allowed: bool) -> Self {
+        let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
+        let mut emails = blank_emails();
+        for (i, e) in emails.iter_mut().enumerate() {
+            e.after = get(&format!("emails[{i}].after")).trim().to_string();
+            e.subject = get(&format!("emails[{i}].subject"));
+            e.html = get(&format!("emails[{i}].html"));
+            e.text = get(&format!("emails[{i}].text"));
+            e.coupon = fields.contains_key(&format!("emails[{i}].coupon"));
+        }
+        FourEmailsForm {
+            count: get("count").trim().parse::<usize>().unwrap_or(1).clamp(1, MAX_EMAILS),
+            min_price: get("min_price").trim().to_string(),
+            emails,
+            coupon_allowed,
+        }
+    }
+
+    /// The config, or the fields the form itself cannot turn into one.
+    fn config(&self, t: &Strings) -> Result<Value, Vec<FieldError>> {
+        let cents = parse_price(&self.min_price)
+            .ok_or_else(|| vec![FieldError { path: "config.min_price_cents".into(), message: t.bad_price.into() }])?;
+        let emails: Vec<Value> = self.emails[..self.count]
+            .iter()
+            .map(|e| {
+                let mut email = json!({"after": e.after, "subject": e.subject, "html": e.html});
+                if !e.text.trim().is_empty() {
+                    email["text"] = json!(e.text);
+                }
+                if e.coupon {
+                    email["coupon"] = json!(true);
+                }
+                email
+            })
+            .collect();
+        Ok(json!({"min_price_cents": cents, "emails": emails}))
+    }
+
+    /// Put the plugin's errors and remarks at their fields; returns those that name no field.
+    fn place(&mut self, errors: &[FieldError], notes: &[FieldError]) -> Vec<FieldError> {
+        let mut elsewhere = Vec::new();
+        for e in errors {
+            let path = e.path.strip_prefix("config.").unwrap_or(&e.path);
+            match email_field(path) {
+                Some((i, field)) if i < MAX_EMAILS => {
+                    self.emails[i].errors.insert(field.to_string(), e.message.clone());
+                }
+                _ if path == "min_price_cents" => {
+                    self.emails[0].errors.entry("__min_price".into()).or_insert_with(|| e.message.clone());
+                }
+                _ => elsewhere.push(e.clone()),
+            }
+        }
+        for n in notes {
+            let path = n.path.strip_prefix("config.").unwrap_or(&n.path);
+            if let Some((i, "")) = email_field(path)
+                && i < MAX_EMAILS
+            {
+                self.emails[i].disabled = Some(n.message.clone());
+            }
+        }
+        elsewhere
+    }
+
+    /// Every error placed on the form, for the summary at its top: (field id, path, message).
+    pub fn placed_errors(&self) -> Vec<(String, String, String)> {
+        let mut all = Vec::new();
+        if let Some(e) = self.min_price_error() {
+            all.push(("min_price".to_string(), "min_price_cents".to_string(), e.to_string()));
+        }
+        for email in &self.emails {
+            for field in ["after", "subject", "html", "text", "coupon"] {
+                if let Some(e) = email.error(field) {
+                    all.push((
+                        format!("emails-{}-{field}", email.n),
+                        format!("emails[{}].{field}", email.n),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        all
+    }
+
+    pub fn min_price_error(&self) -> Option<&str> {
+        self.emails.first().and_then(|e| e.error("__min_price"))
+    }
+}
+
+/// `emails[2].after` → (2, "after"); `emails[2]` → (2, "").
+fn email_field(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix("emails[")?;
+    let (index, rest) = rest.split_once(']')?;
+    Some((index.parse().ok()?, rest.strip_prefix('.').unwrap_or(rest)))
+}
+
+/// `20`, `20.00` or `20,00` → 2000 cents (the scenario form's price too).
+pub fn parse_price(text: &str) -> Option<i64> {
+    let text = text.trim().replace(',', ".");
+    let (units, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if units.is_empty() || !units.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 2 {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let units: i64 = units.parse().ok()?;
+    let fraction: i64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<2}").parse().ok()? };
+    units.checked_mul(100)?.checked_add(fraction)
+}
+
+/// The step boxes and list of a flow editor.
+pub struct FlowView {
+    pub svg: String,
+    pub steps: Vec<(String, String, String)>,
+}
+
+/// What the editor shows for the binding's plugin.
+pub enum Editor {
+    FourEmails(FourEmailsForm),
+    Flow { json: String, view: FlowView },
+    Json { json: String },
+}
+
+#[derive(Template)]
+#[template(path = "strategy_edit.html")]
+pub struct EditPage {
+    pub c: Chrome,
+    pub scope: String,
+    pub product: String,
+    pub plan: String,
+    pub plugin: String,
+    pub enabled: bool,
+    pub saved: bool,
+    pub summary: String,
+    pub editor: Editor,
+    /// Errors that name no field of the form (shown at the top, and for JSON editors by path).
+    pub errors: Vec<FieldError>,
+    pub notes: Vec<FieldError>,
+}
+
+impl EditPage {
+    fn is_four_emails(&self) -> bool {
+        matches!(self.editor, Editor::FourEmails(_))
+    }
+}
+
+/// A default config to start a new binding from.
+fn starter_config(plugin: &str) -> Value {
+    match plugin {
+        "four-emails" => json!({"min_price_cents": 2000, "emails": [
+            {"after": "20m", "subject": "{{first_name}}, your order is waiting",
+             "html": "<p>Hi {{first_name}}, you were almost there! <a href=\"{{checkout_url}}\">Finish your purchase</a>.</p><p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>"}]}),
+        "flow" => serde_json::from_str(include_str!("../../../examples/flows/getall-abandoned-cart.json"))
+            .unwrap_or_else(|_| json!({})),
+        _ => json!({}),
+    }
+}
+
+/// The editor for `plugin` showing `config`, with errors and remarks placed.
+#[allow(clippy::too_many_arguments)]
+async fn editor(
+    state: &ConsoleState,
+    signed: &Signed,
+    plugin: &str,
+    config: &Value,
+    raw_json: Option<String>,
+    four_emails: Option<FourEmailsForm>,
+    binding_id: Option<&str>,
+    scope: (Option<&str>, Option<&str>),
+    errors: &[FieldError],
+    notes: &[FieldError],
+) -> Result<(Editor, Vec<FieldError>), crate::store::StoreError> {
+    let t = signed.lang.strings();
+    let json_text = || raw_json.clone().unwrap_or_else(|| serde_json::to_string_pretty(config).unwrap_or_default());
+    let flow_text = || raw_json.clone().unwrap_or_else(|| flow_graph::pretty(config));
+    Ok(match plugin {
+        "four-emails" => {
+            let coupon_allowed = scope.0.is_some() && scope.1.is_some();
+            let mut form = four_emails.unwrap_or_else(|| FourEmailsForm::from_config(config, coupon_allowed));
+            let elsewhere = form.place(errors, notes);
+            (Editor::FourEmails(form), elsewhere)
+        }
+        "flow" => {
+            let graph = flow_graph::parse(config);
+            let counts = match binding_id {
+                Some(id) => state.app.store.flow_step_counts(signed.producer(), id).await?,
+                None => HashMap::new(),
+            };
+            let broken: HashSet<String> =
+                errors.iter().filter_map(|e| flow_graph::step_of(&e.path)).map(str::to_string).collect();
+            let svg = flow_graph::svg(&graph, &counts, &broken, t);
+            let steps = graph
+                .steps
+                .values()
+                .map(|s| {
+                    let c = counts.get(&s.id).copied().unwrap_or_default();
+                    (s.id.clone(), s.summary.clone(), flow_graph::counts_text(t, s.kind, &c))
+                })
+                .collect();
+            (Editor::Flow { json: flow_text(), view: FlowView { svg, steps } }, errors.to_vec())
+        }
+        _ => (Editor::Json { json: json_text() }, errors.to_vec()),
+    })
+}
+
+pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<ScopeQuery>) -> Response {
+    let lang = signed.lang;
+    let t = lang.strings();
+    let producer = signed.producer().to_string();
+    if q.plan().is_some() && q.product().is_none() {
+        return signed_error_page(
+            &signed,
+            Tab::Strategy,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t.plan_needs_product.to_string(),
+        );
+    }
+    let bindings = match state.app.store.bindings(&producer).await {
+        Ok(b) => b,
+        Err(e) => return internal(lang, e),
+    };
+    let existing = bindings.iter().find(|b| q.matches(b));
+    let plugin = match (q.plugin.trim(), existing) {
+        ("", Some(b)) => b.plugin.clone(),
+        ("", None) => "four-emails".to_string(),
+        (p, _) => p.to_string(),
+    };
+    let same_plugin = existing.filter(|b| b.plugin == plugin);
+    let config = same_plugin.map(|b| b.config.clone()).unwrap_or_else(|| starter_config(&plugin));
+    let request = PutBinding {
+        product_id: q.product().map(str::to_string),
+        plan_id: q.plan().map(str::to_string),
+        plugin: plugin.clone(),
+        config: config.clone(),
+        enabled: existing.is_none_or(|b| b.enabled),
+    };
+    // What the plugin says of the config now (remarks such as disabled emails).
+    let (summary, errors, notes) = match check(&state.app, &producer, &request).await {
+        Ok((_, CheckedConfig { summary, notes })) => (summary, Vec::new(), notes),
+        Err(problem) => (String::new(), problem_errors(problem), Vec::new()),
+    };
+    let page = edit_page(
+        &state,
+        &signed,
+        EditInput {
+            plugin,
+            config,
+            raw_json: None,
+            four_emails: None,
+            binding_id: same_plugin.map(|b| b.id.clone()),
+            product: q.product().map(str::to_string),
+            plan: q.plan().map(str::to_string),
+            enabled: request.enabled,
+            saved: q.saved.is_some(),
+            summary,
+            errors,
+            notes,
+        },
+    )
+    .await;
+    match page {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => internal(lang, e),
+    }
+}
+
+/// The field errors of a refusal (a problem with none is one error at `config`).
+pub fn problem_errors(problem: Problem) -> Vec<FieldError> {
+    if problem.errors.is_empty() {
+        vec![FieldError { path: "config".into(), message: problem.detail }]
+    } else {
+        problem.errors
+    }
+}
+
+pub struct EditInput {
+    pub plugin: String,
+    pub config: Value,
+    pub raw_json: Option<String>,
+    pub four_emails: Option<FourEmailsForm>,
+    pub binding_id: Option<String>,
+    pub product: Option<String>,
+    pub plan: Option<String>,
+    pub enabled: bool,
+    pub saved: bool,
+    pub summary: String,
+    pub errors: Vec<FieldError>,
+    pub notes: Vec<FieldError>,
+}
+
+async fn edit_page(
+    state: &ConsoleState,
+    signed: &Signed,
+    input: EditInput,
+) -> Result<EditPage, crate::store::StoreError> {
+    let t = signed.lang.strings();
+    let (editor, elsewhere) = editor(
+        state,
+        signed,
+        &input.plugin,
+        &input.config,
+        input.raw_json,
+        input.four_emails,
+        input.binding_id.as_deref(),
+        (input.product.as_deref(), input.plan.as_deref()),
+        &input.errors,
+        &input.notes,
+    )
+    .await?;
+    let scope = scope_label(t, input.product.as_deref(), input.plan.as_deref());
+    Ok(EditPage {
+        c: Chrome::signed(signed, Tab::Strategy, format!("{} · {scope}", t.strategy_title)),
+        scope,
+        product: input.product.unwrap_or_default(),
+        plan: input.plan.unwrap_or_default(),
+        plugin: input.plugin,
+        enabled: input.enabled,
+        saved: input.saved,
+        summary: input.summary,
+        editor,
+        errors: elsewhere,
+        notes: input.notes,
+    })
+}
+
+/// The config a strategy form describes: the four-emails fields, or the JSON of `config`.
+/// On a JSON syntax error: the error at `config`, and the text as typed.
+pub fn config_from_form(
+    t: &Strings,
+    plugin: &str,
+    form: &SignedForm,
+) -> (Result<Value, Vec<FieldError>>, Option<FourEmailsForm>, Option<String>) {
+    if plugin == "four-emails" && form.fields.contains_key("count") {
+        let coupon_allowed = form.get("product").is_some() && form.get("plan").is_some();
+        let fields = FourEmailsForm::from_fields(&form.fields, coupon_allowed);
+        (fields.config(t), Some(fields), None)
+    } else {
+        let text = form.raw("config").to_string();
+        let parsed = serde_json::from_str::<Value>(&text)
+            .map_err(|e| vec![FieldError { path: "config".into(), message: format!("{} ({e})", t.json_invalid) }]);
+        (parsed, None, Some(text))
+    }
+}
+
+pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
+    let signed = form.signed.clone();
+    let lang = signed.lang;
+    let t = lang.strings();
+    let producer = signed.producer().to_string();
+    let plugin = form.get("plugin").unwrap_or("four-emails").to_string();
+    let product = form.get("product").map(str::to_string);
+    let plan = form.get("plan").map(str::to_string);
+    let enabled = form.get("enabled").is_some();
+    let (config, four_emails, raw_json) = config_from_form(t, &plugin, &form);
+    let bindings = match state.app.store.bindings(&producer).await {
+        Ok(b) => b,
+        Err(e) => return internal(lang, e),
+    };
+    let existing = bindings.iter().find(|b| b.product_id == product && b.plan_id == plan);
+    let outcome = match &config {
+        Ok(config) => {
+            let request = PutBinding {
+                product_id: product.clone(),
+                plan_id: plan.clone(),
+                plugin: plugin.clone(),
+                config: config.clone(),
+                enabled,
+            };
+            crate::api::bindings::save(&state.app, &producer, &request).await.map_err(problem_errors)
+        }
+        Err(errors) => Err(errors.clone()),
+    };
+    match outcome {
+        Ok(_) => {
+            let qs = edit_qs(product.as_deref(), plan.as_deref(), &plugin);
+            Redirect::to(&format!("/console/strategy/edit?{qs}&saved=1")).into_response()
+        }
+        Err(errors) => {
+            let shown = config.clone().unwrap_or_else(|_| {
+                existing.filter(|b| b.plugin == plugin).map(|b| b.config.clone()).unwrap_or(Value::Null)
+            });
+            let page = edit_page(
+                state,
+                &signed,
+                EditInput {
+                    binding_id: existing.filter(|b| b.plugin == plugin).map(|b| b.id.clone()),
+                    plugin,
+                    config: shown,
+                    raw_json,
+                    four_emails,
+                    product,
+                    plan,
+                    enabled,
+                    saved: false,
+                    summary: String::new(),
+                    errors,
+                    notes: Vec::new(),
+                },
+            )
+            .await;
+            match page {
+                Ok(page) => render(StatusCode::UNPROCESSABLE_ENTITY, &page),
+                Err(e) => internal(lang, e),
+            }
+        }
+    }
+}
+
+pub async fn submit(State(state): State<ConsoleState>, form: SignedForm) -> Response {
+    save_form(&state, form).await
+}
+
+/// Enable or disable a binding (its config is checked again, as any save).
+pub async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Response {
+    let lang = form.signed.lang;
+    let producer = form.signed.producer().to_string();
+    let product = form.get("product").map(str::to_string);
+    let plan = form.get("plan").map(str::to_string);
+    let bindings = match state.app.store.bindings(&producer).await {
+        Ok(b) => b,
+        Err(e) => return internal(lang, e),
+    };
+    let Some(b) = bindings.into_iter().find(|b| b.product_id == product && b.plan_id == plan) else {
+        return signed_error_page(
+            &form.signed,
+            Tab::Strategy,
+            StatusCode::NOT_FOUND,
+            lang.strings().binding_not_found.to_string(),
+        );
+    };
+    let request = PutBinding {
+        product_id: b.product_id,
+        plan_id: b.plan_id,
+        plugin: b.plugin,
+        config: b.config,
+        enabled: form.get("enabled") == Some("1"),
+    };
+    match crate::api::bindings::save(&state.app, &producer, &request).await {
+        Ok(_) => Redirect::to("/console/strategy").into_response(),
+        Err(problem) => {
+            signed_error_page(&form.signed, Tab::Strategy, StatusCode::UNPROCESSABLE_ENTITY, problem.detail)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_read_with_either_decimal_mark() {
+        assert_eq!(parse_price("20"), Some(2000));
+        assert_eq!(parse_price("20,5"), Some(2050));
+        assert_eq!(parse_price("1.99"), Some(199));
+        for bad in ["", "-1", "1.999", "abc", "1.a"] {
+            assert_eq!(parse_price(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plugin_paths_land_on_their_email_field() {
+        assert_eq!(email_field("emails[1].after"), Some((1, "after")));
+        assert_eq!(email_field("emails[3]"), Some((3, "")));
+        assert_eq!(email_field("min_price_cents"), None);
+        let mut form = FourEmailsForm { count: 2, emails: blank_emails(), ..FourEmailsForm::default() };
+        let errors = vec![
+            FieldError { path: "config.emails[1].after".into(), message: "too soon".into() },
+            FieldError { path: "config.emails".into(), message: "at least 1".into() },
+        ];
+        let notes = vec![FieldError { path: "config.emails[0]".into(), message: "disabled: late".into() }];
+        let elsewhere = form.place(&errors, &notes);
+        assert_eq!(form.emails[1].error("after"), Some("too soon"));
+        assert_eq!(form.emails[0].disabled.as_deref(), Some("disabled: late"));
+        assert_eq!(elsewhere.len(), 1);
+    }
+}

@@ -1,0 +1,688 @@
+//! The producers' console. One test drives a real headless Chromium against a real `funnel
+//! serve` process on SQLite through a producer's whole day (one browser session for the
+//! binary), saving a screenshot of every page under the target dir; the others check over
+//! plain HTTP what a browser would hide: CSRF refusals, cookie flags, idle expiry, tenancy,
+//! escaping, the CSV guard, the language choice; and the console's store reads and sessions on
+//! SQLite and PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use funnel_host::api::{self, AppState, Secrets};
+use funnel_host::clock::VirtualClock;
+use funnel_host::console::{self, ConsoleState};
+use funnel_host::domain::PlatformEventType;
+use funnel_host::guests;
+use funnel_host::pipeline::{Pipeline, PipelineParts};
+use funnel_host::store::Database;
+use funnel_host::store::console::LeadFilter;
+use funnel_host::store::sessions::SessionPolicy;
+use serde_json::{Value, json};
+
+use crate::browser::{self, Browser};
+use crate::db::{BOTH, Db, fresh_store};
+use crate::harness::{Harness, T0, lead_id};
+
+const ADMIN: &str = "console-admin-token";
+const PLATFORM: &str = "console-platform-token";
+const HOSTILE_NAME: &str = "<script>alert(1)</script>";
+
+/// A `funnel serve` process on a fresh SQLite file; killed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("FUNNEL_LISTEN", "127.0.0.1:0")
+            .env("FUNNEL_DATABASE_URL", format!("sqlite:{}", dir.path().join("funnel.db").display()))
+            .env("FUNNEL_ADMIN_TOKEN", ADMIN)
+            .env("FUNNEL_PLATFORM_TOKEN", PLATFORM)
+            .env("FUNNEL_PLATFORM_SECRET", "console-secret")
+            .env("FUNNEL_CACHE_DIR", crate::support::compile_cache_dir())
+            // The daily stats roll up every second, so the chart shows today's leads at once.
+            .env("FUNNEL_STATS_ROLLUP_SCHEDULE", "* * * * * *")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("funnel serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().expect("serve printed its address").expect("line");
+            if let Some(rest) = line.strip_prefix("funnel listening on ") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        // Keep reading so the pipe never fills.
+        std::thread::spawn(move || for _ in lines {});
+        Serve { child, base, dir, http: reqwest::Client::new() }
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn producer(&self, name: &str) -> (String, String) {
+        let (status, body) = self.api(reqwest::Method::POST, "/v1/admin/producers", ADMIN, json!({"name": name})).await;
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_str().expect("id").into(), body["api_key"].as_str().expect("key").into())
+    }
+
+    async fn event(&self, id: &str, kind: &str, producer: &str, checkout: &str, email: &str, name: &str) -> String {
+        let body = json!({"id": id, "type": kind, "occurred_at": chrono::Utc::now().to_rfc3339(), "producer_id": producer,
+            "checkout": {"id": checkout, "email": email, "name": name,
+                         "price": {"amount_cents": 19_700, "currency": "BRL"}, "url": "https://pay.example/c"}});
+        let (status, body) = self.api(reqwest::Method::POST, "/v1/events", PLATFORM, body).await;
+        assert_eq!(status, 202, "{body}");
+        body["lead_id"].as_str().expect("lead id").to_string()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The flow the browser draws: a short wait (so counts move while the test watches), an email
+/// whose HTML carries a script that must not run in the preview, a long wait, a branch.
+fn test_flow() -> Value {
+    json!({
+        "start": "pause",
+        "on_purchase": "thanks",
+        "steps": {
+            "pause": {"wait": "4s", "next": "hello"},
+            "hello": {"email": {"subject": "Hi {{first_name}}",
+                "html": "<p id=\"greeting\">Hi {{first_name}}, <a href=\"{{checkout_url}}\">finish your order</a>.</p><script>document.body.insertAdjacentHTML('beforeend', '<p id=\"ran\">script ran</p>')</script><p><a href=\"{{unsubscribe_url}}\">unsubscribe</a></p>"},
+                "next": "linger"},
+            "linger": {"wait": "1h", "next": "clicked"},
+            "clicked": {"if": {"clicked": "hello"}, "then": "thanks", "else": "inactive"},
+            "thanks": {"email": {"subject": "Thank you", "html": "<p>Thank you!</p>", "kind": "transactional"}, "next": "end"},
+            "inactive": {"list": {"move": {"to": "inactive"}}, "next": "end"}
+        }
+    })
+}
+
+/// The counts a step's box shows: waiting, sent, clicked, recovered.
+async fn step_counts(b: &Browser, step: &str) -> Vec<i64> {
+    let Some(e) = b.try_find(&format!("g[data-step=\"{step}\"] .step-counts")).await else { return Vec::new() };
+    b.attribute(&e, "data-counts").await.unwrap_or_default().split(',').filter_map(|n| n.parse().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
+    if !browser::available() {
+        return;
+    }
+    let serve = Serve::start();
+    let base = serve.base.clone();
+    let (producer, key) = serve.producer("Loja da Ana").await;
+    let (other_producer, _) = serve.producer("Outra Loja").await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut b = Browser::start(shots.clone()).await;
+
+    // GET / leads to the console, which asks to sign in.
+    b.goto(&base).await;
+    assert!(b.url().await.ends_with("/console/login"), "{}", b.url().await);
+    b.screenshot("login").await;
+
+    // A wrong key is refused and says so.
+    b.fill("#api_key", "fk_not_a_key").await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(b.url().await.ends_with("/console/login"));
+    assert!(b.text("#login-error").await.contains("not right"), "{}", b.text("body").await);
+    b.screenshot("login-wrong-key").await;
+
+    // The right key signs in.
+    b.fill("#api_key", &key).await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(b.url().await.ends_with("/console/leads"), "{}", b.url().await);
+    assert!(b.text(".producer").await.contains("Loja da Ana"));
+    b.screenshot("leads-empty").await;
+
+    // Draw a flow: a new producer-wide binding of the flow plugin, its JSON pasted and saved.
+    b.goto(&format!("{base}/console/strategy/edit?plugin=flow")).await;
+    assert!(
+        b.try_find("svg.flow g[data-step=\"wait_10m\"]").await.is_some(),
+        "the reference flow is drawn to start from"
+    );
+    b.set_value("#config", &serde_json::to_string_pretty(&test_flow()).expect("json")).await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(b.try_find("#saved").await.is_some(), "flow saved: {}", b.text("body").await);
+    for step in ["pause", "hello", "linger", "clicked", "thanks", "inactive"] {
+        assert!(b.try_find(&format!("svg.flow g[data-step=\"{step}\"]")).await.is_some(), "{step} drawn");
+    }
+    let svg = b.text("svg.flow").await;
+    assert!(svg.contains("yes") && svg.contains("no") && svg.contains("on purchase"), "edges labelled: {svg}");
+    let flow_url = b.url().await;
+
+    // A lead posted through the API, named with a script tag.
+    let lead = serve.event("evt-1", "checkout.updated", &producer, "chk-1", "ana@example.com", HOSTILE_NAME).await;
+    // Its count moves: waiting at `pause`, then `hello` sent and waiting at `linger`.
+    b.reload_until(&flow_url, Duration::from_secs(3), "1 waiting at pause", || async {
+        step_counts(&b, "pause").await == [1, 0, 0, 0]
+    })
+    .await;
+    b.screenshot("flow-waiting-at-pause").await;
+    b.reload_until(&flow_url, Duration::from_secs(15), "hello sent, 1 waiting at linger", || async {
+        step_counts(&b, "pause").await == [0, 0, 0, 0]
+            && step_counts(&b, "hello").await == [0, 1, 0, 0]
+            && step_counts(&b, "linger").await == [1, 0, 0, 0]
+    })
+    .await;
+    b.screenshot("flow-after-email").await;
+
+    // The leads report lists it, the name as text: no dialog, no script element from it.
+    b.goto(&format!("{base}/console/leads")).await;
+    assert_eq!(b.alert().await, None, "no script ran");
+    let rows = b.find_all("table.leads tbody tr").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(b.text("table.leads tbody td[data-label=\"Name\"]").await, HOSTILE_NAME);
+    b.screenshot("leads").await;
+
+    // Its timeline, in order, and the preview of the email it got.
+    b.click_to_load("table.leads tbody a").await;
+    assert!(b.url().await.ends_with(&format!("/console/leads/{lead}")));
+    let timeline = b.text("ol.timeline").await;
+    let captured = timeline.find("lead captured").expect("capture in the timeline");
+    let timer = timeline.find("Timer fired").expect("timer in the timeline");
+    let sent = timeline.find("Email sent").expect("email in the timeline");
+    assert!(captured < timer && timer < sent, "in order: {timeline}");
+    assert!(timeline.contains(HOSTILE_NAME), "the subject shows the name as text");
+    assert_eq!(b.alert().await, None);
+    b.frame(Some("iframe.preview")).await;
+    assert!(b.text("#greeting").await.starts_with("Hi <script>alert(1)</script>"), "{}", b.text("body").await);
+    assert!(b.try_find("#ran").await.is_none(), "the email's script did not run in the preview");
+    b.frame(None).await;
+    b.screenshot("lead-timeline").await;
+
+    // A second producer's lead is neither listed nor reachable by id.
+    let other = serve.event("evt-b", "checkout.updated", &other_producer, "chk-b", "bia@example.com", "Bia").await;
+    b.goto(&format!("{base}/console/leads/{other}")).await;
+    assert!(b.text("body").await.contains("No lead of yours"), "{}", b.text("body").await);
+    b.screenshot("other-producers-lead").await;
+    b.goto(&format!("{base}/console/leads?q=bia")).await;
+    assert!(b.find_all("table.leads tbody tr").await.is_empty());
+
+    // four-emails for one product: a bad delay is refused at its field, a good one saved, and
+    // an email past 72 h is shown disabled, as the plugin reports it.
+    b.goto(&format!("{base}/console/strategy/edit?product=course-1&plugin=four-emails")).await;
+    b.select("#count", "4").await;
+    let emails = [("10m", "Volte, {{first_name}}"), ("24h", "Ainda quer?"), ("24h", "Última chance"), ("24h", "Tchau")];
+    for (i, (after, subject)) in emails.iter().enumerate() {
+        b.fill(&format!("#emails-{i}-after"), after).await;
+        b.fill(&format!("#emails-{i}-subject"), subject).await;
+        b.set_value(&format!("#emails-{i}-html"), "<p><a href=\"{{checkout_url}}\">Voltar</a></p>").await;
+    }
+    b.click_to_load("button[type=submit].primary").await;
+    let error = b.text("#err-emails-0-after").await;
+    assert!(error.contains("at least 20 minutes"), "error at the delay field: {}", b.text("body").await);
+    assert_eq!(b.attribute(&b.find("#emails-0-after").await, "aria-invalid").await.as_deref(), Some("true"));
+    b.screenshot("four-emails-bad-delay").await;
+    b.fill("#emails-0-after", "20m").await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(b.try_find("#saved").await.is_some(), "saved: {}", b.text("body").await);
+    assert!(b.text("#disabled-3").await.contains("past the 72-hour window"), "{}", b.text("body").await);
+    assert!(b.try_find("#disabled-2").await.is_none());
+    b.screenshot("four-emails-saved").await;
+
+    // The strategy list: both bindings with their scope, and a forged toggle is refused.
+    b.goto(&format!("{base}/console/strategy")).await;
+    let list = b.text("table").await;
+    assert!(list.contains("All products") && list.contains("Product course-1"), "{list}");
+    b.screenshot("strategy").await;
+    b.script("document.querySelectorAll('form input[name=csrf]').forEach(e => e.remove());", vec![]).await;
+    b.click_to_load("form[action=\"/console/strategy/toggle\"] button").await;
+    assert!(b.text("body").await.contains("security token"), "{}", b.text("body").await);
+    b.screenshot("csrf-refused").await;
+
+    // Try it: the four-emails binding, a lead that pays at 30 h.
+    b.goto(&format!("{base}/console/simulate")).await;
+    let option = b.find("#binding option:nth-child(2)").await;
+    let course = b.attribute(&option, "value").await.expect("binding id");
+    b.select("#binding", &course).await;
+    b.select("#ev0_type", "order.paid").await;
+    b.fill("#ev0_at", "30h").await;
+    b.click_to_load("button[type=submit].primary").await;
+    let out = b.text("table.sim-out").await;
+    assert!(out.contains("email-1") && out.contains("email-2"), "{}", b.text("body").await);
+    assert!(!out.contains("email-3"), "the purchase at 30 h stops the rest: {out}");
+    b.screenshot("simulate").await;
+    // A scenario error lands at its field.
+    b.fill("#ev0_at", "soon").await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(!b.text("#err-ev0_at").await.is_empty(), "{}", b.text("body").await);
+
+    // Upload a plugin; a component of the wrong world is refused with the API's words.
+    let wasm = serve.dir.path().join("test-guest.wasm");
+    std::fs::write(&wasm, guests::TEST_GUEST).expect("wasm written");
+    let wrong = serve.dir.path().join("wrong-world.wasm");
+    std::fs::write(&wrong, guests::WRONG_WORLD).expect("wasm written");
+    b.goto(&format!("{base}/console/plugins")).await;
+    b.fill("#component", &wrong.display().to_string()).await;
+    b.click_to_load("form[enctype] button[type=submit]").await;
+    let refusal = b.text("#upload-error").await;
+    let (status, api) = serve.api_bytes("/v1/plugins", &key, guests::WRONG_WORLD.to_vec()).await;
+    assert_eq!(status, 422);
+    assert_eq!(refusal, api["errors"][0]["message"].as_str().expect("message"), "same words as the API");
+    b.fill("#component", &wasm.display().to_string()).await;
+    b.click_to_load("form[enctype] button[type=submit]").await;
+    assert!(b.text("#uploaded").await.contains("test-guest"), "{}", b.text("body").await);
+    let listed = b.text(".plugin-list").await;
+    assert!(listed.contains("four-emails") && listed.contains("flow") && listed.contains("test-guest"));
+    assert!(listed.contains(&funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST)));
+    b.screenshot("plugins").await;
+
+    // The lead pays: the flow's thank-you goes out, `hello` is credited, and the stats say so.
+    serve.event("evt-2", "order.paid", &producer, "chk-1", "ana@example.com", HOSTILE_NAME).await;
+    b.reload_until(&flow_url, Duration::from_secs(15), "thanks sent and hello recovered", || async {
+        step_counts(&b, "thanks").await == [0, 1, 0, 0] && step_counts(&b, "hello").await == [0, 1, 0, 1]
+    })
+    .await;
+    b.screenshot("flow-after-purchase").await;
+    b.reload_until(&format!("{base}/console/stats"), Duration::from_secs(10), "stats", || async {
+        b.text("#kpi-recovered").await == "1" && b.find_all("svg.chart rect.bar.recovered").await.len() == 30
+    })
+    .await;
+    assert_eq!(b.text("#kpi-leads").await, "1");
+    assert_eq!(b.text("#kpi-conversion").await, "100.0%");
+    assert_eq!(b.text("#kpi-revenue").await, "R$197.00");
+    let per_message = b.text("#per-message").await;
+    assert!(per_message.contains("hello") && per_message.contains("R$197.00"), "{per_message}");
+    let (_, api_stats) = serve.api(reqwest::Method::GET, "/v1/stats", &key, Value::Null).await;
+    assert_eq!(api_stats["leads"], 1, "the same numbers as GET /v1/stats");
+    b.screenshot("stats").await;
+
+    // More leads, for a report that looks like a working day (the README's pictures).
+    for (i, (email, name, paid)) in [
+        ("bruno.lima@example.com", "Bruno Lima", true),
+        ("carla@example.com", "Carla Dias", false),
+        ("diego.r@example.com", "Diego Rocha", false),
+        ("elisa@example.com", "Elisa Martins", false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let checkout = format!("chk-more-{i}");
+        serve.event(&format!("evt-more-{i}"), "checkout.updated", &producer, &checkout, email, name).await;
+        if *paid {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            serve.event(&format!("evt-paid-{i}"), "order.paid", &producer, &checkout, email, name).await;
+        }
+    }
+    b.reload_until(&flow_url, Duration::from_secs(15), "the new leads at their steps", || async {
+        step_counts(&b, "hello").await.get(1).copied().unwrap_or(0) >= 2
+            && step_counts(&b, "pause").await.first() == Some(&3)
+    })
+    .await;
+    b.screenshot("flow-busy").await;
+    b.goto(&format!("{base}/console/leads")).await;
+    assert_eq!(b.find_all("table.leads tbody tr").await.len(), 5);
+    b.screenshot("leads-busy").await;
+
+    // Readable on a phone.
+    b.resize(390, 844).await;
+    b.goto(&format!("{base}/console/leads")).await;
+    b.screenshot("phone-leads").await;
+    b.goto(&format!("{base}/console/leads/{lead}")).await;
+    b.screenshot("phone-lead").await;
+    b.resize(1280, 900).await;
+
+    // Sign out: the session is over on the server, the console asks to sign in again.
+    b.goto(&format!("{base}/console/leads")).await;
+    b.click_to_load("form[action=\"/console/logout\"] button").await;
+    assert!(b.url().await.contains("/console/login"));
+    b.goto(&format!("{base}/console/leads")).await;
+    assert!(b.url().await.ends_with("/console/login"));
+    eprintln!("console screenshots: {}", shots.display());
+}
+
+impl Serve {
+    async fn api_bytes(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+        let r =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(token).body(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// An in-process server (API and console) over `store` on a virtual clock, for HTTP checks.
+struct Local {
+    base: String,
+    clock: Arc<VirtualClock>,
+    http: reqwest::Client,
+}
+
+async fn local(store: Database, public_url: &str) -> Local {
+    let clock = Arc::new(VirtualClock::new(T0));
+    let engine = Pipeline::new(PipelineParts {
+        store: store.clone(),
+        runtime: Arc::new(crate::support::runtime()),
+        clock: clock.clone(),
+        email: Arc::new(funnel_host::delivery::Discard),
+        sms: Arc::new(funnel_host::delivery::Discard),
+        public_url: public_url.into(),
+        rate_caps: (None, None),
+    });
+    let state = AppState {
+        store: store.clone(),
+        plugins: engine.plugins.clone(),
+        clock: clock.clone(),
+        secrets: Arc::new(Secrets {
+            admin_token: ADMIN.into(),
+            platform_token: PLATFORM.into(),
+            platform_secret: "s".into(),
+        }),
+        work: Arc::new(tokio::sync::Notify::new()),
+    };
+    let console = console::router(ConsoleState::new(state.clone(), public_url));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, api::router(state).merge(console)).await });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    Local { base, clock, http }
+}
+
+/// An engine harness whose producer's API key is known (to sign in with).
+async fn harness_with_key(store: &Database) -> (Harness, String) {
+    let mut h = Harness::attach(store.clone(), T0).await;
+    let producer = store.create_producer("Loja da Ana", T0).await.expect("producer");
+    h.producer = producer.id;
+    (h, producer.api_key)
+}
+
+/// A signed-in session: its cookie header and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("value").to_string()
+}
+
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or("").to_string()
+}
+
+impl Local {
+    async fn get(&self, path: &str, cookie: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).header("cookie", cookie).send().await.expect("get");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// Sign in with `key` as a browser would (the form's token matches its cookie).
+    async fn sign_in(&self, key: &str) -> (Session, Vec<String>) {
+        let r = self.http.get(format!("{}/console/login", self.base)).send().await.expect("form");
+        let login_cookie = cookie_pair(r.headers()["set-cookie"].to_str().expect("ascii"));
+        let csrf = hidden_csrf(&r.text().await.expect("html"));
+        let r = self.post("/console/login", &login_cookie, &[("csrf", &csrf), ("api_key", key)]).await;
+        assert_eq!(r.status().as_u16(), 303, "signed in");
+        let set_cookies: Vec<String> =
+            r.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").to_string()).collect();
+        let session_cookie =
+            cookie_pair(set_cookies.iter().find(|c| c.contains("funnel_session=")).expect("session cookie"));
+        let (_, html) = self.get("/console/strategy", &session_cookie).await;
+        (Session { cookie: session_cookie, csrf: hidden_csrf(&html) }, set_cookies)
+    }
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
+    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (h, key) = harness_with_key(&store).await;
+    h.bind_builtin("flow", &test_flow(), None, None).await;
+    let server = local(store.clone(), "http://127.0.0.1").await;
+    let (session, _) = server.sign_in(&key).await;
+
+    // Toggle without a token, with a wrong one: 403, the binding stays enabled.
+    for form in [vec![("product", ""), ("plan", ""), ("enabled", "0")], vec![("csrf", "forged"), ("enabled", "0")]] {
+        let r = server.post("/console/strategy/toggle", &session.cookie, &form).await;
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(r.text().await.unwrap_or_default().contains("security token"));
+    }
+    assert!(store.bindings(&h.producer).await.expect("bindings")[0].enabled);
+    // Sign-out without its token does not end the session.
+    assert_eq!(server.post("/console/logout", &session.cookie, &[]).await.status().as_u16(), 403);
+    assert_eq!(server.get("/console/leads", &session.cookie).await.0, 200);
+    // The sign-in form without its cookie's token is refused, even with the right key.
+    let r = server.post("/console/login", "", &[("csrf", "x"), ("api_key", &key)]).await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap_or("").contains("funnel_session=")));
+    // With the token, the toggle works.
+    let r =
+        server.post("/console/strategy/toggle", &session.cookie, &[("csrf", &session.csrf), ("enabled", "0")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(!store.bindings(&h.producer).await.expect("bindings")[0].enabled);
+}
+
+#[tokio::test]
+async fn sessions_are_http_only_strict_secure_on_https_and_end_when_idle_or_signed_out() {
+    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (_h, key) = harness_with_key(&store).await;
+
+    let plain = local(store.clone(), "http://127.0.0.1").await;
+    let (session, cookies) = plain.sign_in(&key).await;
+    let set = cookies.iter().find(|c| c.starts_with("funnel_session=")).expect("cookie");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");
+    // Idle for 29 minutes: still signed in (and the idle clock restarts); 31 more: over.
+    plain.clock.advance(29 * 60 * 1000);
+    assert_eq!(plain.get("/console/leads", &session.cookie).await.0, 200);
+    plain.clock.advance(29 * 60 * 1000);
+    assert_eq!(plain.get("/console/leads", &session.cookie).await.0, 200);
+    plain.clock.advance(31 * 60 * 1000);
+    let (status, _) = plain.get("/console/leads", &session.cookie).await;
+    assert_eq!(status, 303, "an idle session is over");
+
+    // Signing out ends the session on the server, not just in the browser.
+    let (session, _) = plain.sign_in(&key).await;
+    let r = plain.post("/console/logout", &session.cookie, &[("csrf", &session.csrf)]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(plain.get("/console/leads", &session.cookie).await.0, 303);
+    // Sign out everywhere ends every session of the producer.
+    let (one, _) = plain.sign_in(&key).await;
+    let (two, _) = plain.sign_in(&key).await;
+    plain.post("/console/logout", &one.cookie, &[("csrf", &one.csrf), ("everywhere", "1")]).await;
+    assert_eq!(plain.get("/console/leads", &two.cookie).await.0, 303);
+
+    let https = local(store.clone(), "https://funnel.example").await;
+    let (_, cookies) = https.sign_in(&key).await;
+    let set = cookies.iter().find(|c| c.contains("funnel_session=")).expect("cookie");
+    assert!(set.starts_with("__Host-funnel_session=") && set.contains("; Secure") && set.contains("Path=/;"), "{set}");
+    // A wrong key is refused with 401 and no session.
+    let r = https.http.get(format!("{}/console/login", https.base)).send().await.expect("form");
+    let login_cookie = cookie_pair(r.headers()["set-cookie"].to_str().expect("ascii"));
+    let csrf = hidden_csrf(&r.text().await.expect("html"));
+    let r = https.post("/console/login", &login_cookie, &[("csrf", &csrf), ("api_key", "fk_wrong")]).await;
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
+    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (a, key) = harness_with_key(&store).await;
+    a.bind_builtin("flow", &test_flow(), None, None).await;
+    let other = store.create_producer("Outra Loja", T0).await.expect("producer");
+    let (b_producer, b_key) = (other.id, other.api_key);
+    let mine = lead_id(&a.post("e1", PlatformEventType::CheckoutUpdated, "chk-a", None).await);
+    store.note(&mine, T0, "log", HOSTILE_NAME).await.expect("a hostile line in the timeline");
+    let theirs = {
+        let event = funnel_host::domain::PlatformEvent {
+            id: "e2".into(),
+            kind: PlatformEventType::CheckoutUpdated,
+            occurred_at_ms: T0,
+            producer_id: b_producer.clone(),
+            checkout: funnel_host::domain::Checkout {
+                id: "chk-b".into(),
+                email: Some("bia@example.com".into()),
+                name: Some("=HYPERLINK(\"http://evil\")".into()),
+                phone: None,
+                product_id: None,
+                plan_id: None,
+                price: None,
+                url: None,
+            },
+        };
+        lead_id(&store.ingest(&event, T0).await.expect("ingest"))
+    };
+    a.settle().await;
+    a.at(5_000).await; // past `pause`: the flow's email is sent
+    let server = local(store.clone(), "http://127.0.0.1").await;
+    let (session, _) = server.sign_in(&key).await;
+
+    let (status, html) = server.get("/console/leads", &session.cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!("/console/leads/{mine}")) && !html.contains(&theirs) && !html.contains("bia@"));
+    let (status, _) = server.get(&format!("/console/leads/{theirs}"), &session.cookie).await;
+    assert_eq!(status, 404, "another producer's lead is not reachable by id");
+    let (_, csv) = server.get("/console/leads.csv", &session.cookie).await;
+    assert!(csv.contains(&mine) && !csv.contains(&theirs), "{csv}");
+    // The same over the API.
+    let r = server.http.get(format!("{}/v1/leads/{theirs}", server.base)).bearer_auth(&key).send().await.expect("api");
+    assert_eq!(r.status().as_u16(), 404);
+
+    // The lead page shows hostile text as text.
+    let (_, html) = server.get(&format!("/console/leads/{mine}"), &session.cookie).await;
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") && !html.contains(HOSTILE_NAME),
+        "escaped: {html}"
+    );
+    // Its email's preview is served with a sandbox policy; another producer cannot fetch it.
+    let message = store.lead_messages(&a.producer, &mine).await.expect("messages");
+    let message = &message.first().expect("the flow sent an email").id;
+    let preview = format!("/console/leads/{mine}/messages/{message}/preview");
+    let r = server
+        .http
+        .get(format!("{}{preview}", server.base))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .expect("preview");
+    let csp = r.headers()["content-security-policy"].to_str().expect("ascii").to_string();
+    assert!(csp.starts_with("sandbox;") && !csp.contains("allow-scripts"), "{csp}");
+    let (b_session, _) = server.sign_in(&b_key).await;
+    assert_eq!(server.get(&preview, &b_session.cookie).await.0, 404);
+    // A formula in a name is made inert in the CSV.
+    let (_, csv) = server.get("/console/leads.csv", &b_session.cookie).await;
+    assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""), "{csv}");
+}
+
+#[tokio::test]
+async fn pages_speak_brazilian_portuguese_when_the_browser_asks() {
+    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let server = local(store, "http://127.0.0.1").await;
+    let get = |lang: &'static str| {
+        let http = server.http.clone();
+        let url = format!("{}/console/login", server.base);
+        async move { http.get(url).header("accept-language", lang).send().await.expect("get").text().await.expect("text") }
+    };
+    let pt = get("pt-BR,pt;q=0.9,en;q=0.8").await;
+    assert!(pt.contains("lang=\"pt-BR\"") && pt.contains("Chave de API") && pt.contains("name=\"api_key\""));
+    let en = get("en-GB,en;q=0.9").await;
+    assert!(en.contains("lang=\"en\"") && en.contains("API key"));
+    // `GET /` sends a browser to the console.
+    let r = server.http.get(format!("{}/", server.base)).send().await.expect("get");
+    assert_eq!(r.headers()["location"], "/console/");
+}
+
+#[tokio::test]
+async fn console_reads_and_sessions_hold_on_both_databases() {
+    for db in BOTH {
+        let Some(store) = fresh_store(db).await else { continue };
+        let h = Harness::new(store.clone(), T0).await;
+        h.bind_builtin("flow", &test_flow(), None, None).await;
+        let binding = store.bindings(&h.producer).await.expect("bindings")[0].id.clone();
+        let ana = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", Some("course-1")).await);
+        h.settle().await;
+        h.at(1000).await;
+        let bia = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "bia", None).await);
+        h.settle().await;
+        h.at(5_000).await; // both past `pause`: `hello` sent to each, both waiting at `linger`
+        h.post("e3", PlatformEventType::OrderPaid, "ana", Some("course-1")).await;
+        h.at(6_000).await;
+
+        let all = store.console_leads(&h.producer, &LeadFilter::default(), None, 10).await.expect("leads");
+        assert_eq!(all.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [bia.as_str(), ana.as_str()], "{db:?}");
+        assert_eq!(all[0].last_message.as_ref().map(|m| m.0.as_str()), Some("hello"));
+        let page = store
+            .console_leads(&h.producer, &LeadFilter::default(), Some((all[0].captured_at, all[0].id.clone())), 10)
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 1, "{db:?}: the cursor moves past the first");
+        let filter = |f: LeadFilter| {
+            let store = store.clone();
+            let producer = h.producer.clone();
+            async move { store.console_leads(&producer, &f, None, 10).await.expect("leads").len() }
+        };
+        assert_eq!(filter(LeadFilter { status: Some("recovered".into()), ..LeadFilter::default() }).await, 1, "{db:?}");
+        assert_eq!(filter(LeadFilter { product_id: Some("course-1".into()), ..LeadFilter::default() }).await, 1);
+        assert_eq!(filter(LeadFilter { email_contains: Some("BIA@".into()), ..LeadFilter::default() }).await, 1);
+        assert_eq!(filter(LeadFilter { email_contains: Some("%".into()), ..LeadFilter::default() }).await, 0);
+        assert_eq!(filter(LeadFilter { captured_from: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
+        assert_eq!(filter(LeadFilter { captured_to: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
+
+        let counts = store.flow_step_counts(&h.producer, &binding).await.expect("counts");
+        assert_eq!(counts["linger"].waiting, 1, "{db:?}: bia waits; ana bought and left");
+        assert_eq!((counts["hello"].sent, counts["hello"].recovered), (2, 1), "{db:?}");
+        assert_eq!(counts["thanks"].sent, 1, "{db:?}");
+        let day = T0 / 86_400_000;
+        let revenue = store.daily_revenue(&h.producer, day, day).await.expect("revenue");
+        assert_eq!(revenue.len(), 1, "{db:?}");
+        assert_eq!((revenue[0].day, revenue[0].amount_cents), (day, 9700));
+        assert_eq!(store.revenue_by_tag(&h.producer).await.expect("by tag"), [("hello".into(), "BRL".into(), 9700)]);
+        assert_eq!(store.leads_per_binding(&h.producer).await.expect("served")[&binding], 2);
+        h.bind_test_guest("ok", Some("p"), None).await;
+        let plugins = store.plugin_rows(&h.producer).await.expect("plugins");
+        assert_eq!(plugins[0].size, guests::TEST_GUEST.len() as i64, "{db:?}");
+        let events = store.lead_events(&h.producer, &ana).await.expect("events");
+        assert!(events.iter().any(|e| e.kind == "timer"), "{db:?}");
+        assert!(store.lead_events("someone-else", &ana).await.expect("events").is_empty());
+
+        // Sessions: live while used, over when idle, revocable, hashed at rest.
+        let policy = SessionPolicy { idle_ms: 1000, max_age_ms: 10_000 };
+        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+        let found = store.session(&s.token, policy, T0 + 900).await.expect("read").expect("live");
+        assert_eq!((found.producer_id.as_str(), found.csrf.as_str()), (h.producer.as_str(), s.csrf.as_str()));
+        assert!(store.session(&s.token, policy, T0 + 2000).await.expect("read").is_none(), "{db:?}: idle");
+        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+        store.end_producer_sessions(&h.producer).await.expect("revoke");
+        assert!(store.session(&s.token, policy, T0).await.expect("read").is_none(), "{db:?}: revoked");
+        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+        assert!(store.session(&format!("{}x", s.token), policy, T0).await.expect("read").is_none());
+    }
+}
