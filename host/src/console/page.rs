@@ -163,7 +163,7 @@ pub fn duration(seconds: i64) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect();
-    if parts.is_empty() { "0s".into() } else { parts.into_iter().take(2).collect::<Vec<_>>().join(" ") }
+    if parts.is_empty() { "0s".into() } else { parts.into_iter().take(3).collect::<Vec<_>>().join(" ") }
 }
 
 #[cfg(test)]
@@ -181,7 +181,8 @@ mod tests {
     #[test]
     fn durations_are_short() {
         assert_eq!(duration(1200), "20m");
-        assert_eq!(duration(5 * 3600 + 1200 + 7), "5h 20m");
+        assert_eq!(duration(5 * 3600 + 1200 + 7), "5h 20m 7s");
         assert_eq!(duration(0), "0s");
+        assert_eq!(duration(86_400 + 5 * 3600 + 1200), "1d 5h 20m");
     }
 }

@@ -124,7 +124,7 @@ impl SimulatePage {
             ("price", t.cart_value, &s.price, "text"),
             ("currency", t.currency, &s.currency, "text"),
             ("lead_product", t.product, &s.product, "text"),
-            ("lead_plan", t.plan, &s.plan, "text"),
+            ("lead_plan", t.plan_label, &s.plan, "text"),
             ("until", t.sim_until, &s.until, "text"),
         ]
         .into_iter()

@@ -5,8 +5,6 @@
 //! escaping, the CSV guard, the language choice; and the console's store reads and sessions on
 //! SQLite and PostgreSQL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,64 +20,39 @@ use funnel_host::store::sessions::SessionPolicy;
 use serde_json::{Value, json};
 
 use crate::browser::{self, Browser};
-use crate::db::{BOTH, Db, fresh_store};
+use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id};
+use crate::process::{self, ADMIN, PLATFORM};
 
-const ADMIN: &str = "console-admin-token";
-const PLATFORM: &str = "console-platform-token";
 const HOSTILE_NAME: &str = "<script>alert(1)</script>";
 
-/// A `funnel serve` process on a fresh SQLite file; killed on drop.
+/// A `funnel serve` process (`process::spawn_with`) on a fresh SQLite file, and its API.
 struct Serve {
-    child: Child,
+    process: process::Serve,
     base: String,
     dir: tempfile::TempDir,
-    http: reqwest::Client,
 }
 
 impl Serve {
     fn start() -> Serve {
         let dir = tempfile::tempdir().expect("dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("FUNNEL_LISTEN", "127.0.0.1:0")
-            .env("FUNNEL_DATABASE_URL", format!("sqlite:{}", dir.path().join("funnel.db").display()))
-            .env("FUNNEL_ADMIN_TOKEN", ADMIN)
-            .env("FUNNEL_PLATFORM_TOKEN", PLATFORM)
-            .env("FUNNEL_PLATFORM_SECRET", "console-secret")
-            .env("FUNNEL_CACHE_DIR", crate::support::compile_cache_dir())
-            // The daily stats roll up every second, so the chart shows today's leads at once.
-            .env("FUNNEL_STATS_ROLLUP_SCHEDULE", "* * * * * *")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("funnel serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines.next().expect("serve printed its address").expect("line");
-            if let Some(rest) = line.strip_prefix("funnel listening on ") {
-                break rest.split_whitespace().next().expect("address").to_string();
-            }
-        };
-        // Keep reading so the pipe never fills.
-        std::thread::spawn(move || for _ in lines {});
-        Serve { child, base, dir, http: reqwest::Client::new() }
+        let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
+        let cache = crate::support::compile_cache_dir();
+        let process = process::spawn_with(
+            &url,
+            dir.path(),
+            &[
+                ("FUNNEL_CACHE_DIR", &cache.display().to_string()),
+                // The daily stats roll up every second, so the chart shows today's leads at once.
+                ("FUNNEL_STATS_ROLLUP_SCHEDULE", "* * * * * *"),
+            ],
+        );
+        Serve { base: process.base.clone(), process, dir }
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let body = if body.is_null() { String::new() } else { body.to_string() };
+        self.process.send(method, path, token, body).await
     }
 
     async fn producer(&self, name: &str) -> (String, String) {
@@ -92,16 +65,9 @@ impl Serve {
         let body = json!({"id": id, "type": kind, "occurred_at": chrono::Utc::now().to_rfc3339(), "producer_id": producer,
             "checkout": {"id": checkout, "email": email, "name": name,
                          "price": {"amount_cents": 19_700, "currency": "BRL"}, "url": "https://pay.example/c"}});
-        let (status, body) = self.api(reqwest::Method::POST, "/v1/events", PLATFORM, body).await;
+        let (status, body) = self.process.post_event(&body).await;
         assert_eq!(status, 202, "{body}");
         body["lead_id"].as_str().expect("lead id").to_string()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -168,6 +134,15 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
         b.try_find("svg.flow g[data-step=\"wait_10m\"]").await.is_some(),
         "the reference flow is drawn to start from"
     );
+    // A broken step first: the plugin's error names it, and its box is marked on the drawing.
+    let mut broken = test_flow();
+    broken["steps"]["hello"]["email"]["subject"] = json!("");
+    b.set_value("#config", &serde_json::to_string_pretty(&broken).expect("json")).await;
+    b.click_to_load("button[type=submit].primary").await;
+    assert!(b.text("#form-errors").await.contains("config.steps.hello.email.subject"), "{}", b.text("body").await);
+    assert!(b.try_find("svg.flow g.broken[data-step=\"hello\"]").await.is_some(), "the broken step is marked");
+    assert!(b.try_find("svg.flow g.broken[data-step=\"pause\"]").await.is_none());
+    b.screenshot("flow-error").await;
     b.set_value("#config", &serde_json::to_string_pretty(&test_flow()).expect("json")).await;
     b.click_to_load("button[type=submit].primary").await;
     assert!(b.try_find("#saved").await.is_some(), "flow saved: {}", b.text("body").await);
@@ -247,6 +222,16 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     assert!(b.text("#disabled-3").await.contains("past the 72-hour window"), "{}", b.text("body").await);
     assert!(b.try_find("#disabled-2").await.is_none());
     b.screenshot("four-emails-saved").await;
+    // "Try it first" runs the form as edited, before saving: the 3rd email after 20m + 24h.
+    b.fill("#emails-1-after", "5h").await;
+    b.click_to_load("button[formaction=\"/console/simulate\"]").await;
+    let out = b.text("table.sim-out").await;
+    assert!(
+        out.contains("email-2") && out.contains("5h 20m"),
+        "the unsaved delay is simulated: {}",
+        b.text("body").await
+    );
+    b.screenshot("try-it-from-the-editor").await;
 
     // The strategy list: both bindings with their scope, and a forged toggle is refused.
     b.goto(&format!("{base}/console/strategy")).await;
@@ -284,7 +269,8 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     b.fill("#component", &wrong.display().to_string()).await;
     b.click_to_load("form[enctype] button[type=submit]").await;
     let refusal = b.text("#upload-error").await;
-    let (status, api) = serve.api_bytes("/v1/plugins", &key, guests::WRONG_WORLD.to_vec()).await;
+    let (status, api) =
+        serve.process.send(reqwest::Method::POST, "/v1/plugins", &key, guests::WRONG_WORLD.to_vec()).await;
     assert_eq!(status, 422);
     assert_eq!(refusal, api["errors"][0]["message"].as_str().expect("message"), "same words as the API");
     b.fill("#component", &wasm.display().to_string()).await;
@@ -357,15 +343,6 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     b.goto(&format!("{base}/console/leads")).await;
     assert!(b.url().await.ends_with("/console/login"));
     eprintln!("console screenshots: {}", shots.display());
-}
-
-impl Serve {
-    async fn api_bytes(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
-        let r =
-            self.http.post(format!("{}{path}", self.base)).bearer_auth(token).body(body).send().await.expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
 }
 
 /// An in-process server (API and console) over `store` on a virtual clock, for HTTP checks.
@@ -464,7 +441,7 @@ impl Local {
 
 #[tokio::test]
 async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
-    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
     let (h, key) = harness_with_key(&store).await;
     h.bind_builtin("flow", &test_flow(), None, None).await;
     let server = local(store.clone(), "http://127.0.0.1").await;
@@ -493,7 +470,7 @@ async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn sessions_are_http_only_strict_secure_on_https_and_end_when_idle_or_signed_out() {
-    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
     let (_h, key) = harness_with_key(&store).await;
 
     let plain = local(store.clone(), "http://127.0.0.1").await;
@@ -534,7 +511,7 @@ async fn sessions_are_http_only_strict_secure_on_https_and_end_when_idle_or_sign
 
 #[tokio::test]
 async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
-    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
     let (a, key) = harness_with_key(&store).await;
     a.bind_builtin("flow", &test_flow(), None, None).await;
     let other = store.create_producer("Outra Loja", T0).await.expect("producer");
@@ -604,7 +581,7 @@ async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
 
 #[tokio::test]
 async fn pages_speak_brazilian_portuguese_when_the_browser_asks() {
-    let store = fresh_store(Db::Sqlite).await.expect("sqlite");
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
     let server = local(store, "http://127.0.0.1").await;
     let get = |lang: &'static str| {
         let http = server.http.clone();
@@ -620,69 +597,71 @@ async fn pages_speak_brazilian_portuguese_when_the_browser_asks() {
     assert_eq!(r.headers()["location"], "/console/");
 }
 
-#[tokio::test]
-async fn console_reads_and_sessions_hold_on_both_databases() {
-    for db in BOTH {
-        let Some(store) = fresh_store(db).await else { continue };
-        let h = Harness::new(store.clone(), T0).await;
-        h.bind_builtin("flow", &test_flow(), None, None).await;
-        let binding = store.bindings(&h.producer).await.expect("bindings")[0].id.clone();
-        let ana = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", Some("course-1")).await);
-        h.settle().await;
-        h.at(1000).await;
-        let bia = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "bia", None).await);
-        h.settle().await;
-        h.at(5_000).await; // both past `pause`: `hello` sent to each, both waiting at `linger`
-        h.post("e3", PlatformEventType::OrderPaid, "ana", Some("course-1")).await;
-        h.at(6_000).await;
+on_both!(console_reads_and_sessions_hold);
 
-        let all = store.console_leads(&h.producer, &LeadFilter::default(), None, 10).await.expect("leads");
-        assert_eq!(all.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [bia.as_str(), ana.as_str()], "{db:?}");
-        assert_eq!(all[0].last_message.as_ref().map(|m| m.0.as_str()), Some("hello"));
-        let page = store
-            .console_leads(&h.producer, &LeadFilter::default(), Some((all[0].captured_at, all[0].id.clone())), 10)
-            .await
-            .expect("page");
-        assert_eq!(page.len(), 1, "{db:?}: the cursor moves past the first");
-        let filter = |f: LeadFilter| {
-            let store = store.clone();
-            let producer = h.producer.clone();
-            async move { store.console_leads(&producer, &f, None, 10).await.expect("leads").len() }
-        };
-        assert_eq!(filter(LeadFilter { status: Some("recovered".into()), ..LeadFilter::default() }).await, 1, "{db:?}");
-        assert_eq!(filter(LeadFilter { product_id: Some("course-1".into()), ..LeadFilter::default() }).await, 1);
-        assert_eq!(filter(LeadFilter { email_contains: Some("BIA@".into()), ..LeadFilter::default() }).await, 1);
-        assert_eq!(filter(LeadFilter { email_contains: Some("%".into()), ..LeadFilter::default() }).await, 0);
-        assert_eq!(filter(LeadFilter { captured_from: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
-        assert_eq!(filter(LeadFilter { captured_to: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
+async fn console_reads_and_sessions_hold(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store.clone(), T0).await;
+    h.bind_builtin("flow", &test_flow(), None, None).await;
+    let binding = store.bindings(&h.producer).await.expect("bindings")[0].id.clone();
+    let ana = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", Some("course-1")).await);
+    h.settle().await;
+    h.at(1000).await;
+    let bia = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "bia", None).await);
+    h.settle().await;
+    h.at(5_000).await; // both past `pause`: `hello` sent to each, both waiting at `linger`
+    h.post("e3", PlatformEventType::OrderPaid, "ana", Some("course-1")).await;
+    h.at(6_000).await;
 
-        let counts = store.flow_step_counts(&h.producer, &binding).await.expect("counts");
-        assert_eq!(counts["linger"].waiting, 1, "{db:?}: bia waits; ana bought and left");
-        assert_eq!((counts["hello"].sent, counts["hello"].recovered), (2, 1), "{db:?}");
-        assert_eq!(counts["thanks"].sent, 1, "{db:?}");
-        let day = T0 / 86_400_000;
-        let revenue = store.daily_revenue(&h.producer, day, day).await.expect("revenue");
-        assert_eq!(revenue.len(), 1, "{db:?}");
-        assert_eq!((revenue[0].day, revenue[0].amount_cents), (day, 9700));
-        assert_eq!(store.revenue_by_tag(&h.producer).await.expect("by tag"), [("hello".into(), "BRL".into(), 9700)]);
-        assert_eq!(store.leads_per_binding(&h.producer).await.expect("served")[&binding], 2);
-        h.bind_test_guest("ok", Some("p"), None).await;
-        let plugins = store.plugin_rows(&h.producer).await.expect("plugins");
-        assert_eq!(plugins[0].size, guests::TEST_GUEST.len() as i64, "{db:?}");
-        let events = store.lead_events(&h.producer, &ana).await.expect("events");
-        assert!(events.iter().any(|e| e.kind == "timer"), "{db:?}");
-        assert!(store.lead_events("someone-else", &ana).await.expect("events").is_empty());
+    let all = store.console_leads(&h.producer, &LeadFilter::default(), None, 10).await.expect("leads");
+    assert_eq!(all.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [bia.as_str(), ana.as_str()], "{db:?}");
+    assert_eq!(all[0].last_message.as_ref().map(|m| m.0.as_str()), Some("hello"));
+    let page = store
+        .console_leads(&h.producer, &LeadFilter::default(), Some((all[0].captured_at, all[0].id.clone())), 10)
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 1, "{db:?}: the cursor moves past the first");
+    let filter = |f: LeadFilter| {
+        let store = store.clone();
+        let producer = h.producer.clone();
+        async move { store.console_leads(&producer, &f, None, 10).await.expect("leads").len() }
+    };
+    assert_eq!(filter(LeadFilter { status: Some("recovered".into()), ..LeadFilter::default() }).await, 1, "{db:?}");
+    assert_eq!(filter(LeadFilter { product_id: Some("course-1".into()), ..LeadFilter::default() }).await, 1);
+    assert_eq!(filter(LeadFilter { email_contains: Some("BIA@".into()), ..LeadFilter::default() }).await, 1);
+    assert_eq!(filter(LeadFilter { email_contains: Some("%".into()), ..LeadFilter::default() }).await, 0);
+    assert_eq!(filter(LeadFilter { captured_from: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
+    assert_eq!(filter(LeadFilter { captured_to: Some(T0 + 500), ..LeadFilter::default() }).await, 1);
 
-        // Sessions: live while used, over when idle, revocable, hashed at rest.
-        let policy = SessionPolicy { idle_ms: 1000, max_age_ms: 10_000 };
-        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
-        let found = store.session(&s.token, policy, T0 + 900).await.expect("read").expect("live");
-        assert_eq!((found.producer_id.as_str(), found.csrf.as_str()), (h.producer.as_str(), s.csrf.as_str()));
-        assert!(store.session(&s.token, policy, T0 + 2000).await.expect("read").is_none(), "{db:?}: idle");
-        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
-        store.end_producer_sessions(&h.producer).await.expect("revoke");
-        assert!(store.session(&s.token, policy, T0).await.expect("read").is_none(), "{db:?}: revoked");
-        let s = store.create_session(&h.producer, policy, T0).await.expect("session");
-        assert!(store.session(&format!("{}x", s.token), policy, T0).await.expect("read").is_none());
-    }
+    let counts = store.flow_step_counts(&h.producer, &binding).await.expect("counts");
+    assert_eq!(counts["linger"].waiting, 1, "{db:?}: bia waits; ana bought and left");
+    assert_eq!((counts["hello"].sent, counts["hello"].recovered), (2, 1), "{db:?}");
+    assert_eq!(counts["thanks"].sent, 1, "{db:?}");
+    let day = T0 / 86_400_000;
+    let revenue = store.daily_revenue(&h.producer, day, day).await.expect("revenue");
+    assert_eq!(revenue.len(), 1, "{db:?}");
+    assert_eq!((revenue[0].day, revenue[0].amount_cents), (day, 9700));
+    assert_eq!(store.revenue_by_tag(&h.producer).await.expect("by tag"), [("hello".into(), "BRL".into(), 9700)]);
+    assert_eq!(store.leads_per_binding(&h.producer).await.expect("served")[&binding], 2);
+    h.bind_test_guest("ok", Some("p"), None).await;
+    let plugins = store.plugin_rows(&h.producer).await.expect("plugins");
+    assert_eq!(plugins[0].size, guests::TEST_GUEST.len() as i64, "{db:?}");
+    let events = store.lead_events(&h.producer, &ana).await.expect("events");
+    assert!(events.iter().any(|e| e.kind == "timer"), "{db:?}");
+    assert!(store.lead_events("someone-else", &ana).await.expect("events").is_empty());
+
+    // Sessions: live while used, over when idle, revocable, hashed at rest.
+    let policy = SessionPolicy { idle_ms: 1000, max_age_ms: 10_000 };
+    let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+    let found = store.session(&s.token, policy, T0 + 900).await.expect("read").expect("live");
+    assert_eq!((found.producer_id.as_str(), found.csrf.as_str()), (h.producer.as_str(), s.csrf.as_str()));
+    assert!(store.session(&s.token, policy, T0 + 2000).await.expect("read").is_none(), "{db:?}: idle");
+    let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+    store.end_producer_sessions(&h.producer).await.expect("revoke");
+    assert!(store.session(&s.token, policy, T0).await.expect("read").is_none(), "{db:?}: revoked");
+    let s = store.create_session(&h.producer, policy, T0).await.expect("session");
+    assert!(store.session(&format!("{}x", s.token), policy, T0).await.expect("read").is_none());
+    let by_token = format!("SELECT COUNT(*) FROM console_sessions WHERE token_hash = '{}'", s.token);
+    assert_eq!(test_db.count(&by_token).await, 0, "{db:?}: the token is stored hashed");
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM console_sessions").await, 1);
 }

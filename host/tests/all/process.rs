@@ -26,6 +26,11 @@ impl Drop for Serve {
 /// Start `funnel serve` on database `url`, working in `dir` (its outbox and compile cache),
 /// on a free port; returns once it listens.
 pub fn spawn(url: &str, dir: &std::path::Path) -> Serve {
+    spawn_with(url, dir, &[])
+}
+
+/// Like [`spawn`], with more `FUNNEL_*` settings.
+pub fn spawn_with(url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -34,6 +39,7 @@ pub fn spawn(url: &str, dir: &std::path::Path) -> Serve {
         .env("FUNNEL_PLATFORM_TOKEN", PLATFORM)
         .env("FUNNEL_PLATFORM_SECRET", "secret")
         .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -37,6 +37,7 @@ pub const EN: Strings = Strings {
     status: "Status",
     any_status: "Any status",
     product: "Product",
+    plan_label: "Plan",
     plan: "plan",
     any_product: "Any product",
     captured_from: "Captured from",

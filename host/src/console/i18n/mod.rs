@@ -100,6 +100,7 @@ pub struct Strings {
     pub status: &'static str,
     pub any_status: &'static str,
     pub product: &'static str,
+    pub plan_label: &'static str,
     pub plan: &'static str,
     pub any_product: &'static str,
     pub captured_from: &'static str,

@@ -37,6 +37,7 @@ pub const PT_BR: Strings = Strings {
     status: "Status",
     any_status: "Qualquer status",
     product: "Produto",
+    plan_label: "Plano",
     plan: "plano",
     any_product: "Qualquer produto",
     captured_from: "Capturado de",
