@@ -78,7 +78,7 @@ fn test_flow() -> Value {
         "start": "pause",
         "on_purchase": "thanks",
         "steps": {
-            "pause": {"wait": "4s", "next": "hello"},
+            "pause": {"wait": "8s", "next": "hello"},
             "hello": {"email": {"subject": "Hi {{first_name}}",
                 "html": "<p id=\"greeting\">Hi {{first_name}}, <a href=\"{{checkout_url}}\">finish your order</a>.</p><script>document.body.insertAdjacentHTML('beforeend', '<p id=\"ran\">script ran</p>')</script><p><a href=\"{{unsubscribe_url}}\">unsubscribe</a></p>"},
                 "next": "linger"},
@@ -156,12 +156,12 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     // A lead posted through the API, named with a script tag.
     let lead = serve.event("evt-1", "checkout.updated", &producer, "chk-1", "ana@example.com", HOSTILE_NAME).await;
     // Its count moves: waiting at `pause`, then `hello` sent and waiting at `linger`.
-    b.reload_until(&flow_url, Duration::from_secs(3), "1 waiting at pause", || async {
+    b.reload_until(&flow_url, Duration::from_secs(6), "1 waiting at pause", || async {
         step_counts(&b, "pause").await == [1, 0, 0, 0]
     })
     .await;
     b.screenshot("flow-waiting-at-pause").await;
-    b.reload_until(&flow_url, Duration::from_secs(15), "hello sent, 1 waiting at linger", || async {
+    b.reload_until(&flow_url, Duration::from_secs(30), "hello sent, 1 waiting at linger", || async {
         step_counts(&b, "pause").await == [0, 0, 0, 0]
             && step_counts(&b, "hello").await == [0, 1, 0, 0]
             && step_counts(&b, "linger").await == [1, 0, 0, 0]
@@ -314,12 +314,11 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
         let checkout = format!("chk-more-{i}");
         serve.event(&format!("evt-more-{i}"), "checkout.updated", &producer, &checkout, email, name).await;
         if *paid {
-            tokio::time::sleep(Duration::from_secs(5)).await;
             serve.event(&format!("evt-paid-{i}"), "order.paid", &producer, &checkout, email, name).await;
         }
     }
     b.reload_until(&flow_url, Duration::from_secs(15), "the new leads at their steps", || async {
-        step_counts(&b, "hello").await.get(1).copied().unwrap_or(0) >= 2
+        step_counts(&b, "thanks").await.get(1).copied().unwrap_or(0) >= 2
             && step_counts(&b, "pause").await.first() == Some(&3)
     })
     .await;
@@ -538,7 +537,7 @@ async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
         lead_id(&store.ingest(&event, T0).await.expect("ingest"))
     };
     a.settle().await;
-    a.at(5_000).await; // past `pause`: the flow's email is sent
+    a.at(9_000).await; // past `pause`: the flow's email is sent
     let server = local(store.clone(), "http://127.0.0.1").await;
     let (session, _) = server.sign_in(&key).await;
 
@@ -609,9 +608,9 @@ async fn console_reads_and_sessions_hold(db: Db) {
     h.at(1000).await;
     let bia = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "bia", None).await);
     h.settle().await;
-    h.at(5_000).await; // both past `pause`: `hello` sent to each, both waiting at `linger`
+    h.at(10_000).await; // both past `pause`: `hello` sent to each, both waiting at `linger`
     h.post("e3", PlatformEventType::OrderPaid, "ana", Some("course-1")).await;
-    h.at(6_000).await;
+    h.at(11_000).await;
 
     let all = store.console_leads(&h.producer, &LeadFilter::default(), None, 10).await.expect("leads");
     assert_eq!(all.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [bia.as_str(), ana.as_str()], "{db:?}");
