@@ -4,7 +4,8 @@ Read this file top to bottom as a tutorial. It is a complete funnel plugin:
 
 * a lead **with a phone** gets an SMS first (`sms_after`, default 15 minutes);
 * every lead then gets one email (`email_after`, default 4 hours), and that email carries the
-  binding's coupon only when the cart is over `coupon_over_cents` (R$ 200,00 by default);
+  binding's coupon (the config's `coupon_line`, in the producer's language) only when the cart
+  is over `coupon_over_cents` (R$ 200,00 by default);
 * a purchase, an unsubscribe or a bounce ends the run.
 
 The same strategy is written in Rust in `examples/rust-plugin`; both print the same
@@ -68,10 +69,15 @@ TIMER_EMAIL = "email"
 TAG_SMS = "sms-1"
 TAG_EMAIL = "email-1"
 
-# The coupon line added to the email of a big cart. The host renders `{{coupon_code}}` to the
-# binding's coupon and marks a message as carrying the coupon when a template mentions
-# `coupon_code` (the same line the Rust SDK adds: `funnel_sdk::coupon::LINE_HTML`).
-COUPON_LINE = "<p>Use the coupon <strong>{{coupon_code}}</strong> at checkout.</p>"
+
+
+def coupon_paragraph(line: str) -> str:
+    """The producer's coupon line (plain text, in the email's language) as a paragraph of the
+    email's HTML, as the Rust SDK's `funnel_sdk::coupon::add_line` adds it. The host renders
+    `{{coupon_code}}` to the binding's coupon and marks a message as carrying the coupon when a
+    template mentions `coupon_code`."""
+    escaped = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return f"<p>{escaped}</p>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,6 +96,7 @@ class Config:
     email_after_ms: int
     subject: str
     html: str
+    coupon_line: str
     coupon_over_cents: int
 
 
@@ -101,6 +108,7 @@ FIELDS = [
     ("email_after", "duration", "4h"),
     ("subject", "template", None),
     ("html", "template", None),
+    ("coupon_line", "coupon", None),
     ("coupon_over_cents", "cents", 20000),
 ]
 FIELD_NAMES = [name for name, _, _ in FIELDS]
@@ -196,7 +204,7 @@ def parse_config(config_json: str) -> Tuple[Optional[Config], List[ConfigNote]]:
                 ))
                 continue
             values[name] = ms
-        elif kind == "template":
+        elif kind in ("template", "coupon"):
             if not isinstance(value, str):
                 notes.append(ConfigNote(path=name, message=f"expected a string, got {json_type(value)}"))
                 continue
@@ -206,12 +214,16 @@ def parse_config(config_json: str) -> Tuple[Optional[Config], List[ConfigNote]]:
             # The plugin decides who gets the coupon (big carts only) by adding its own coupon
             # line, so the producer's templates must not mention it. `coupon_code` anywhere is
             # what the host itself looks for, so the same test is used here.
-            if "coupon_code" in value:
+            if kind == "template" and "coupon_code" in value:
                 notes.append(ConfigNote(
                     path=name,
-                    message="must not use {{coupon_code}}: the plugin adds the coupon line itself "
+                    message="must not use {{coupon_code}}: the plugin adds coupon_line "
                     "to the email of a cart over coupon_over_cents",
                 ))
+                continue
+            # The coupon line is the producer's own words; it must show the code.
+            if kind == "coupon" and "coupon_code" not in value:
+                notes.append(ConfigNote(path=name, message="must show the code with {{coupon_code}}"))
                 continue
             values[name] = value
         else:  # cents
@@ -240,6 +252,7 @@ def parse_config(config_json: str) -> Tuple[Optional[Config], List[ConfigNote]]:
         email_after_ms=values["email_after"],
         subject=values["subject"],
         html=values["html"],
+        coupon_line=values["coupon_line"],
         coupon_over_cents=values["coupon_over_cents"],
     ), []
 
@@ -354,7 +367,7 @@ class WitWorld(wit_world.WitWorld):
                     config = self._config(inv)
                     html = config.html
                     if self._coupon_for(lead, config):
-                        html += COUPON_LINE
+                        html += coupon_paragraph(config.coupon_line)
                     self._send(
                         lambda: host.send_email(config.subject, html, None, TAG_EMAIL, MessageKind.RECOVERY),
                         TAG_EMAIL,

@@ -4,19 +4,29 @@
 //! - `fresh_store_*`: fresh store + instantiate + `handle` + drop (what each event costs),
 //!   median and p99, and its phases apart, for the pool's keep-resident setting on and off;
 //! - `live_call_*`: `handle` on an already-live instance (the floor);
-//! - `invocations_per_s_2_threads`: fresh-store invocations per second on two threads.
+//! - `invocations_per_s_2_threads`: fresh-store invocations per second on two threads;
+//! - `*_rust`, `*_python`, `*_js`: the same strategy (`sms-first`, a lead's capture: parse the
+//!   config, schedule two timers) written in each language, built by its own build
+//!   (`funnel plugin build`): component size, the warm build's wall time, the host's compile
+//!   time (`Component::new`), fuel and the fresh-store cost of one event. A language whose
+//!   build cannot run here (no node, no PyPI) prints a `skipped_*` line instead.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use funnel_host::guests;
-use funnel_host::runtime::wit::{Event, Invocation, Lead};
+use funnel_host::runtime::wit::{Event, Invocation, Lead, Money};
 use funnel_host::runtime::{HandleContext, LoadedPlugin, Runtime, RuntimeConfig};
 
 const WARMUP: usize = 500;
 const SAMPLES: usize = 20_000;
+/// Samples per language: a Python event costs ~1.6 ms, so fewer than for the test guest.
+const LANGUAGE_SAMPLES: usize = 2_000;
 
 fn main() {
+    languages();
     let invocation = invocation();
     for (label, keep) in
         [("keep_resident_0", 0), ("keep_resident_64kib", 64 * 1024), ("keep_resident_1mib", 1024 * 1024)]
@@ -81,6 +91,114 @@ fn throughput(plugin: Arc<LoadedPlugin>, invocation: &Invocation) {
     }
     let rate = (2 * per_thread) as f64 / started.elapsed().as_secs_f64();
     println!(r#"{{"bench":"invoke","metric":"invocations_per_s_2_threads","value":{rate:.0},"unit":"1/s"}}"#);
+}
+
+/// The `sms-first` twins, side by side in one run.
+fn languages() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("funnel-bench-invoke-{}", std::process::id()));
+    let funnel = env!("CARGO_BIN_EXE_funnel");
+    let builds: [(&str, Command); 3] = [
+        ("rust", {
+            let mut c = Command::new(funnel);
+            c.args(["plugin", "build", "--dir"]).arg(repo.join("examples/rust-plugin"));
+            c
+        }),
+        ("python", {
+            let mut c = Command::new("bash");
+            c.arg(repo.join("examples/python-plugin/build.sh")).arg(out.join("sms_first_py.wasm"));
+            c
+        }),
+        ("js", {
+            let mut c = Command::new("node");
+            c.arg(repo.join("examples/js-plugin/build.mjs")).arg(out.join("sms_first_js.wasm"));
+            c
+        }),
+    ];
+    let invocation =
+        sms_first_capture(&std::fs::read_to_string(repo.join("examples/sms-first/config.json")).expect("config"));
+    let mut components = Vec::new();
+    for (language, mut build) in builds {
+        // Once to install the toolchain and warm the build, once timed (a warm build).
+        let _ = build.output();
+        let started = Instant::now();
+        let built = build.output();
+        let build_time = started.elapsed();
+        match built {
+            Ok(o) if o.status.success() => {
+                let wasm = PathBuf::from(String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("").trim());
+                let seconds = build_time.as_secs_f64();
+                println!(r#"{{"bench":"invoke","metric":"build_warm_s_{language}","value":{seconds:.2},"unit":"s"}}"#);
+                components.push((language.to_string(), wasm));
+            }
+            Ok(o) => skipped(language, &String::from_utf8_lossy(&o.stderr)),
+            Err(e) => skipped(language, &e.to_string()),
+        }
+    }
+    // Other builds of the same strategy to compare, as `label=path,label=path` (e.g. the
+    // JavaScript twin built with another toolchain).
+    for extra in std::env::var("FUNNEL_BENCH_EXTRA").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        if let Some((label, path)) = extra.split_once('=') {
+            components.push((label.to_string(), PathBuf::from(path)));
+        }
+    }
+    let context = HandleContext { has_phone: true, ..HandleContext::default() };
+    for (language, wasm) in components {
+        let bytes = std::fs::read(&wasm).expect("the build printed its component");
+        let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+        let started = Instant::now();
+        let plugin = runtime.load(&bytes).expect("the component loads");
+        let compile = started.elapsed().as_secs_f64() * 1e3;
+        println!(r#"{{"bench":"invoke","metric":"component_bytes_{language}","value":{},"unit":"B"}}"#, bytes.len());
+        println!(r#"{{"bench":"invoke","metric":"compile_ms_{language}","value":{compile:.0},"unit":"ms"}}"#);
+        let outcome = plugin.handle(&invocation, context.clone()).expect("the capture is handled");
+        assert_eq!(outcome.effects.len(), 2, "{language}: the capture schedules the SMS and the email");
+        println!(
+            r#"{{"bench":"invoke","metric":"fuel_{language}","value":{},"unit":"instructions"}}"#,
+            outcome.fuel_used
+        );
+        for _ in 0..LANGUAGE_SAMPLES / 10 {
+            plugin.handle(&invocation, context.clone()).expect("handle");
+        }
+        let mut totals = Vec::with_capacity(LANGUAGE_SAMPLES);
+        for _ in 0..LANGUAGE_SAMPLES {
+            let t = Instant::now();
+            plugin.handle(&invocation, context.clone()).expect("handle");
+            totals.push(t.elapsed());
+        }
+        emit(&format!("fresh_store_median_{language}"), percentile(&mut totals, 50.0));
+        emit(&format!("fresh_store_p99_{language}"), percentile(&mut totals, 99.0));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn skipped(language: &str, why: &str) {
+    let why = why.lines().last().unwrap_or("").replace('"', "'");
+    println!(r#"{{"bench":"invoke","metric":"skipped_{language}","value":0,"unit":"","why":"{why}"}}"#);
+}
+
+/// A lead with a phone and a big cart is captured: every twin parses the config and
+/// schedules two timers.
+fn sms_first_capture(config_json: &str) -> Invocation {
+    Invocation {
+        lead: Lead {
+            id: "bench-lead".into(),
+            email: "ana@example.com".into(),
+            name: Some("Ana Souza".into()),
+            first_name: Some("Ana".into()),
+            phone: Some("+5511999990000".into()),
+            product_id: Some("p1".into()),
+            plan_id: Some("q1".into()),
+            price: Some(Money { amount_cents: 29_700, currency: "BRL".into() }),
+            captured_at_ms: 0,
+            purchased: false,
+            suppressed: false,
+        },
+        event: Event::Captured,
+        now_ms: 0,
+        config_json: config_json.into(),
+        state: None,
+    }
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {

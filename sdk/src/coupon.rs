@@ -1,16 +1,25 @@
-//! The coupon convention shared by strategies: the host renders `{{coupon_code}}` to the
-//! binding's coupon and reports a message as carrying the coupon when a template uses it. A
-//! coupon exists only on a binding that names a product and a plan with one registered.
+//! The coupon convention shared by strategies and the host: the host renders `{{coupon_code}}`
+//! to the binding's coupon and reports a message as carrying the coupon when one of its
+//! templates uses it ([`uses_coupon`], the host's own test). A coupon exists only on a binding
+//! that names a product and a plan with one registered.
+//!
+//! An email that should carry the coupon but does not show `{{coupon_code}}` gets the
+//! producer's *coupon line* ([`add_line`]), a line from the config in the email's own language:
+//! the SDK never adds words of its own to a producer's email.
 
 use crate::BindingContext;
 
-/// The line added to an HTML body that should carry the coupon but does not mention it.
-pub const LINE_HTML: &str = "<p>Use the coupon <strong>{{coupon_code}}</strong> at checkout.</p>";
-/// The same for a plain-text body (appended after a blank line).
-pub const LINE_TEXT: &str = "Use the coupon {{coupon_code}} at checkout.";
+/// Why a config needs a coupon line: said at the email's `coupon` field.
+pub const NEEDS_LINE: &str = "this email carries the coupon but does not show {{coupon_code}}: put {{coupon_code}} \
+     in it, or set coupon_line (the line to add, in the email's language)";
 
-/// Whether a template uses the coupon: the same test as the host's, so "carries the coupon"
-/// means the same thing on both sides.
+/// Whether a template uses the coupon. The host decides "this message carries the coupon" with
+/// this very function, so the words mean the same on both sides.
+///
+/// ```
+/// assert!(funnel_sdk::coupon::uses_coupon("Use {{ coupon_code }}"));
+/// assert!(!funnel_sdk::coupon::uses_coupon("Use o cupom"));
+/// ```
 pub fn uses_coupon(template: &str) -> bool {
     template.contains("coupon_code")
 }
@@ -26,21 +35,67 @@ pub fn binding_problem(binding: &BindingContext) -> Option<&'static str> {
     }
 }
 
-/// Add the coupon line to each body that does not use the coupon yet.
+/// What is wrong with a coupon line from a config, if anything: it must show the code.
 ///
 /// ```
-/// let mut html = "<p>Back</p>".to_string();
-/// let mut text = Some("Back".to_string());
-/// funnel_sdk::coupon::add_line(&mut html, text.as_mut());
-/// assert!(html.ends_with(funnel_sdk::coupon::LINE_HTML));
-/// assert_eq!(text.as_deref(), Some("Back\n\nUse the coupon {{coupon_code}} at checkout."));
+/// assert!(funnel_sdk::coupon::line_problem("Use o cupom {{coupon_code}}.").is_none());
+/// assert!(funnel_sdk::coupon::line_problem("Use o cupom.").is_some());
 /// ```
-pub fn add_line(html: &mut String, text: Option<&mut String>) {
+pub fn line_problem(line: &str) -> Option<&'static str> {
+    if line.trim().is_empty() {
+        Some("must not be empty")
+    } else if !uses_coupon(line) {
+        Some("must show the code with {{coupon_code}}")
+    } else {
+        None
+    }
+}
+
+/// Whether an email that carries the coupon needs a coupon line: a body does not show the code.
+///
+/// ```
+/// assert!(funnel_sdk::coupon::needs_line("<p>Oi</p>", None));
+/// assert!(!funnel_sdk::coupon::needs_line("<p>{{coupon_code}}</p>", None));
+/// assert!(funnel_sdk::coupon::needs_line("<p>{{coupon_code}}</p>", Some("Oi")));
+/// ```
+pub fn needs_line(html: &str, text: Option<&str>) -> bool {
+    !uses_coupon(html) || text.is_some_and(|t| !uses_coupon(t))
+}
+
+/// Add the producer's coupon `line` (plain text that shows `{{coupon_code}}`, in the email's
+/// language) to each body that does not show the coupon yet: as a paragraph of the HTML
+/// (escaped), after a blank line of the text.
+///
+/// ```
+/// let mut html = "<p>Volte</p>".to_string();
+/// let mut text = Some("Volte".to_string());
+/// funnel_sdk::coupon::add_line(&mut html, text.as_mut(), "Use o cupom {{coupon_code}} & ganhe.");
+/// assert_eq!(html, "<p>Volte</p><p>Use o cupom {{coupon_code}} &amp; ganhe.</p>");
+/// assert_eq!(text.as_deref(), Some("Volte\n\nUse o cupom {{coupon_code}} & ganhe."));
+/// ```
+pub fn add_line(html: &mut String, text: Option<&mut String>, line: &str) {
     if !uses_coupon(html) {
-        html.push_str(LINE_HTML);
+        html.push_str("<p>");
+        html.push_str(&escape_html(line));
+        html.push_str("</p>");
     }
     if let Some(text) = text.filter(|t| !uses_coupon(t)) {
         text.push_str("\n\n");
-        text.push_str(LINE_TEXT);
+        text.push_str(line);
     }
+}
+
+/// `&`, `<`, `>` and `"` as entities; `{{…}}` passes through untouched.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

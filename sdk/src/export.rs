@@ -22,7 +22,7 @@ pub fn validate_config<P: Plugin>(
 /// `handle` for plugin `P`: parse config and state, run, serialize the new state.
 pub fn handle<P: Plugin>(invocation: Invocation) -> Result<Option<Vec<u8>>, String> {
     let config: P::Config = config::parse(&invocation.config_json).map_err(|notes| {
-        let first = notes.first().map(|n| format!("{}: {}", n.path, n.message)).unwrap_or_default();
+        let first = notes.first().map(|n| crate::wire::note_line(&n.path, &n.message)).unwrap_or_default();
         format!("config no longer parses: {first}")
     })?;
     let mut state: P::State = match &invocation.state {

@@ -11,8 +11,11 @@
 //! - [`host`]: the capabilities (send an email or SMS, timers, lists, coupon, messages, log).
 //!   They only *record* effects; the host commits them when `handle` returns `Ok`.
 //! - [`config`]: JSON config parsing whose errors name the field path.
-//! - [`coupon`]: the coupon convention (which bindings have one, the line to add).
+//! - [`coupon`]: the coupon convention (which bindings have one, the producer's line to add).
+//! - [`limits`]: what the host accepts in a message (subject, bodies, tags), with its words.
 //! - [`Duration`]: `"20m"`, `"5h"`, `"3d"`.
+//! - [`wire`]: the formats of `funnel simulate` (scenario file, output lines), shared with the
+//!   host.
 //! - [`testing`] (native targets only): build your crate to a component and run scenarios
 //!   through the real runtime on a virtual clock, from your `tests/`.
 //!
@@ -67,8 +70,8 @@
 //! funnel_sdk::export_plugin!(OneReminder);
 //! # fn main() {}
 //! ```
-//! Build it with `cargo build --release --target wasm32-wasip2` (crate type `cdylib`) and try
-//! it with `funnel simulate --plugin target/wasm32-wasip2/release/one_reminder.wasm …`.
+//! Build it with `funnel plugin build` (crate type `cdylib`; it prints where the component is)
+//! and try it with `funnel simulate --plugin "$(funnel plugin build)" --config … --scenario …`.
 
 #![warn(missing_docs)]
 
@@ -77,8 +80,10 @@ pub mod coupon;
 mod duration;
 mod export;
 pub mod host;
+pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod wire;
 
 pub use config::{note, parse};
 pub use duration::{Duration, DurationError};

@@ -7,8 +7,8 @@
 //! - a purchase, an unsubscribe or a bounce ends the run, and the host cancels its timers.
 //!
 //! Read it top to bottom: the config and its rules, then what each event does. Build the
-//! component with `cargo build --release --target wasm32-wasip2` and try it with
-//! `funnel simulate --plugin <the .wasm> --config ../sms-first/config.json --scenario ../sms-first/scenarios/big-cart-with-phone.json`.
+//! component with `funnel plugin build` (it prints the path) and try it with
+//! `funnel simulate --plugin "$(funnel plugin build)" --config ../sms-first/config.json --scenario ../sms-first/scenarios/big-cart-with-phone.json`.
 //! `tests/timeline.rs` runs every scenario through the real runtime and checks the timeline.
 
 use funnel_sdk::host::{self, Email};
@@ -35,6 +35,9 @@ pub struct Config {
     /// The email's HTML template. It must not use `{{coupon_code}}`: the plugin adds the
     /// coupon line itself, for big carts only.
     pub html: String,
+    /// The coupon line added to a big cart's email, in the email's language; it shows the
+    /// code with `{{coupon_code}}` (e.g. `"Use o cupom {{coupon_code}} ao finalizar."`).
+    pub coupon_line: String,
     /// Carts priced strictly over this many cents get the coupon.
     #[serde(default = "default_coupon_over_cents")]
     pub coupon_over_cents: u64,
@@ -84,6 +87,9 @@ impl Plugin for SmsFirst {
             } else if funnel_sdk::coupon::uses_coupon(template) {
                 errors.push(note(field, "must not use {{coupon_code}}: the plugin adds the coupon for big carts"));
             }
+        }
+        if let Some(problem) = funnel_sdk::coupon::line_problem(&config.coupon_line) {
+            errors.push(note("coupon_line", problem));
         }
         if config.email_after <= config.sms_after {
             errors.push(note(
@@ -157,11 +163,12 @@ fn send_sms(config: &Config) {
     }
 }
 
-/// The email, with the coupon line only for a cart over the threshold on a binding with a coupon.
+/// The email, with the producer's coupon line only for a cart over the threshold on a binding
+/// with a coupon.
 fn send_email(config: &Config, lead: &Lead) -> Result<(), String> {
     let mut email = Email::new(&config.subject, &config.html, "email-1");
     if big_cart(config, lead) && host::coupon().is_some() {
-        funnel_sdk::coupon::add_line(&mut email.html, None);
+        funnel_sdk::coupon::add_line(&mut email.html, None, &config.coupon_line);
     }
     match host::send_email(&email) {
         Ok(_) | Err(HostError::Suppressed) => Ok(()),
@@ -205,7 +212,8 @@ mod tests {
         }
     }
 
-    const VALID: &str = r#"{"sms": "Oi", "subject": "Volta", "html": "<p>Volta</p>"}"#;
+    const VALID: &str =
+        r#"{"sms": "Oi", "subject": "Volta", "html": "<p>Volta</p>", "coupon_line": "Use o cupom {{coupon_code}}."}"#;
 
     #[test]
     fn defaults_fill_the_timing_and_threshold() {
@@ -222,8 +230,10 @@ mod tests {
 
     #[test]
     fn an_email_not_after_the_sms_is_refused_at_email_after() {
-        let c = config(r#"{"sms": "Oi", "subject": "Volta", "html": "x", "sms_after": "1h", "email_after": "30m"}"#)
-            .expect("parses");
+        let c = config(
+            r#"{"sms": "Oi", "subject": "Volta", "html": "x", "coupon_line": "{{coupon_code}}", "sms_after": "1h", "email_after": "30m"}"#,
+        )
+        .expect("parses");
         let errors = SmsFirst::check(&c, &binding(true)).expect_err("refused");
         assert_eq!(errors[0].path, "email_after");
         assert!(errors[0].message.contains("after sms_after (1h)"), "{}", errors[0].message);
@@ -231,21 +241,27 @@ mod tests {
 
     #[test]
     fn templates_may_not_hand_out_the_coupon_themselves() {
-        let c = config(r#"{"sms": "{{coupon_code}}", "subject": "Volta", "html": "<p>{{coupon_code}}</p>"}"#)
-            .expect("parses");
+        let c = config(
+            r#"{"sms": "{{coupon_code}}", "subject": "Volta", "html": "<p>{{coupon_code}}</p>", "coupon_line": "Use o cupom."}"#,
+        )
+        .expect("parses");
         let paths: Vec<_> =
             SmsFirst::check(&c, &binding(true)).expect_err("refused").into_iter().map(|n| n.path).collect();
-        assert_eq!(paths, ["sms", "html"]);
+        assert_eq!(paths, ["sms", "html", "coupon_line"]);
     }
 
     #[test]
     fn unknown_fields_and_bad_durations_name_their_path() {
         assert_eq!(
-            config(r#"{"sms": "a", "subject": "b", "html": "c", "smsafter": "1h"}"#).unwrap_err()[0].path,
+            config(r#"{"sms": "a", "subject": "b", "html": "c", "coupon_line": "d", "smsafter": "1h"}"#).unwrap_err()
+                [0]
+            .path,
             "smsafter"
         );
         assert_eq!(
-            config(r#"{"sms": "a", "subject": "b", "html": "c", "sms_after": "20"}"#).unwrap_err()[0].path,
+            config(r#"{"sms": "a", "subject": "b", "html": "c", "coupon_line": "d", "sms_after": "20"}"#).unwrap_err()
+                [0]
+            .path,
             "sms_after"
         );
     }

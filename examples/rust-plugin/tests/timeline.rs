@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use funnel_sdk::testing::{Component, Scenario, TestError};
+use funnel_sdk::testing::{Component, Options, Scenario, TestError};
 
 /// The component, built once for all tests of this file.
 fn plugin() -> &'static Component {
@@ -31,22 +31,32 @@ fn config() -> String {
     read(&strategy_dir().join("config.json"))
 }
 
+/// Every scenario of `scenarios/` against `expected/`, a line diff for each that differs;
+/// `FUNNEL_BLESS=1 cargo test` writes the new timelines instead.
 #[test]
 fn every_scenario_prints_its_expected_timeline() {
-    let dir = strategy_dir();
-    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(dir.join("scenarios"))
-        .expect("scenarios/ is readable")
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    scenarios.sort();
-    assert!(!scenarios.is_empty(), "no scenarios in {}", dir.display());
-    for scenario in scenarios {
-        let stem = scenario.file_stem().and_then(|s| s.to_str()).expect("a file name");
-        let expected = read(&dir.join("expected").join(format!("{stem}.jsonl")));
-        let timeline = plugin().simulate_json(&config(), &read(&scenario)).unwrap_or_else(|e| panic!("{stem}: {e}"));
-        assert_eq!(timeline.to_jsonl(), expected, "scenario {stem}");
+    if let Err(e) = plugin().check_scenarios(strategy_dir()) {
+        panic!("{e}");
     }
+}
+
+#[test]
+fn the_coupon_line_is_the_producers_own_words() {
+    let big_cart = Scenario::new("ana@example.com").name("Ana Souza").product("p1", "q1").coupon("VOLTA10", 10);
+    let options = Options { show_body: true, ..Options::default() };
+    let timeline = plugin()
+        .simulate_with(&config(), &big_cart.price_cents(29_700, "BRL").to_json().expect("valid"), options)
+        .expect("simulates");
+    let body = timeline.emails().next().and_then(|e| e.body.clone()).expect("an email with its body");
+    assert!(body.contains("Use o cupom VOLTA10 e ganhe um desconto ao finalizar."), "{body}");
+    assert!(!body.contains("coupon"), "no English in a Portuguese email: {body}");
+}
+
+#[test]
+fn a_lead_without_a_name_gets_no_dangling_comma() {
+    let timeline = plugin().simulate(&config(), &Scenario::new("bia@example.com")).expect("simulates");
+    let subject = timeline.emails().next().and_then(|e| e.subject.clone()).expect("an email");
+    assert_eq!(subject, "Ainda dá tempo de finalizar");
 }
 
 #[test]
@@ -75,7 +85,7 @@ fn a_lead_without_a_phone_gets_no_sms_and_one_who_bought_gets_nothing_more() {
 
 #[test]
 fn a_bad_config_is_refused_naming_the_field() {
-    let bad = r#"{"sms": "Oi", "subject": "Volta", "html": "x", "sms_after": "1h", "email_after": "30m"}"#;
+    let bad = r#"{"sms": "Oi", "subject": "Volta", "html": "x", "coupon_line": "Use {{coupon_code}}", "sms_after": "1h", "email_after": "30m"}"#;
     match plugin().simulate(bad, &Scenario::new("ana@example.com")) {
         Err(TestError::Simulate { status: Some(2), stderr }) => assert!(stderr.contains("email_after"), "{stderr}"),
         other => panic!("expected exit 2 naming email_after, got {other:?}"),

@@ -20,6 +20,16 @@ pub fn run(args: CheckArgs) -> Result<(), UsageError> {
         .map_err(|e| UsageError(format!("{} is not a usable plugin: {e}", args.file.display())))?;
     let info = &plugin.info;
     let capabilities: Vec<&str> = info.capabilities.iter().map(|c| crate::runtime::wit::capability_name(*c)).collect();
+    // Finding 2 of issue 17: a forgotten capability must not pass silently.
+    let undeclared = plugin.undeclared_imports();
+    for (function, capability) in &undeclared {
+        eprintln!(
+            "funnel: warning: {} imports {function} without declaring the {} capability in describe(): a call to it \
+             would be refused (not-declared); if the plugin calls {function}, declare the capability",
+            args.file.display(),
+            crate::runtime::wit::capability_name(*capability)
+        );
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -27,6 +37,7 @@ pub fn run(args: CheckArgs) -> Result<(), UsageError> {
             "version": info.version,
             "description": info.description,
             "capabilities": capabilities,
+            "undeclared_imports": undeclared.iter().map(|(function, _)| function.as_str()).collect::<Vec<_>>(),
             "sha256": plugin.sha256,
             "bytes": bytes.len(),
         })

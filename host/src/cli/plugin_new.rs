@@ -1,11 +1,11 @@
-//! `funnel plugin new NAME [--lang rust|python]`: scaffold a plugin project that builds as it
-//! is and passes its own test.
+//! `funnel plugin new NAME [--lang rust|python|js]`: scaffold a plugin project that builds as
+//! it is and passes its own test.
 //!
 //! The project starts from the `sms-first` example strategy (an SMS first for leads with a
 //! phone, then one email with the coupon only for big carts), with its config, scenarios and
-//! expected timelines beside it, so the first `cargo test` (or `python3 -m unittest`) already
-//! runs the plugin through the real runtime. The files are compiled into this binary from
-//! `examples/`, so the scaffold is always the example CI just checked.
+//! expected timelines beside it, so the first `cargo test` (or `python3 -m unittest`, or
+//! `npm test`) already runs the plugin through the real runtime. The files are compiled into
+//! this binary from `examples/`, so the scaffold is always the example CI just checked.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,7 @@ pub struct NewArgs {
 enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 /// The strategy's data, shared by both languages: config, scenarios and expected timelines.
@@ -71,7 +72,18 @@ const CARGO_LOCK: &str = include_str!("../../../Cargo.lock");
 const PYTHON_APP: &str = include_str!("../../../examples/python-plugin/app.py");
 const PYTHON_BUILD: &str = include_str!("../../../examples/python-plugin/build.sh");
 const PYTHON_TEST: &str = include_str!("../../../examples/python-plugin/test_plugin.py");
+const JS_PLUGIN: &str = include_str!("../../../examples/js-plugin/plugin.js");
+const JS_STRATEGY: &str = include_str!("../../../examples/js-plugin/strategy.js");
+const JS_BUILD: &str = include_str!("../../../examples/js-plugin/build.mjs");
+const JS_PACKAGE: &str = include_str!("../../../examples/js-plugin/package.json");
+const JS_CONFIG: &str = include_str!("../../../examples/js-plugin/jsconfig.json");
+const JS_TOOLCHAIN: &str = include_str!("../../../examples/js-plugin/toolchain/package.json");
+const JS_TOOLCHAIN_LOCK: &str = include_str!("../../../examples/js-plugin/toolchain/package-lock.json");
+const JS_TEST_STRATEGY: &str = include_str!("../../../examples/js-plugin/test/strategy.test.js");
+const JS_TEST_TIMELINE: &str = include_str!("../../../examples/js-plugin/test/timeline.test.js");
 const WIT: &str = include_str!("../../../wit/funnel.wit");
+/// The reference page for plugin authors, shipped with every scaffold.
+const REFERENCE: &str = include_str!("../../../examples/plugin-authors.md");
 
 pub fn run(args: NewArgs) -> Result<(), UsageError> {
     check_name(&args.name)?;
@@ -84,10 +96,12 @@ pub fn run(args: NewArgs) -> Result<(), UsageError> {
     }
     let funnel = std::env::current_exe()
         .map_err(|e| UsageError(format!("cannot find this funnel binary's path ({e}): set FUNNEL_BIN yourself")))?;
-    let files = match args.lang {
+    let mut files = match args.lang {
         Lang::Rust => rust_files(&args.name, &sdk_path(args.sdk.as_deref())?, &funnel),
         Lang::Python => python_files(&args.name),
+        Lang::Js => js_files(&args.name, &funnel),
     };
+    files.push(("PLUGIN-AUTHORS.md".to_string(), REFERENCE.to_string()));
     for (path, contents) in &files {
         write(&dir.join(path), contents)?;
     }
@@ -204,19 +218,53 @@ fn python_files(name: &str) -> Vec<(String, String)> {
     files
 }
 
-fn readme(name: &str, lang: Lang) -> String {
+fn js_files(name: &str, funnel: &Path) -> Vec<(String, String)> {
     let module = name.replace('-', "_");
-    let (build, test, wasm) = match lang {
-        Lang::Rust => (
-            "cargo build --release --target wasm32-wasip2".to_string(),
-            "cargo test".to_string(),
-            format!("target/wasm32-wasip2/release/{module}.wasm"),
-        ),
-        Lang::Python => (
-            "./build.sh    # installs componentize-py 0.25.1 from PyPI the first time".to_string(),
-            "FUNNEL_BIN=$(command -v funnel) python3 -m unittest".to_string(),
-            format!("build/{module}.wasm"),
-        ),
+    let rename = |text: &str| text.replace("sms-first-js", name).replace("sms_first_js", &module);
+    // The tests find this funnel through package.json's config (FUNNEL_BIN still wins).
+    let package = match serde_json::from_str::<serde_json::Value>(JS_PACKAGE) {
+        Ok(mut package) => {
+            package["name"] = name.into();
+            package["config"] = serde_json::json!({ "funnel_bin": funnel.display().to_string() });
+            serde_json::to_string_pretty(&package).unwrap_or_else(|_| rename(JS_PACKAGE)) + "\n"
+        }
+        Err(_) => rename(JS_PACKAGE),
+    };
+    let mut files = vec![
+        ("plugin.js".to_string(), rename(JS_PLUGIN)),
+        ("strategy.js".to_string(), rename(JS_STRATEGY)),
+        ("build.mjs".to_string(), rename(JS_BUILD)),
+        ("package.json".to_string(), package),
+        ("jsconfig.json".to_string(), JS_CONFIG.to_string()),
+        ("toolchain/package.json".to_string(), JS_TOOLCHAIN.to_string()),
+        ("toolchain/package-lock.json".to_string(), JS_TOOLCHAIN_LOCK.to_string()),
+        ("test/strategy.test.js".to_string(), rename(JS_TEST_STRATEGY)),
+        ("test/timeline.test.js".to_string(), JS_TEST_TIMELINE.to_string()),
+        ("wit/funnel.wit".to_string(), WIT.to_string()),
+        (".gitignore".to_string(), "build/\ntypes/\nnode_modules/\n".to_string()),
+        ("README.md".to_string(), readme(name, Lang::Js)),
+    ];
+    files.extend(STRATEGY.iter().map(|(path, contents)| (path.to_string(), contents.to_string())));
+    files
+}
+
+fn readme(name: &str, lang: Lang) -> String {
+    let (test, bless) = match lang {
+        Lang::Rust => ("cargo test", "FUNNEL_BLESS=1 cargo test"),
+        Lang::Python => ("FUNNEL_BIN=$(command -v funnel) python3 -m unittest", "FUNNEL_BLESS=1 python3 -m unittest"),
+        Lang::Js => ("npm test", "FUNNEL_BLESS=1 npm test"),
+    };
+    let toolchain = match lang {
+        Lang::Rust => "The build is `cargo build --release --target wasm32-wasip2`, into `plugin-builds/` of your\n\
+                       target directory (the same build `cargo test` makes).\n"
+            .to_string(),
+        Lang::Python => {
+            "The build installs componentize-py 0.25.1 from PyPI into `~/.cache/funnel` the first time.\n".to_string()
+        }
+        Lang::Js => "The build installs its toolchain (`toolchain/package-lock.json`: componentize-qjs, jco's WIT\n\
+                     bindgen) with npm into `~/.cache/funnel` the first time, and writes `types/` (TypeScript\n\
+                     declarations of the WIT) for your editor; `npm run types` writes them alone.\n"
+            .to_string(),
     };
     format!(
         "# {name}\n\n\
@@ -224,15 +272,20 @@ fn readme(name: &str, lang: Lang) -> String {
          with a phone, then one email, with the coupon only for carts over `coupon_over_cents`.\n\
          Change it to yours; `scenarios/` and `expected/` are what the test checks.\n\n\
          ```sh\n\
-         {build}\n\
+         funnel plugin build         # builds the component and prints its path\n\
          {test}          # every scenario through the real runtime, on a virtual clock\n\
-         funnel simulate --plugin {wasm} --config config.json \\\n    \
-             --scenario scenarios/big-cart-with-phone.json --format table\n\
-         funnel plugin check {wasm}\n\
-         funnel plugin push {wasm} --server http://localhost:8080 --key $FUNNEL_KEY\n\
+         funnel simulate --plugin \"$(funnel plugin build)\" --config config.json \\\n    \
+             --scenario scenarios/big-cart-with-phone.json --format table --show-body\n\
+         funnel plugin check \"$(funnel plugin build)\"\n\
+         funnel plugin push \"$(funnel plugin build)\" --server http://localhost:8080 --key $FUNNEL_KEY\n\
          ```\n\n\
-         After changing the strategy, look at the new timeline with `funnel simulate` and, when\n\
-         it is what you want, save it as the scenario's `expected/*.jsonl`.\n"
+         {toolchain}\n\
+         After changing the strategy, look at the new timelines and accept them as the expected ones\n\
+         with `{bless}` (or `funnel simulate --plugin \"$(funnel plugin build)\" --config config.json\n\
+         --scenario scenarios --write-expected expected`); a test that fails shows a line diff of\n\
+         every scenario that differs.\n\n\
+         Everything a plugin author needs to know (scenario format, event fields, capabilities and\n\
+         their errors, limits, coupons): [PLUGIN-AUTHORS.md](PLUGIN-AUTHORS.md).\n"
     )
 }
 
@@ -260,9 +313,10 @@ fn print_next_steps(args: &NewArgs, dir: &Path, funnel: &Path) {
     match args.lang {
         Lang::Rust => println!("created {dir}: a Rust plugin\nnext: cd {dir} && cargo test"),
         Lang::Python => println!(
-            "created {dir}: a Python plugin\nnext: cd {dir} && ./build.sh && FUNNEL_BIN={} python3 -m unittest",
+            "created {dir}: a Python plugin\nnext: cd {dir} && FUNNEL_BIN={} python3 -m unittest",
             funnel.display()
         ),
+        Lang::Js => println!("created {dir}: a JavaScript plugin\nnext: cd {dir} && npm test"),
     }
 }
 

@@ -41,12 +41,35 @@ pub fn run(args: PushArgs) -> Result<(), UsageError> {
             .map_err(|e| UsageError(format!("cannot reach {}: {e}; check --server", args.server)))?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-        if status.is_success() {
-            println!("{body}");
-            Ok(())
-        } else {
-            let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
-            Err(UsageError(format!("the server refused the upload ({status}): {detail}")))
+        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
+        match status {
+            s if s.is_success() => {
+                println!("{body}");
+                Ok(())
+            }
+            reqwest::StatusCode::CONFLICT => Err(UsageError(conflict_advice(&detail))),
+            _ => Err(UsageError(format!("the server refused the upload ({status}): {detail}"))),
         }
     })
+}
+
+/// What to do when the server already has other bytes under this name and version (409): a
+/// name and version identify one component, so the new one needs a new version and a binding
+/// that names it.
+fn conflict_advice(detail: &str) -> String {
+    format!(
+        "the server already has a different component under this name and version ({detail}): bump the \
+         version (in describe(), or pass --version), push again, then re-bind it with PUT /v1/bindings so \
+         leads use the new one"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_conflict_says_to_bump_the_version_and_re_bind() {
+        let advice = super::conflict_advice("sms-first@0.1.0 exists");
+        assert!(advice.contains("bump the version") && advice.contains("re-bind"), "{advice}");
+        assert!(advice.contains("sms-first@0.1.0 exists"), "{advice}");
+    }
 }

@@ -18,6 +18,7 @@ use super::page::{Chrome, Tab, duration, render};
 use super::session::{Signed, SignedForm};
 use super::strategy::{config_from_form, scope_label};
 use crate::sim::{self, PluginSource, SimulateInput};
+use funnel_sdk::wire::{Line, Scenario};
 
 /// Scenario rows the form offers.
 const EVENT_ROWS: usize = 5;
@@ -311,19 +312,17 @@ fn field_of(path: &str, s: &ScenarioFields) -> Option<String> {
     Some(format!("ev{}_{field}", row.n))
 }
 
-fn output_rows(lines: &[Value]) -> Vec<OutputRow> {
+fn output_rows(lines: &[Line]) -> Vec<OutputRow> {
     lines
         .iter()
         .map(|l| {
-            let text = |k: &str| l[k].as_str().unwrap_or("").to_string();
-            let detail =
-                ["subject", "body", "list", "reason", "detail"].iter().map(|k| text(k)).find(|v| !v.is_empty());
+            let detail = [&l.subject, &l.body, &l.list, &l.reason, &l.detail].into_iter().flatten().next();
             OutputRow {
-                at: duration(l["at_s"].as_i64().unwrap_or(0)),
-                kind: text("kind"),
-                tag: text("tag"),
-                detail: detail.unwrap_or_default(),
-                coupon: text("coupon"),
+                at: duration(l.at_s),
+                kind: l.kind.to_string(),
+                tag: l.tag.clone().unwrap_or_default(),
+                detail: detail.cloned().unwrap_or_default(),
+                coupon: l.coupon.clone().unwrap_or_default(),
             }
         })
         .collect()
@@ -390,7 +389,7 @@ pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Respons
         Err(e) => return internal(lang, e),
     };
     let scenario = match scenario_json(t, &p.s, &p.product, &p.plan, coupon) {
-        Ok(json) => sim::scenario::parse(&json.to_string()),
+        Ok(json) => Scenario::parse(&json.to_string()).map_err(|e| e.to_string()),
         Err((field, message)) => {
             p.place(field, message);
             return render(StatusCode::UNPROCESSABLE_ENTITY, &p);
@@ -430,6 +429,7 @@ pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Respons
         config_json: p.config.clone(),
         scenario,
         verbose: false,
+        show_body: false,
         cache_dir: state.app.plugins.runtime().config().cache_dir.clone(),
     };
     match simulate(&state, input).await {
@@ -442,7 +442,7 @@ pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Respons
 
 /// Run a simulation on a blocking thread of its own (it compiles and runs wasm), a few at a
 /// time, abandoned after [`DEADLINE`].
-async fn simulate(state: &ConsoleState, input: SimulateInput) -> Result<Vec<Value>, String> {
+async fn simulate(state: &ConsoleState, input: SimulateInput) -> Result<Vec<Line>, String> {
     let _permit = state.simulations.clone().acquire_owned().await.map_err(|e| e.to_string())?;
     let job = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;

@@ -113,17 +113,21 @@ fn kind_name(kind: MessageKind) -> &'static str {
     }
 }
 
-/// Turn a successful invocation's effects and logs into store writes, rendering messages.
+/// Turn a successful invocation's effects, refused calls and logs into store writes,
+/// rendering messages.
 pub fn writes(
     lead: &LeadSnapshot,
     coupon: Option<&Coupon>,
     public_url: &str,
     effects: Vec<Effect>,
+    refusals: Vec<String>,
     logs: Vec<LogLine>,
     now: i64,
 ) -> Result<Vec<Write>, template::TemplateError> {
     let base = public_url.trim_end_matches('/');
-    let mut writes = Vec::with_capacity(effects.len() + logs.len());
+    let mut writes = Vec::with_capacity(effects.len() + refusals.len() + logs.len());
+    // A refused call is the plugin's mistake: said in the timeline as such, not as a log line.
+    writes.extend(refusals.into_iter().map(|detail| Write::Timeline { kind: "refused".into(), detail }));
     for line in logs {
         writes.push(Write::Timeline {
             kind: "log".into(),

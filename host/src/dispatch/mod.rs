@@ -4,8 +4,9 @@
 //! in the sandbox, committing state, timers, messages and list changes together — and gives
 //! the lead back or lets it leave the queue. Several leads are in flight at once (never two events of
 //! one lead), so on PostgreSQL their commits share the disk's flushes. A plugin failure commits
-//! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`], parked as failed in
-//! the lead's timeline.
+//! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`] (or as soon as an
+//! attempt fails exactly as the one before), parked as failed in the lead's timeline, and the
+//! lead is marked `parked`.
 //!
 //! ## Layout
 //! - [`plugins`]: which component serves a run.
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::runtime::wit::Coupon;
+use crate::runtime::{Failure, Limit};
 use crate::store::queue::LeadAfter;
 use crate::store::snapshots::PendingEvent;
 use crate::store::{Backend, Database, StoreError};
@@ -29,6 +31,27 @@ use plugins::PluginRegistry;
 
 /// Attempts before an event is parked as failed.
 pub const MAX_ATTEMPTS: i64 = 5;
+
+/// When to try again after failed attempt number `attempt` (from 1): 1 s, 2 s, 4 s, 8 s after
+/// it, then never (parked); never again for a deterministic failure.
+fn retry_at(attempt: i64, deterministic: bool, now: i64) -> Option<i64> {
+    (attempt < MAX_ATTEMPTS && !deterministic).then(|| now + (1000i64 << (attempt - 1).clamp(0, 20)))
+}
+
+/// Whether a failure can come from the plugin's input alone. Wasm is deterministic given its
+/// input (no clock but the invocation's, a seeded randomness, no I/O), so such a failure that
+/// repeats word for word on the next attempt will repeat on every one: the event is parked
+/// then, after two attempts (~1 s), instead of five (~15 s). The wall clock and instantiation
+/// depend on the machine and always get the full backoff; a plugin whose answer changes with
+/// time (the next attempt has a later `now`) gets its retries too.
+fn may_repeat(failure: &Failure) -> bool {
+    match failure {
+        Failure::Trap(_) | Failure::Rejected(_) => true,
+        Failure::LimitExceeded(limit) => !matches!(limit, Limit::WallClock(_)),
+        Failure::Instantiate(_) => false,
+    }
+}
+
 /// How long a claim holds a lead before another process may take it over.
 const LEASE_MS: i64 = 30_000;
 /// Leads claimed in one statement: one claim's cost is shared by this many leads.
@@ -224,14 +247,26 @@ impl LeadHandler {
         let result = tokio::task::spawn_blocking(move || plugin.handle(&invocation, ctx)).await;
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => return self.fail(event, lease, &e.to_string(), now).await,
+            Ok(Err(e)) => {
+                let error = e.to_string();
+                // The same failure as the last attempt's: it will not go away by waiting.
+                let deterministic = may_repeat(&e.failure) && event.last_error.as_deref() == Some(error.as_str());
+                return self.fail_deterministic(event, lease, &error, deterministic, now).await;
+            }
             Err(join) => return self.fail(event, lease, &format!("invocation thread failed: {join}"), now).await,
         };
-        let writes =
-            match invocation::writes(&lead, coupon.as_ref(), &self.public_url, outcome.effects, outcome.logs, now) {
-                Ok(writes) => writes,
-                Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
-            };
+        let writes = match invocation::writes(
+            &lead,
+            coupon.as_ref(),
+            &self.public_url,
+            outcome.effects,
+            outcome.refusals,
+            outcome.logs,
+            now,
+        ) {
+            Ok(writes) => writes,
+            Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
+        };
         let after = self.store.commit_invocation(lease, event, &lead, outcome.state, &writes, now).await?;
         if after != LeadAfter::Lost {
             crate::metrics::INVOCATIONS_OK.inc();
@@ -242,12 +277,52 @@ impl LeadHandler {
     /// Record a failure: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it. A
     /// parked event no longer blocks the lead; one waiting for a retry does.
     async fn fail(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
+        self.fail_deterministic(event, lease, error, false, now).await
+    }
+
+    /// [`fail`](Self::fail), parking at once a failure known to be `deterministic`: the same
+    /// input failed the same way twice, so retrying it would only fail again.
+    async fn fail_deterministic(
+        &self,
+        event: &PendingEvent,
+        lease: &str,
+        error: &str,
+        deterministic: bool,
+        now: i64,
+    ) -> Result<LeadAfter, StoreError> {
         let attempt = event.attempts + 1;
-        let retry_at = (attempt < MAX_ATTEMPTS).then(|| now + (1000i64 << (attempt - 1).clamp(0, 20)));
+        let retry_at = retry_at(attempt, deterministic, now);
+        let error = if deterministic {
+            format!("{error} (the same failure as the attempt before: not retried)")
+        } else {
+            error.to_string()
+        };
+        let error = error.as_str();
         tracing::warn!(lead = %event.lead_id, attempt, error, "plugin invocation failed");
         let counter =
             if retry_at.is_some() { &crate::metrics::INVOCATIONS_FAILED } else { &crate::metrics::INVOCATIONS_PARKED };
         counter.inc();
         self.store.fail_event(lease, event, error, retry_at, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_1_2_4_8_seconds_then_park_and_deterministic_ones_park_at_once() {
+        let waits: Vec<Option<i64>> = (1..=5).map(|attempt| retry_at(attempt, false, 0)).collect();
+        assert_eq!(waits, [Some(1000), Some(2000), Some(4000), Some(8000), None]);
+        assert_eq!(retry_at(1, true, 0), None);
+    }
+
+    #[test]
+    fn only_failures_the_input_alone_can_cause_are_run_again() {
+        assert!(may_repeat(&Failure::Trap("panicked".into())));
+        assert!(may_repeat(&Failure::Rejected("no".into())));
+        assert!(may_repeat(&Failure::LimitExceeded(Limit::Fuel(1))));
+        assert!(!may_repeat(&Failure::LimitExceeded(Limit::WallClock(std::time::Duration::from_secs(2)))));
+        assert!(!may_repeat(&Failure::Instantiate("pool full".into())));
     }
 }

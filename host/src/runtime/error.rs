@@ -82,9 +82,19 @@ pub enum LoadError {
     Compile(String),
     /// The component does not fit the `funnel` world.
     #[error(
-        "the component does not implement the funnel world (funnel:plugin@0.1.0): {0}; build it against wit/funnel.wit"
+        "the component does not implement the funnel world (funnel:plugin@0.1.0): {0}; build it against wit/funnel.wit \
+         with `funnel plugin build`"
     )]
     WrongWorld(String),
+    /// The component fits the world's imports but lacks its exports: most often a Rust
+    /// plugin without `export_plugin!`.
+    #[error(
+        "the component does not export the funnel world's functions (describe, validate-config, handle): {0}. \
+         A Rust plugin needs `funnel_sdk::export_plugin!(YourPlugin);` in its lib.rs; a Python one a class \
+         `WitWorld` in the module it builds; a JavaScript one `export function describe()`, `validateConfig` \
+         and `handle` in its entry module. Build it with `funnel plugin build`"
+    )]
+    MissingExports(String),
     /// `describe()` failed.
     #[error("describe() failed: {0}")]
     Describe(InvokeError),

@@ -115,6 +115,9 @@ pub struct HandleOutcome {
     pub state: Option<Vec<u8>>,
     /// Effects in the order the plugin recorded them.
     pub effects: Vec<Effect>,
+    /// Capability calls the host refused as the plugin's mistake (an undeclared capability,
+    /// an unusable argument), each saying which call and why.
+    pub refusals: Vec<String>,
     /// Log lines (plugin `log` calls, stdout and stderr), capped.
     pub logs: Vec<LogLine>,
     /// Fuel the call consumed.

@@ -40,7 +40,8 @@ impl LoadedPlugin {
     ) -> Result<Self, LoadError> {
         let instance_pre: InstancePre<InvocationState> =
             runtime.linker().instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre = wit::FunnelPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        // Linking worked, so the imports fit: what is missing is one of the world's exports.
+        let pre = wit::FunnelPre::new(instance_pre).map_err(|e| LoadError::MissingExports(format!("{e:#}")))?;
         let mut plugin = LoadedPlugin {
             info: PluginInfo {
                 name: "unnamed".into(),
@@ -55,6 +56,36 @@ impl LoadedPlugin {
         plugin.info = plugin.describe().map_err(LoadError::Describe)?;
         check_info(&plugin.info).map_err(LoadError::BadInfo)?;
         Ok(plugin)
+    }
+
+    /// The host functions the component imports that need a capability it did not declare in
+    /// `describe()`, with that capability (`send-sms` without `sms`, say): every call to one
+    /// will be refused with `not-declared`. A Rust component imports only the functions it
+    /// calls, so this is exact for it; a Python or JavaScript one imports the whole interface.
+    pub fn undeclared_imports(&self) -> Vec<(String, Capability)> {
+        let engine = self.pre.engine();
+        let component = self.pre.instance_pre().component();
+        let mut found = Vec::new();
+        for (name, item) in component.component_type().imports(engine) {
+            let wasmtime::component::types::ComponentItem::ComponentInstance(host) = item.ty else { continue };
+            if !name.starts_with("funnel:plugin/host@") {
+                continue;
+            }
+            for (function, _) in host.exports(engine) {
+                let needs = match function {
+                    "send-email" => Capability::Email,
+                    "send-sms" => Capability::Sms,
+                    "schedule" => Capability::Timers,
+                    "add-to-list" | "remove-from-list" => Capability::Lists,
+                    "coupon" => Capability::Coupons,
+                    _ => continue,
+                };
+                if !self.info.capabilities.contains(&needs) {
+                    found.push((function.to_string(), needs));
+                }
+            }
+        }
+        found
     }
 
     /// `name@version`, for errors and logs.
@@ -93,6 +124,7 @@ impl LoadedPlugin {
             Ok(new_state) => Ok(HandleOutcome {
                 state: new_state,
                 effects: std::mem::take(&mut state.effects),
+                refusals: std::mem::take(&mut state.refusals),
                 logs: state.log.take(),
                 fuel_used,
             }),

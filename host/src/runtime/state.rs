@@ -49,6 +49,8 @@ pub(crate) struct InvocationState {
     pub(crate) effects: Vec<Effect>,
     pub(crate) max_effects: usize,
     pub(crate) limit_hit: Option<Limit>,
+    /// Capability calls refused as the plugin's mistake, in order (see `capabilities::refused`).
+    pub(crate) refusals: Vec<String>,
     pub(crate) log: LogBuffer,
     pub(crate) ctx: HandleContext,
     pub(crate) lists: BTreeSet<String>,
@@ -85,6 +87,7 @@ impl InvocationState {
             effects: Vec::new(),
             max_effects: limits.effects,
             limit_hit: None,
+            refusals: Vec::new(),
             log,
             ctx,
             lists,

@@ -1,21 +1,21 @@
 //! `funnel simulate`: the same engine as `serve` (store, dispatcher, scheduler, runtime,
 //! delivery's send-time rules) on a virtual clock and an in-memory database, sending nothing.
-//! It prints what would happen to one lead, one JSON object a line, in time order.
-
-pub mod scenario;
+//! It tells what would happen to one lead, as [`Line`]s in time order. The scenario it reads
+//! and the lines it returns are the SDK's wire types ([`funnel_sdk::wire`]), shared with
+//! `funnel_sdk::testing` and the command line.
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use funnel_sdk::wire::{Line, LineKind, Scenario, ScenarioEvent, ScenarioEventKind};
+use serde_json::Value;
 
 use crate::clock::{Clock, VirtualClock};
 use crate::delivery::Discard;
-use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
+use crate::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Database, StoreError};
-use scenario::{Scenario, ScenarioEventKind};
 
 /// Capture time of the simulated lead: 2026-01-01T00:00:00Z.
 pub const T0_MS: i64 = 1_767_225_600_000;
@@ -29,12 +29,16 @@ pub struct SimulateInput {
     pub plugin: PluginSource,
     pub config_json: String,
     pub scenario: Scenario,
+    /// Also timers, logs and other lines only a curious reader wants.
     pub verbose: bool,
+    /// Emails carry their rendered text in `body`.
+    pub show_body: bool,
     /// Where compiled components are kept between runs (a big component, e.g. a Python one,
     /// takes seconds to compile); `None` compiles every time.
     pub cache_dir: Option<std::path::PathBuf>,
 }
 
+#[derive(Clone)]
 pub enum PluginSource {
     Builtin(String),
     Component(Vec<u8>),
@@ -54,7 +58,7 @@ pub enum SimError {
 }
 
 /// Run a simulation; returns the output lines in time order.
-pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
+pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     let runtime = Arc::new(
         Runtime::new(RuntimeConfig { cache_dir: input.cache_dir.clone(), ..RuntimeConfig::default() })
             .map_err(|e| SimError::Plugin(e.to_string()))?,
@@ -93,11 +97,8 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
     let validation =
         plugin.validate_config(&input.config_json, &context).map_err(|e| SimError::Plugin(e.to_string()))?;
     if let Err(notes) = validation {
-        let text: Vec<String> = notes
-            .iter()
-            .map(|n| if n.path.is_empty() { n.message.clone() } else { format!("{}: {}", n.path, n.message) })
-            .collect();
-        return Err(SimError::Config(text.join("; ")));
+        let line = funnel_sdk::wire::notes_line(notes.iter().map(|n| (n.path.as_str(), n.message.as_str())));
+        return Err(SimError::Config(line));
     }
 
     let producer = store.create_producer("simulation", T0_MS).await?;
@@ -123,7 +124,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
         phone: lead.phone.clone(),
         product_id: lead.product_id.clone(),
         plan_id: lead.plan_id.clone(),
-        price: lead.price.clone(),
+        price: lead.price.as_ref().map(|p| Price { amount_cents: p.amount_cents, currency: p.currency.clone() }),
         url: Some(lead.url.clone().unwrap_or_else(|| "https://checkout.example/pay".into())),
     };
     let platform_event = |id: String, kind| PlatformEvent {
@@ -141,7 +142,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
     engine.settle().await?;
 
     // Scenario events in time order; at equal times, in file order, before timers due then.
-    let mut events: Vec<(usize, &scenario::ScenarioEvent)> = scenario.events.iter().enumerate().collect();
+    let mut events: Vec<(usize, &ScenarioEvent)> = scenario.events.iter().enumerate().collect();
     events.sort_by_key(|(i, e)| (e.at, *i));
     let until = T0_MS + i64::try_from(scenario.until.as_millis()).unwrap_or(i64::MAX / 2);
     let mut next_event = 0;
@@ -164,14 +165,32 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Value>, SimError> {
     }
 
     let entries = store.timeline(&lead_id, 0).await?;
-    Ok(entries.iter().filter_map(|entry| output_line(entry, input.verbose)).collect())
+    let mut lines = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let mut line = output_line(entry);
+        if !input.verbose && !line.kind.always_printed() {
+            continue;
+        }
+        if input.show_body && line.kind == LineKind::Email {
+            let id = serde_json::from_str::<Value>(&entry.detail)
+                .ok()
+                .and_then(|d| d["message_id"].as_str().map(String::from));
+            if let Some(id) = id
+                && let Some(text) = store.message_text(&id).await?
+            {
+                line.body = Some(stable_links(&text, line.tag.as_deref().unwrap_or("message")));
+            }
+        }
+        lines.push(line);
+    }
+    Ok(lines)
 }
 
 async fn apply(
     store: &Database,
     lead_id: &str,
     index: usize,
-    event: &scenario::ScenarioEvent,
+    event: &ScenarioEvent,
     now: i64,
     platform_event: &impl Fn(String, PlatformEventType) -> PlatformEvent,
 ) -> Result<(), SimError> {
@@ -214,23 +233,47 @@ async fn apply(
     Ok(())
 }
 
-/// One output line for a timeline entry, or none for entries only `--verbose` shows.
-fn output_line(entry: &crate::store::timeline::TimelineEntry, verbose: bool) -> Option<Value> {
+/// The output line of a timeline entry.
+fn output_line(entry: &crate::store::timeline::TimelineEntry) -> Line {
     let at_s = (entry.at - T0_MS) / 1000;
-    let detail: Value = serde_json::from_str(&entry.detail).unwrap_or(Value::Null);
-    match entry.kind.as_str() {
-        "email" => Some(
-            json!({"at_s": at_s, "kind": "email", "tag": detail["tag"], "subject": detail["subject"], "coupon": detail["coupon"]}),
-        ),
-        "sms" => {
-            let body =
-                detail["body"].as_str().map(|body| stable_links(body, detail["tag"].as_str().unwrap_or("message")));
-            Some(json!({"at_s": at_s, "kind": "sms", "tag": detail["tag"], "body": body, "coupon": detail["coupon"]}))
+    let kind = match entry.kind.as_str() {
+        "email" => LineKind::Email,
+        "sms" => LineKind::Sms,
+        "dropped" => LineKind::Dropped,
+        "list_add" => LineKind::ListAdd,
+        "list_remove" => LineKind::ListRemove,
+        "retry" => LineKind::Retry,
+        "failed" => LineKind::Failed,
+        "refused" => LineKind::Refused,
+        "timer_set" => LineKind::TimerSet,
+        "log" => LineKind::Log,
+        "run_ended" => LineKind::RunEnded,
+        "bounced" => LineKind::Bounced,
+        "send_failed" => LineKind::SendFailed,
+        "unsubscribed" => LineKind::Unsubscribed,
+        _ => LineKind::Other,
+    };
+    let line = Line::new(at_s, kind);
+    // Message entries carry their detail as JSON; the others as text.
+    let detail = || serde_json::from_str::<Value>(&entry.detail).unwrap_or(Value::Null);
+    let text = |key: &str, detail: &Value| detail[key].as_str().map(str::to_string);
+    match kind {
+        LineKind::Email => {
+            let d = detail();
+            Line { tag: text("tag", &d), subject: text("subject", &d), coupon: text("coupon", &d), ..line }
         }
-        "dropped" => Some(json!({"at_s": at_s, "kind": "dropped", "tag": detail["tag"], "reason": detail["reason"]})),
-        "list_add" | "list_remove" => Some(json!({"at_s": at_s, "kind": entry.kind, "list": entry.detail})),
-        _ if verbose => Some(json!({"at_s": at_s, "kind": entry.kind, "detail": entry.detail})),
-        _ => None,
+        LineKind::Sms => {
+            let d = detail();
+            let tag = text("tag", &d);
+            let body = text("body", &d).map(|body| stable_links(&body, tag.as_deref().unwrap_or("message")));
+            Line { body, coupon: text("coupon", &d), tag, ..line }
+        }
+        LineKind::Dropped => {
+            let d = detail();
+            Line { tag: text("tag", &d), reason: text("reason", &d), ..line }
+        }
+        LineKind::ListAdd | LineKind::ListRemove => Line { list: Some(entry.detail.clone()), ..line },
+        _ => Line { detail: Some(entry.detail.clone()), ..line },
     }
 }
 

@@ -186,8 +186,8 @@ impl Database {
     }
 
     /// Record a failed invocation: retry at `retry_at` (the lead waits in the queue until then,
-    /// so its later events wait too), or park the event as failed when `retry_at` is `None`.
-    /// Nothing the plugin recorded is kept.
+    /// so its later events wait too), or park the event as failed when `retry_at` is `None`
+    /// and mark an open or recovering lead `parked`. Nothing the plugin recorded is kept.
     pub async fn fail_event(
         &self,
         lease: &str,
@@ -233,6 +233,13 @@ impl Database {
             &detail,
         )
         .await?;
+        if retry_at.is_none() {
+            // The lead needs a person: say so where the producer looks ("my leads").
+            sqlx::query("UPDATE leads SET status = 'parked' WHERE id = $1 AND status IN ('open', 'recovering')")
+                .bind(&event.lead_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let after = match retry_at {
             Some(at) => {
                 sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2")

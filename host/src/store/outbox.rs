@@ -155,6 +155,13 @@ impl Database {
         Ok(())
     }
 
+    /// The rendered text of a message (an email's text part, an SMS's body), for previews.
+    pub async fn message_text(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let text: Option<Option<String>> =
+            sqlx::query_scalar("SELECT text FROM outbox WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(text.flatten())
+    }
+
     /// Messages waiting to be sent (the outbox depth).
     pub async fn outbox_depth(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")

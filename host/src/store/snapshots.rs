@@ -14,6 +14,8 @@ pub struct PendingEvent {
     pub event: LeadEvent,
     pub attempts: i64,
     pub next_attempt_at: i64,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
 }
 
 /// Everything about a lead an invocation needs.
@@ -68,7 +70,7 @@ impl Database {
     /// The lead's oldest pending event (due or not: order is kept even during a backoff).
     pub async fn next_pending_event(&self, lead_id: &str) -> Result<Option<PendingEvent>, StoreError> {
         let row = sqlx::query(
-            "SELECT seq, payload, attempts, next_attempt_at FROM events WHERE lead_id = $1 AND status = 'pending'
+            "SELECT seq, payload, attempts, next_attempt_at, error FROM events WHERE lead_id = $1 AND status = 'pending'
              ORDER BY seq LIMIT 1",
         )
         .bind(lead_id)
@@ -84,6 +86,7 @@ impl Database {
             event,
             attempts: row.try_get("attempts")?,
             next_attempt_at: row.try_get("next_attempt_at")?,
+            last_error: row.try_get("error")?,
         }))
     }
 

@@ -113,3 +113,155 @@ fn plugin_check_prints_what_a_component_declares() {
     let out = funnel(&["plugin", "check", "/nonexistent.wasm"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Finding 1 of issue 17: a panicking plugin no longer looks like a quiet one. `simulate`
+/// prints the failure on stderr and exits 3; the table shows it; `--allow-failures` exits 0.
+#[test]
+fn simulate_speaks_up_when_the_plugin_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let wasm = dir.path().join("guest.wasm");
+    std::fs::write(&wasm, funnel_host::guests::TEST_GUEST).expect("write");
+    let cfg = write(dir.path(), "cfg.json", r#"{"mode": "panic"}"#);
+    let scn = write(dir.path(), "scn.json", r#"{"lead": {"email": "ana@example.com"}, "until": "1h"}"#);
+    let args = [
+        "simulate",
+        "--plugin",
+        wasm.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--scenario",
+        scn.to_str().unwrap(),
+    ];
+    let out = funnel(&args);
+    assert_eq!(out.status.code(), Some(funnel_sdk::wire::EXIT_PLUGIN_FAILED), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the plugin failed at 0h00m00s: retry") && err.contains("panics on purpose"), "{err}");
+    assert!(err.contains("the plugin failed at 0h00m01s: failed"), "{err}");
+    assert!(err.contains("--allow-failures"), "says how to look anyway: {err}");
+    // Parked on the second identical failure, not after five.
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert_eq!(kinds, ["retry", "failed"], "{lines:?}");
+
+    let table = funnel(&[&args[..], &["--format", "table", "--allow-failures"]].concat());
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(text.lines().nth(1).is_some_and(|l| l.contains("retry") && l.contains("panics on purpose")), "{text}");
+}
+
+/// Finding 8: the preview shows each message's text, so the coupon line and empty fields are
+/// seen; a lead without a name gets no dangling comma.
+#[test]
+fn simulate_shows_bodies_and_leaves_no_dangling_punctuation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write(
+        dir.path(),
+        "cfg.json",
+        r#"{"emails": [{"after": "20m", "subject": "{{first_name}}, seu pedido está esperando",
+                        "html": "<p>Oi {{first_name}}, faltou pouco! <a href=\"{{checkout_url}}\">Finalize</a></p>"}]}"#,
+    );
+    let scn = write(
+        dir.path(),
+        "scn.json",
+        r#"{"lead": {"email": "ana@example.com", "price": {"amount_cents": 9700, "currency": "BRL"}}, "until": "1h"}"#,
+    );
+    let args = [
+        "simulate",
+        "--plugin",
+        "four-emails",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--scenario",
+        scn.to_str().unwrap(),
+        "--show-body",
+    ];
+    let out = funnel(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one line");
+    assert_eq!(line["subject"], "Seu pedido está esperando");
+    assert_eq!(line["body"], "Oi, faltou pouco! Finalize (https://funnel.example/r/email-1)");
+    let table = funnel(&[&args[..], &["--format", "table"]].concat());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("| Oi, faltou pouco!"), "{}", stderr(&table));
+}
+
+/// Bless mode on the command line: a folder of scenarios writes a folder of expected timelines.
+#[test]
+fn simulate_writes_expected_timelines() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write(dir.path(), "cfg.json", CONFIG);
+    std::fs::create_dir(dir.path().join("scenarios")).expect("mkdir");
+    write(&dir.path().join("scenarios"), "buys.json", SCENARIO);
+    let expected = dir.path().join("expected");
+    let scenarios = dir.path().join("scenarios");
+    let args = [
+        "simulate",
+        "--plugin",
+        "four-emails",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--scenario",
+        scenarios.to_str().unwrap(),
+        "--write-expected",
+        expected.to_str().unwrap(),
+    ];
+    let out = funnel(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrote"), "{}", stderr(&out));
+    let written = std::fs::read_to_string(expected.join("buys.jsonl")).expect("written");
+    assert_eq!(written.lines().count(), 2, "{written}");
+    let again = funnel(&args);
+    assert!(stderr(&again).contains("unchanged"), "{}", stderr(&again));
+    let single = funnel(&args[..8]);
+    assert_eq!(single.status.code(), Some(2), "a folder needs --write-expected: {}", stderr(&single));
+}
+
+/// Finding 6: a server that already has other bytes under the name and version answers 409;
+/// `push` says what to do. (A one-shot HTTP server on loopback plays that server.)
+#[test]
+fn push_says_to_bump_the_version_on_a_conflict() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 65536];
+        // Read the headers and the whole body (Content-Length) before answering.
+        loop {
+            let n = stream.read(&mut buf).expect("read");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let body = r#"{"type":"about:blank","title":"Conflict","status":409,"detail":"flow-copy@1.0.0 is already uploaded with other bytes"}"#;
+        let response = format!(
+            "HTTP/1.1 409 Conflict\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(response.as_bytes()).expect("write");
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let wasm = dir.path().join("flow.wasm");
+    std::fs::write(&wasm, funnel_host::guests::FLOW).expect("write");
+    let out =
+        funnel(&["plugin", "push", wasm.to_str().unwrap(), "--server", &format!("http://{addr}"), "--key", "fk_test"]);
+    server.join().expect("server");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("already uploaded with other bytes") && err.contains("bump the version"), "{err}");
+    assert!(err.contains("re-bind it with PUT /v1/bindings"), "{err}");
+}

@@ -209,31 +209,29 @@ async fn a_lead_is_served_by_its_most_specific_binding_for_life(db: Db) {
     assert!(logs_starting(&h.timeline(&leads[4]).await, "event=").is_empty(), "{db:?}: one binding for life");
 }
 
-on_both!(a_failing_plugin_commits_nothing_is_retried_then_parked);
-async fn a_failing_plugin_commits_nothing_is_retried_then_parked(db: Db) {
+// A plugin that fails the same way again is not retried five times over ~15 s with the lead
+// still `open` (finding 7 of issue 17): the second identical failure parks the event, and the
+// lead says it needs a person. (The 1/2/4/8 s schedule of a failure that changes is pinned by
+// the dispatcher's unit tests; `later_events_wait_behind_an_event_awaiting_its_retry` shows a
+// plugin that recovers on its retry.)
+on_both!(a_failing_plugin_commits_nothing_and_a_repeated_failure_parks_the_lead);
+async fn a_failing_plugin_commits_nothing_and_a_repeated_failure_parks_the_lead(db: Db) {
     let (_db, h) = Harness::with_guest(db, "fail").await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
     h.settle().await;
-    // Backoff 1 s, 2 s, 4 s, 8 s: attempts at 0, 1, 3, 7 and 15 s, each exactly when due, the
-    // fifth parks the event.
-    let attempts = [0, 1_000, 3_000, 7_000, 15_000];
-    for (n, at) in attempts.iter().enumerate().skip(1) {
-        h.at(at - 1).await;
-        assert_eq!(h.timeline(&lead).await.len(), n, "{db:?}: attempt {} not before {at} ms", n + 1);
-        h.at(*at).await;
-        assert_eq!(h.timeline(&lead).await.len(), n + 1, "{db:?}: attempt {} at {at} ms", n + 1);
-    }
+    h.at(999).await;
+    assert_eq!(h.timeline(&lead).await.len(), 1, "{db:?}: the retry waits its second");
+    h.at(1_000).await;
     h.at(3_600_000).await;
     let timeline = h.timeline(&lead).await;
     let kinds: Vec<(&str, i64)> = timeline.iter().map(|e| (e.kind.as_str(), e.at - T0)).collect();
-    let expected: Vec<(&str, i64)> = ["retry", "retry", "retry", "retry", "failed"].into_iter().zip(attempts).collect();
-    assert_eq!(kinds, expected, "{db:?}: {timeline:#?}");
-    for (entry, wait) in timeline.iter().zip(["1 s", "2 s", "4 s", "8 s"]) {
-        assert!(entry.detail.contains(&format!("retrying in {wait}")), "{db:?}: {}", entry.detail);
-    }
-    assert!(timeline[4].detail.contains("after 5 attempts"), "{db:?}: {}", timeline[4].detail);
-    assert!(timeline[4].detail.contains("failing on purpose"), "{db:?}: the reason is visible");
+    assert_eq!(kinds, [("retry", 0), ("failed", 1_000)], "{db:?}: {timeline:#?}");
+    assert!(timeline[0].detail.contains("retrying in 1 s"), "{db:?}: {}", timeline[0].detail);
+    assert!(timeline[1].detail.contains("failing on purpose"), "{db:?}: the reason is visible");
+    assert!(timeline[1].detail.contains("the same failure as the attempt before"), "{db:?}: {}", timeline[1].detail);
     assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked, not pending");
+    let summary = h.engine.store.lead_summary(&h.producer, &lead).await.expect("read").expect("the lead");
+    assert_eq!(summary.status.to_string(), "parked", "{db:?}: my leads shows the lead needs a person");
     assert_eq!(h.engine.store.outbox_depth().await.expect("depth"), 0, "{db:?}: the recorded email was rolled back");
 }
 

@@ -24,6 +24,7 @@ mod cli;
 mod console;
 mod delivery;
 mod engine;
+mod example_js;
 mod example_python;
 mod migrations;
 mod plugin_flow;

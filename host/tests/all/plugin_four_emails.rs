@@ -98,6 +98,7 @@ async fn an_unsubscribe_between_emails_stops_the_rest() {
 async fn coupons_only_with_product_plan_and_a_registered_coupon() {
     let mut cfg = config(&["20m", "5h"]);
     cfg["emails"][1]["coupon"] = json!(true);
+    cfg["coupon_line"] = json!("Use o cupom {{coupon_code}} ao finalizar.");
     let mut scn = scenario(Some(9700), json!([]), "24h");
     scn["lead"]["product_id"] = json!("p1");
     scn["lead"]["plan_id"] = json!("q1");

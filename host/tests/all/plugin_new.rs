@@ -41,10 +41,43 @@ fn a_new_rust_plugin_builds_and_passes_its_own_test() {
     let report = text(&test.stdout);
     assert!(report.contains("every_scenario_prints_its_expected_timeline"), "{report}");
 
-    let wasm = scaffold_target_dir().join("plugin-builds/wasm32-wasip2/release/my_strategy.wasm");
-    let check = funnel(&["plugin", "check", wasm.to_str().expect("utf-8 path")], dir.path());
+    // `funnel plugin build` makes the build the test made (no rebuild) and prints its path,
+    // which every other command takes.
+    let build = Command::new(env!("CARGO_BIN_EXE_funnel"))
+        .args(["plugin", "build"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", scaffold_target_dir())
+        .output()
+        .expect("funnel runs");
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let wasm = text(&build.stdout).trim().to_string();
+    assert_eq!(Path::new(&wasm), scaffold_target_dir().join("plugin-builds/wasm32-wasip2/release/my_strategy.wasm"));
+    assert!(
+        !text(&build.stderr).contains("Compiling my-strategy"),
+        "already built by cargo test: {}",
+        text(&build.stderr)
+    );
+    let check = funnel(&["plugin", "check", &wasm], dir.path());
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert!(text(&check.stdout).contains("\"name\":\"my-strategy\""), "{}", text(&check.stdout));
+
+    // Finding 5: without `export_plugin!` the component exports nothing; the host names the macro.
+    let lib = project.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, source.replace("funnel_sdk::export_plugin!(SmsFirst);", "")).expect("write");
+    let build = Command::new(env!("CARGO_BIN_EXE_funnel"))
+        .args(["plugin", "build"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", scaffold_target_dir())
+        .output()
+        .expect("funnel runs");
+    if build.status.success() {
+        let check = funnel(&["plugin", "check", text(&build.stdout).trim()], dir.path());
+        assert_eq!(check.status.code(), Some(2), "{}", text(&check.stdout));
+        assert!(text(&check.stderr).contains("funnel_sdk::export_plugin!(YourPlugin);"), "{}", text(&check.stderr));
+    } else {
+        assert!(text(&build.stderr).contains("export"), "{}", text(&build.stderr));
+    }
 }
 
 #[test]
@@ -65,10 +98,58 @@ fn a_new_python_plugin_builds_and_passes_its_own_test() {
         .output()
         .expect("python3 runs");
     assert!(test.status.success(), "the scaffold's own test fails:\n{}\n{}", text(&test.stdout), text(&test.stderr));
-    let wasm = project.join("build/my_py_strategy.wasm");
-    let check = funnel(&["plugin", "check", wasm.to_str().expect("utf-8 path")], dir.path());
+    let build = funnel(&["plugin", "build", "--dir", project.to_str().expect("utf-8 path")], dir.path());
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    assert_eq!(Path::new(text(&build.stdout).trim()), project.join("build/my_py_strategy.wasm"));
+    let check = funnel(&["plugin", "check", text(&build.stdout).trim()], dir.path());
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert!(text(&check.stdout).contains("\"name\":\"my-py-strategy\""), "{}", text(&check.stdout));
+}
+
+/// `funnel plugin new my-js --lang js && cd my-js && npm test`, as on a fresh machine with
+/// node and npm: the test installs the pinned toolchain itself (once, into ~/.cache/funnel),
+/// builds the component, runs the rules under node's test runner and every scenario through
+/// this `funnel` (named in package.json by `plugin new`).
+#[test]
+fn a_new_js_plugin_builds_and_passes_its_own_test() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = funnel(&["plugin", "new", "my-js", "--lang", "js"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("cd my-js && npm test"), "{}", text(&out.stdout));
+    let project = dir.path().join("my-js");
+    assert!(project.join("wit/funnel.wit").is_file() && project.join("PLUGIN-AUTHORS.md").is_file());
+    let strategy = std::fs::read_to_string(project.join("strategy.js")).expect("strategy.js");
+    assert!(strategy.contains("'my-js'"), "the plugin is renamed");
+
+    let test = Command::new("npm")
+        .arg("test")
+        .current_dir(&project)
+        // package.json names this funnel; nothing from outside wins.
+        .env_remove("FUNNEL_BIN")
+        .output()
+        .expect("npm runs");
+    assert!(test.status.success(), "the scaffold's own test fails:\n{}\n{}", text(&test.stdout), text(&test.stderr));
+    let report = text(&test.stdout);
+    assert!(report.contains("every scenario prints its expected timeline") && report.contains("# fail 0"), "{report}");
+    assert!(project.join("types/interfaces/funnel-plugin-host.d.ts").is_file(), "typed editor support");
+
+    let build = funnel(&["plugin", "build"], &project);
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let check = funnel(&["plugin", "check", text(&build.stdout).trim()], &project);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(text(&check.stdout).contains("\"name\":\"my-js\""), "{}", text(&check.stdout));
+}
+
+#[test]
+fn plugin_build_says_what_it_looks_for() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = funnel(&["plugin", "build"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected Cargo.toml (Rust), build.sh (Python) or build.mjs"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -1,19 +1,23 @@
 //! Running `funnel simulate`'s engine in-process for plugin tests.
 
 use funnel_host::sim::{self, PluginSource, SimError, SimulateInput};
+use funnel_sdk::wire::Scenario;
 use serde_json::Value;
 
-/// Simulate a built-in plugin; the scenario and config are JSON values.
+/// Simulate a built-in plugin; the scenario and config are JSON values, and so are the lines
+/// (as `funnel simulate` prints them).
 pub async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
-    let scenario = sim::scenario::parse(&scenario.to_string()).map_err(SimError::Scenario)?;
-    sim::run(SimulateInput {
+    let scenario = Scenario::parse(&scenario.to_string()).map_err(|e| SimError::Scenario(e.to_string()))?;
+    let lines = sim::run(SimulateInput {
         plugin: PluginSource::Builtin(plugin.into()),
         config_json: config.to_string(),
         scenario,
         verbose: false,
+        show_body: false,
         cache_dir: Some(crate::support::compile_cache_dir()),
     })
-    .await
+    .await?;
+    Ok(lines.iter().map(|line| serde_json::to_value(line).expect("a line is JSON")).collect())
 }
 
 /// `(at_s, kind, tag)` of each output line, the compact view most assertions want.

@@ -29,6 +29,9 @@ pub struct FlowConfig {
     pub on_purchase: Option<String>,
     pub on_click: Option<String>,
     pub on_unsubscribe: Option<String>,
+    /// The line added to a coupon email that does not show `{{coupon_code}}` itself, in the
+    /// emails' language.
+    pub coupon_line: Option<String>,
     pub steps: BTreeMap<String, Step>,
 }
 
@@ -138,7 +141,7 @@ struct StepShape {
     next: Option<String>,
 }
 
-const TOP_FIELDS: &[&str] = &["start", "on_purchase", "on_click", "on_unsubscribe", "steps"];
+const TOP_FIELDS: &[&str] = &["start", "on_purchase", "on_click", "on_unsubscribe", "coupon_line", "steps"];
 
 /// Load a config, or every shape problem found (each with its path).
 pub fn load(raw: &RawConfig) -> Result<FlowConfig, Vec<ConfigNote>> {
@@ -164,6 +167,14 @@ pub fn load_lenient(raw: &RawConfig) -> (FlowConfig, Vec<ConfigNote>) {
     flow.on_purchase = step_id(top, "on_purchase", &mut problems);
     flow.on_click = step_id(top, "on_click", &mut problems);
     flow.on_unsubscribe = step_id(top, "on_unsubscribe", &mut problems);
+    match top.get("coupon_line") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(line)) => match funnel_sdk::coupon::line_problem(line) {
+            Some(problem) => problems.push(note("coupon_line", problem)),
+            None => flow.coupon_line = Some(line.clone()),
+        },
+        Some(_) => problems.push(note("coupon_line", "must be a string that shows {{coupon_code}}")),
+    }
     match top.get("steps") {
         None | Some(Value::Null) => problems.push(note("steps", "missing: a flow needs its steps, by id")),
         Some(Value::Object(steps)) => {

@@ -50,7 +50,7 @@ impl Plugin for Flow {
         // The config was validated when bound; if it no longer loads, refusing the event (the
         // host retries) is safer than guessing.
         let flow = config::load(call.config).map_err(|notes| {
-            let first = notes.first().map(|n| format!("{}: {}", n.path, n.message)).unwrap_or_default();
+            let first = notes.first().map(|n| funnel_sdk::wire::note_line(&n.path, &n.message)).unwrap_or_default();
             format!("config no longer loads: {first}")
         })?;
         let mut world = HostWorld { purchased: call.lead.purchased };

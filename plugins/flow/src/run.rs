@@ -15,8 +15,6 @@ use crate::config::{Condition, END, EmailAction, FlowConfig, Kind, ListAction, S
 /// without a wait, so this only trips on a config that skipped validation.
 pub const MAX_STEPS_PER_EVENT: usize = 1000;
 
-pub use funnel_sdk::coupon::LINE_HTML as COUPON_LINE_HTML;
-
 /// A message the lead was sent, as conditions see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -157,7 +155,7 @@ pub fn walk(flow: &FlowConfig, from: &str, state: &mut State, world: &mut impl W
             return Ok(Outcome::Ended);
         }
         let step = flow.steps.get(&current).ok_or_else(|| format!("step {current:?} is not in the flow"))?;
-        match run_step(&current, step, world)? {
+        match run_step(&current, step, flow.coupon_line.as_deref(), world)? {
             Then::Wait(after) => {
                 state.timer = Some(world.schedule(after, &current)?);
                 state.waiting_at = Some(current);
@@ -180,7 +178,7 @@ enum Then {
 }
 
 /// Do one step's action and say where to go.
-fn run_step(id: &str, step: &Step, world: &mut impl World) -> Result<Then, String> {
+fn run_step(id: &str, step: &Step, coupon_line: Option<&str>, world: &mut impl World) -> Result<Then, String> {
     if let Some(after) = step.wait {
         return Ok(Then::Wait(after));
     }
@@ -192,7 +190,7 @@ fn run_step(id: &str, step: &Step, world: &mut impl World) -> Result<Then, Strin
     if let Some(email) = &step.email {
         // Ask the host only when needed: most emails carry no coupon.
         let has_coupon = email.coupon && world.has_coupon();
-        let (message, warning) = compose_email(id, email, has_coupon);
+        let (message, warning) = compose_email(id, email, has_coupon.then_some(coupon_line));
         if let Some(warning) = warning {
             world.log(LogLevel::Warn, &warning);
         }
@@ -231,14 +229,17 @@ fn kind(k: Kind) -> MessageKind {
 }
 
 /// The email an email step sends (tagged with the step id), and a warning when it asks for a
-/// coupon the binding no longer has.
-pub fn compose_email(id: &str, email: &EmailAction, has_coupon: bool) -> (Email, Option<String>) {
+/// coupon the binding no longer has. `coupon` is `None` without a coupon on the binding, else
+/// the producer's coupon line, if the config has one.
+pub fn compose_email(id: &str, email: &EmailAction, coupon: Option<Option<&str>>) -> (Email, Option<String>) {
     let mut html = email.html.clone();
     let mut text = email.text.clone();
     let mut warning = None;
     if email.coupon {
-        if has_coupon {
-            funnel_sdk::coupon::add_line(&mut html, text.as_mut());
+        if let Some(line) = coupon {
+            if let Some(line) = line {
+                funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
+            }
         } else {
             // Validation saw a coupon; it was removed since. Better no line than an empty code.
             warning = Some(format!("step {id}: the binding has no coupon any more: sent without the coupon line"));

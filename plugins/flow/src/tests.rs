@@ -5,7 +5,7 @@ use funnel_sdk::host::Email;
 use funnel_sdk::{BindingContext, Coupon, Duration, Event, LogLevel, MessageKind, Scope, TimerFired};
 
 use crate::config::{self, Condition, FlowConfig, RawConfig};
-use crate::run::{self, COUPON_LINE_HTML, Outcome, Seen, State, World};
+use crate::run::{self, Outcome, Seen, State, World};
 
 const REFERENCE: &str = include_str!("../../../examples/flows/getall-abandoned-cart.json");
 
@@ -253,7 +253,9 @@ fn unknown_fields_and_bad_values_are_errors_with_paths() {
     let e = errors(r#"{"start": "a", "steps": {"a": {"end": true}}, "on_buy": "a"}"#);
     assert_eq!(
         e,
-        ["on_buy: unknown field \"on_buy\", expected one of start, on_purchase, on_click, on_unsubscribe, steps"]
+        [
+            "on_buy: unknown field \"on_buy\", expected one of start, on_purchase, on_click, on_unsubscribe, coupon_line, steps"
+        ]
     );
     let e = errors(&one_step(r#"{"wiat": "1m", "next": "end"}"#));
     assert_eq!(e.len(), 1);
@@ -298,7 +300,14 @@ fn coupons_need_a_product_a_plan_and_a_registered_coupon() {
     assert_eq!(e, ["steps.a.email.coupon: coupons need a binding whose scope names a product and a plan"]);
     let e = errors_for(&json, &binding(Some("p1"), Some("plan1"), false));
     assert_eq!(e, ["steps.a.email.coupon: no coupon is registered for this product and plan: register one first"]);
-    assert_eq!(errors_for(&json, &binding(Some("p1"), Some("plan1"), true)), Vec::<String>::new());
+    let e = errors_for(&json, &binding(Some("p1"), Some("plan1"), true));
+    assert_eq!(
+        e,
+        [format!("steps.a.email.coupon: {}", funnel_sdk::coupon::NEEDS_LINE)],
+        "no word of ours in the email"
+    );
+    let with_line = json.replacen('{', r#"{"coupon_line": "Use o cupom {{coupon_code}}.", "#, 1);
+    assert_eq!(errors_for(&with_line, &binding(Some("p1"), Some("plan1"), true)), Vec::<String>::new());
 }
 
 #[test]
@@ -569,7 +578,7 @@ fn a_refused_email_is_logged_and_the_flow_goes_on() {
 
 #[test]
 fn the_coupon_line_is_added_only_when_needed() {
-    let json = r#"{"start": "a", "steps": {
+    let json = r#"{"start": "a", "coupon_line": "Use o cupom {{coupon_code}}.", "steps": {
         "a": {"email": {"subject": "s", "html": "<p>Hi</p>", "text": "Hi", "coupon": true}, "next": "b"},
         "b": {"email": {"subject": "s", "html": "<p>Code {{coupon_code}}</p>", "coupon": true}, "next": "c"},
         "c": {"email": {"subject": "s", "html": "<p>Plain</p>"}, "next": "end"}}}"#;
@@ -577,8 +586,8 @@ fn the_coupon_line_is_added_only_when_needed() {
     run.world.coupon = true;
     assert_eq!(run.event(Event::Captured), Ok(Outcome::Ended));
     let emails = &run.world.emails;
-    assert_eq!(emails[0].html, format!("<p>Hi</p>{COUPON_LINE_HTML}"));
-    assert_eq!(emails[0].text.as_deref(), Some("Hi\n\nUse the coupon {{coupon_code}} at checkout."));
+    assert_eq!(emails[0].html, "<p>Hi</p><p>Use o cupom {{coupon_code}}.</p>");
+    assert_eq!(emails[0].text.as_deref(), Some("Hi\n\nUse o cupom {{coupon_code}}."));
     assert_eq!(emails[1].html, "<p>Code {{coupon_code}}</p>");
     assert_eq!(emails[2].html, "<p>Plain</p>");
 

@@ -63,7 +63,7 @@ pub fn check(flow: &FlowConfig, coupon_problem: Option<&str>) -> Vec<ConfigNote>
         }
     }
     for (id, step) in steps {
-        check_step(id, step, steps, coupon_problem, &mut errors);
+        check_step(id, step, steps, coupon_problem, flow.coupon_line.is_some(), &mut errors);
     }
     // Without a known start every step would look unreachable: that is one problem, not many.
     if start_ok {
@@ -78,6 +78,7 @@ fn check_step(
     step: &Step,
     steps: &BTreeMap<String, Step>,
     coupon_problem: Option<&str>,
+    has_coupon_line: bool,
     errors: &mut Vec<ConfigNote>,
 ) {
     let path = format!("steps.{id}");
@@ -146,10 +147,12 @@ fn check_step(
         if email.text.as_deref().is_some_and(|t| t.trim().is_empty()) {
             errors.push(note(format!("{path}.email.text"), "must not be empty: remove it to derive it from html"));
         }
-        if email.coupon
-            && let Some(problem) = coupon_problem
-        {
-            errors.push(note(format!("{path}.email.coupon"), problem));
+        if email.coupon {
+            if let Some(problem) = coupon_problem {
+                errors.push(note(format!("{path}.email.coupon"), problem));
+            } else if !has_coupon_line && funnel_sdk::coupon::needs_line(&email.html, email.text.as_deref()) {
+                errors.push(note(format!("{path}.email.coupon"), funnel_sdk::coupon::NEEDS_LINE));
+            }
         }
     }
     if let Some(sms) = &step.sms

@@ -15,6 +15,10 @@ pub struct Config {
     pub min_price_cents: i64,
     /// 1 to 4 emails, in sending order.
     pub emails: Vec<EmailConfig>,
+    /// The line added to a coupon email that does not show `{{coupon_code}}` itself, in the
+    /// emails' language (e.g. `"Use o cupom {{coupon_code}} ao finalizar."`).
+    #[serde(default)]
+    pub coupon_line: Option<String>,
 }
 
 fn default_min_price() -> i64 {
@@ -39,11 +43,6 @@ pub struct EmailConfig {
     pub coupon: bool,
 }
 
-// The host's own `send-email` limits, checked here too so a producer learns at config time
-// rather than from a failed send 20 minutes after a lead.
-const MAX_SUBJECT_BYTES: usize = 998;
-const MAX_BODY_BYTES: usize = 512 * 1024;
-
 /// Validate a parsed config for a binding: `Ok` with remarks (the disabled emails), or `Err`
 /// with every problem found, each naming its path.
 pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
@@ -58,9 +57,12 @@ pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote
     if config.min_price_cents < 0 {
         errors.push(note("min_price_cents", format!("must be >= 0 (got {})", config.min_price_cents)));
     }
+    if let Some(problem) = config.coupon_line.as_deref().and_then(funnel_sdk::coupon::line_problem) {
+        errors.push(note("coupon_line", problem));
+    }
     let coupon_problem = funnel_sdk::coupon::binding_problem(binding);
     for (i, e) in config.emails.iter().enumerate() {
-        check_email(i, e, coupon_problem, &mut errors);
+        check_email(i, e, config.coupon_line.as_deref(), coupon_problem, &mut errors);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -78,7 +80,13 @@ pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote
         .collect())
 }
 
-fn check_email(i: usize, e: &EmailConfig, coupon_problem: Option<&str>, errors: &mut Vec<ConfigNote>) {
+fn check_email(
+    i: usize,
+    e: &EmailConfig,
+    coupon_line: Option<&str>,
+    coupon_problem: Option<&str>,
+    errors: &mut Vec<ConfigNote>,
+) {
     let path = |field: &str| format!("emails[{i}].{field}");
     if i == 0 && e.after < FIRST_MIN {
         errors.push(note(path("after"), format!("the first email must wait at least 20 minutes (got {})", e.after)));
@@ -89,28 +97,24 @@ fn check_email(i: usize, e: &EmailConfig, coupon_problem: Option<&str>, errors: 
             format!("each email must wait at least 5 hours after the previous one (got {})", e.after),
         ));
     }
-    if e.subject.trim().is_empty() {
-        errors.push(note(path("subject"), "must not be empty"));
-    } else if e.subject.contains(['\r', '\n']) {
-        errors.push(note(path("subject"), "must be one line"));
-    }
-    if e.html.trim().is_empty() {
-        errors.push(note(path("html"), "must not be empty"));
-    }
-    // Sizes as sent, coupon line included.
-    let sent = policy::email(e, i);
-    if sent.subject.len() > MAX_SUBJECT_BYTES {
-        errors.push(note(path("subject"), format!("at most {MAX_SUBJECT_BYTES} bytes (got {})", sent.subject.len())));
-    }
-    if sent.html.len() > MAX_BODY_BYTES {
-        errors.push(note(path("html"), format!("at most {MAX_BODY_BYTES} bytes (got {})", sent.html.len())));
-    }
-    if let Some(text) = sent.text.as_ref().filter(|t| t.len() > MAX_BODY_BYTES) {
-        errors.push(note(path("text"), format!("at most {MAX_BODY_BYTES} bytes (got {})", text.len())));
+    // The host's own `send-email` limits, in its words, on the email as sent (coupon line
+    // included): a producer learns at config time, not from a failed send after a lead.
+    let sent = policy::email(e, i, coupon_line);
+    let problems = [
+        ("subject", funnel_sdk::limits::subject_problem(&sent.subject)),
+        ("html", funnel_sdk::limits::html_problem(&sent.html)),
+        ("text", sent.text.as_deref().and_then(funnel_sdk::limits::text_problem)),
+    ];
+    for (field, problem) in problems {
+        if let Some(problem) = problem {
+            errors.push(note(path(field), problem));
+        }
     }
     if e.coupon {
         if let Some(problem) = coupon_problem {
             errors.push(note(path("coupon"), problem));
+        } else if coupon_line.is_none() && funnel_sdk::coupon::needs_line(&e.html, e.text.as_deref()) {
+            errors.push(note(path("coupon"), funnel_sdk::coupon::NEEDS_LINE));
         }
     } else {
         // Without `coupon` the host would render `{{coupon_code}}` empty (or the binding's
@@ -320,7 +324,19 @@ mod tests {
     fn with_coupon_on_third() -> Config {
         let mut c = config(&["20m", "5h", "5h"]);
         c.emails[2].coupon = true;
+        c.coupon_line = Some("Use o cupom {{coupon_code}} ao finalizar.".into());
         c
+    }
+
+    #[test]
+    fn a_coupon_email_that_does_not_show_the_code_needs_the_producers_coupon_line() {
+        let mut c = with_coupon_on_third();
+        c.coupon_line = None;
+        assert_eq!(errors(&c), [format!("emails[2].coupon: {}", funnel_sdk::coupon::NEEDS_LINE)]);
+        c.emails[2].html = "<p>Use {{coupon_code}}</p>".into();
+        assert!(errors(&c).is_empty(), "the email shows the code itself");
+        c.coupon_line = Some("Use o cupom.".into());
+        assert_eq!(errors(&c), ["coupon_line: must show the code with {{coupon_code}}"]);
     }
 
     #[test]
@@ -375,14 +391,16 @@ mod tests {
 
     #[test]
     fn sizes_are_checked_as_sent() {
+        use funnel_sdk::limits::{MAX_EMAIL_BODY_BYTES, MAX_SUBJECT_BYTES};
         let long = "x".repeat(MAX_SUBJECT_BYTES + 1);
         let c = parse(json!({"emails": [{"after": "20m", "subject": long, "html": "h"}]}));
-        assert_eq!(errors(&c), ["emails[0].subject: at most 998 bytes (got 999)"]);
+        assert_eq!(errors(&c), ["emails[0].subject: must be at most 998 bytes (got 999)"]);
         // Fits on its own, but not with the coupon line added.
-        let html = "x".repeat(MAX_BODY_BYTES - 10);
-        let c = parse(json!({"emails": [{"after": "20m", "subject": "s", "html": html, "coupon": true}]}));
+        let html = "x".repeat(MAX_EMAIL_BODY_BYTES - 10);
+        let c = parse(json!({"coupon_line": "Use {{coupon_code}}.",
+                             "emails": [{"after": "20m", "subject": "s", "html": html, "coupon": true}]}));
         assert_eq!(errors(&c).len(), 1);
-        assert!(errors(&c)[0].starts_with("emails[0].html: at most 524288 bytes"), "{:?}", errors(&c));
+        assert!(errors(&c)[0].starts_with("emails[0].html: must be at most 524288 bytes"), "{:?}", errors(&c));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub const MAX_EMAILS: usize = 4;
 /// Only carts priced strictly over this many cents, unless the config says otherwise.
 pub const DEFAULT_MIN_PRICE_CENTS: i64 = 2000;
 
-pub use funnel_sdk::coupon::{LINE_HTML as COUPON_LINE_HTML, LINE_TEXT as COUPON_LINE_TEXT, uses_coupon};
+pub use funnel_sdk::coupon::uses_coupon;
 
 /// The tag of email `index` (0-based): `email-1` … `email-4`. A disabled email keeps its
 /// number, so stats line up with the config.
@@ -103,13 +103,13 @@ pub fn hours(d: Duration) -> String {
 }
 
 /// The email at `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
-/// (the host derives one from the html), and the coupon line added to each body that does
-/// not use the coupon yet when the email carries it.
-pub fn email(e: &EmailConfig, index: usize) -> Email {
+/// (the host derives one from the html), and the producer's coupon line added to each body
+/// that does not show the coupon yet when the email carries it.
+pub fn email(e: &EmailConfig, index: usize, coupon_line: Option<&str>) -> Email {
     let mut html = e.html.clone();
     let mut text = e.text.clone().filter(|t| !t.trim().is_empty());
-    if e.coupon {
-        funnel_sdk::coupon::add_line(&mut html, text.as_mut());
+    if let Some(line) = coupon_line.filter(|_| e.coupon) {
+        funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
     }
     Email { subject: e.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
 }
@@ -182,33 +182,44 @@ mod tests {
 
     #[test]
     fn the_email_is_a_tagged_recovery_email() {
-        let sent = email(&email_config("<p>h</p>", Some("t"), false), 2);
+        let sent = email(&email_config("<p>h</p>", Some("t"), false), 2, Some(LINE));
         assert_eq!((sent.subject.as_str(), sent.html.as_str(), sent.text.as_deref()), ("s", "<p>h</p>", Some("t")));
         assert_eq!(sent.tag, "email-3");
         assert_eq!(sent.kind, MessageKind::Recovery);
     }
 
+    /// The producer's coupon line, in the emails' language.
+    const LINE: &str = "Use o cupom {{coupon_code}} ao finalizar.";
+    const LINE_HTML: &str = "<p>Use o cupom {{coupon_code}} ao finalizar.</p>";
+
     #[test]
-    fn a_coupon_email_gets_the_coupon_line_where_it_is_missing() {
-        let sent = email(&email_config("<p>h</p>", None, true), 0);
-        assert_eq!(sent.html, format!("<p>h</p>{COUPON_LINE_HTML}"));
+    fn a_coupon_email_gets_the_producers_coupon_line_where_it_is_missing() {
+        let sent = email(&email_config("<p>h</p>", None, true), 0, Some(LINE));
+        assert_eq!(sent.html, format!("<p>h</p>{LINE_HTML}"));
         assert_eq!(sent.text, None, "no text: the host derives it from the html, line included");
 
-        let sent = email(&email_config("<p>h</p>", Some("t"), true), 0);
-        assert_eq!(sent.text.as_deref(), Some("t\n\nUse the coupon {{coupon_code}} at checkout."));
+        let sent = email(&email_config("<p>h</p>", Some("t"), true), 0, Some(LINE));
+        assert_eq!(sent.text.as_deref(), Some("t\n\nUse o cupom {{coupon_code}} ao finalizar."));
 
-        let sent = email(&email_config("<p>{{ coupon_code }}</p>", Some("t"), true), 0);
+        let sent = email(&email_config("<p>{{ coupon_code }}</p>", Some("t"), true), 0, Some(LINE));
         assert_eq!(sent.html, "<p>{{ coupon_code }}</p>", "already used: left alone");
-        assert!(sent.text.as_deref().is_some_and(|t| t.ends_with(COUPON_LINE_TEXT)), "the text still lacked it");
+        assert!(sent.text.as_deref().is_some_and(|t| t.ends_with(LINE)), "the text still lacked it");
 
-        let sent = email(&email_config("<p>h</p>", Some("code: {{coupon_code}}"), true), 0);
-        assert!(sent.html.ends_with(COUPON_LINE_HTML));
+        let sent = email(&email_config("<p>h</p>", Some("code: {{coupon_code}}"), true), 0, Some(LINE));
+        assert!(sent.html.ends_with(LINE_HTML));
         assert_eq!(sent.text.as_deref(), Some("code: {{coupon_code}}"), "not added twice");
+
+        let sent = email(&email_config("<p>h</p>", None, true), 0, None);
+        assert_eq!(sent.html, "<p>h</p>", "no line configured: no words of our own");
     }
 
     #[test]
     fn an_empty_text_is_left_to_the_host() {
-        assert_eq!(email(&email_config("<p>h</p>", Some(" "), false), 0).text, None);
-        assert_eq!(email(&email_config("<p>h</p>", Some(""), true), 0).text, None, "not a text of only the coupon");
+        assert_eq!(email(&email_config("<p>h</p>", Some(" "), false), 0, Some(LINE)).text, None);
+        assert_eq!(
+            email(&email_config("<p>h</p>", Some(""), true), 0, Some(LINE)).text,
+            None,
+            "not a text of only the coupon"
+        );
     }
 }

@@ -92,7 +92,7 @@ fn on_timer(
             &format!("{expected} came due at {at} after capture, past the 72-hour window: not sent"),
         ));
     }
-    match host.send_email(&policy::email(email, index)) {
+    match host.send_email(&policy::email(email, index, config.coupon_line.as_deref())) {
         Ok(()) => {}
         Err(e @ (HostError::Suppressed | HostError::NoRecipient)) => {
             return Ok(end(host, LogLevel::Info, &format!("{expected} not sent ({e}): no more emails")));
@@ -428,7 +428,7 @@ mod tests {
         let (next, host) = step(&config(&["20m"]), &lead(Some(9700)), timer("email-3"), HOUR, &mut State { next: 2 });
         assert_eq!(next, Ok(Next::End));
         assert!(host.effects().is_empty());
-        let empty = Config { min_price_cents: 2000, emails: Vec::new() };
+        let empty = Config { min_price_cents: 2000, emails: Vec::new(), coupon_line: None };
         let (next, _) = step(&empty, &lead(Some(9700)), Event::Captured, 0, &mut State::default());
         assert_eq!(next, Ok(Next::End));
     }
@@ -449,13 +449,14 @@ mod tests {
     }
 
     #[test]
-    fn a_coupon_email_carries_the_coupon_line() {
+    fn a_coupon_email_carries_the_producers_coupon_line() {
         let mut c = config(&["20m"]);
         c.emails[0].coupon = true;
+        c.coupon_line = Some("Use o cupom {{coupon_code}}.".into());
         let (_, host) = step(&c, &lead(Some(9700)), timer("email-1"), 20 * MIN, &mut State::default());
         assert_eq!(
             host.effects(),
-            [Call::Email { tag: "email-1".into(), html: format!("<p>h</p>{}", policy::COUPON_LINE_HTML) }]
+            [Call::Email { tag: "email-1".into(), html: "<p>h</p><p>Use o cupom {{coupon_code}}.</p>".into() }]
         );
     }
 

@@ -5,9 +5,6 @@ use crate::runtime::effects::{Effect, OutgoingEmail};
 use crate::runtime::state::InvocationState;
 use crate::runtime::wit::{Capability, Channel, HostError, MessageKind, MessageStatus, SentMessage};
 
-const MAX_SUBJECT: usize = 998;
-const MAX_BODY: usize = 512 * 1024;
-
 pub(super) fn send_email(
     state: &mut InvocationState,
     subject: String,
@@ -42,11 +39,14 @@ fn check(state: &InvocationState, subject: &str, html: &str, text: Option<&str>,
     if state.ctx.email_suppressed {
         return Err(HostError::Suppressed);
     }
-    if subject.trim().is_empty() || subject.len() > MAX_SUBJECT || subject.contains(['\r', '\n']) {
-        return Err(HostError::Invalid(format!("subject must be one line of 1 to {MAX_SUBJECT} bytes")));
+    // The limits and their words are the SDK's, so a plugin that checks its config says the same.
+    let problems = [
+        ("subject", funnel_sdk::limits::subject_problem(subject)),
+        ("html", funnel_sdk::limits::html_problem(html)),
+        ("text", text.and_then(funnel_sdk::limits::text_problem)),
+    ];
+    match problems.into_iter().find_map(|(field, problem)| problem.map(|p| format!("{field} {p}"))) {
+        Some(problem) => Err(HostError::Invalid(problem)),
+        None => Ok(()),
     }
-    if html.trim().is_empty() || html.len() > MAX_BODY || text.is_some_and(|t| t.len() > MAX_BODY) {
-        return Err(HostError::Invalid(format!("html must be 1 to {MAX_BODY} bytes, text at most {MAX_BODY}")));
-    }
-    Ok(())
 }

@@ -1,6 +1,8 @@
 //! The `host` interface of the WIT contract, one file per capability. This file only routes
 //! each WIT function to its module and holds the checks they share: the phase (effects only
-//! in `handle`), the declared capabilities, and the effect cap.
+//! in `handle`), the declared capabilities, the effect cap, and the record of calls refused as
+//! a plugin's mistake (undeclared capability, unusable argument), which the host reports in
+//! the lead's timeline and `funnel simulate` prints as failures.
 
 mod coupons;
 mod email;
@@ -27,7 +29,8 @@ impl host::Host for InvocationState {
         tag: String,
         kind: MessageKind,
     ) -> wasmtime::Result<Result<String, HostError>> {
-        email::send_email(self, subject, html, text, tag, kind)
+        let result = email::send_email(self, subject, html, text, tag, kind);
+        refused(self, "send-email", result)
     }
 
     fn send_sms(
@@ -36,11 +39,13 @@ impl host::Host for InvocationState {
         tag: String,
         kind: MessageKind,
     ) -> wasmtime::Result<Result<String, HostError>> {
-        sms::send_sms(self, body, tag, kind)
+        let result = sms::send_sms(self, body, tag, kind);
+        refused(self, "send-sms", result)
     }
 
     fn schedule(&mut self, after_ms: u64, tag: String) -> wasmtime::Result<Result<String, HostError>> {
-        timers::schedule(self, after_ms, tag)
+        let result = timers::schedule(self, after_ms, tag);
+        refused(self, "schedule", result)
     }
 
     fn cancel(&mut self, id: String) -> wasmtime::Result<()> {
@@ -52,11 +57,13 @@ impl host::Host for InvocationState {
     }
 
     fn add_to_list(&mut self, name: String) -> wasmtime::Result<Result<(), HostError>> {
-        lists::add(self, name)
+        let result = lists::add(self, name);
+        refused(self, "add-to-list", result)
     }
 
     fn remove_from_list(&mut self, name: String) -> wasmtime::Result<Result<(), HostError>> {
-        lists::remove(self, name)
+        let result = lists::remove(self, name);
+        refused(self, "remove-from-list", result)
     }
 
     fn lists(&mut self) -> wasmtime::Result<Vec<String>> {
@@ -74,6 +81,30 @@ impl host::Host for InvocationState {
     fn log(&mut self, level: LogLevel, text: String) -> wasmtime::Result<()> {
         log::log(self, level, text)
     }
+}
+
+/// Note a call refused as the plugin's mistake: a capability it did not declare, or an
+/// argument the host cannot use. Refusals about the lead (suppressed, no phone) or a cap are
+/// the plugin's to handle and are not noted.
+fn refused<T>(
+    state: &mut InvocationState,
+    function: &str,
+    result: wasmtime::Result<Result<T, HostError>>,
+) -> wasmtime::Result<Result<T, HostError>> {
+    if let Ok(Err(error)) = &result {
+        let why = match error {
+            HostError::NotDeclared(capability) => Some(format!(
+                "the plugin did not declare the {} capability in describe()",
+                super::wit::capability_name(*capability)
+            )),
+            HostError::Invalid(problem) => Some(problem.clone()),
+            HostError::Suppressed | HostError::NoRecipient | HostError::LimitReached(_) => None,
+        };
+        if let Some(why) = why {
+            state.refusals.push(format!("{function} refused: {why}"));
+        }
+    }
+    result
 }
 
 /// Capability calls outside `handle` are a programming error of the plugin: trap.
@@ -108,8 +139,8 @@ fn new_id() -> String {
 
 /// Shared argument check: a non-empty tag of reasonable length.
 fn check_tag(tag: &str) -> Result<(), HostError> {
-    if tag.is_empty() || tag.len() > 100 {
-        return Err(HostError::Invalid(format!("tag must be 1 to 100 bytes (got {})", tag.len())));
+    match funnel_sdk::limits::tag_problem(tag) {
+        Some(problem) => Err(HostError::Invalid(format!("tag {problem}"))),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -5,9 +5,6 @@ use crate::runtime::effects::{Effect, OutgoingSms};
 use crate::runtime::state::InvocationState;
 use crate::runtime::wit::{Capability, Channel, HostError, MessageKind, MessageStatus, SentMessage};
 
-/// Ten concatenated SMS segments.
-const MAX_BODY: usize = 1600;
-
 pub(super) fn send_sms(
     state: &mut InvocationState,
     body: String,
@@ -42,8 +39,8 @@ fn check(state: &InvocationState, body: &str, tag: &str) -> Result<(), HostError
     if state.ctx.phone_suppressed {
         return Err(HostError::Suppressed);
     }
-    if body.trim().is_empty() || body.len() > MAX_BODY {
-        return Err(HostError::Invalid(format!("body must be 1 to {MAX_BODY} bytes")));
+    match funnel_sdk::limits::sms_problem(body) {
+        Some(problem) => Err(HostError::Invalid(format!("body {problem}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
