@@ -4,14 +4,19 @@
 //! that names a product and a plan with one registered.
 //!
 //! An email that should carry the coupon but does not show `{{coupon_code}}` gets the
-//! producer's *coupon line* ([`add_line`]), a line from the config in the email's own language:
-//! the SDK never adds words of its own to a producer's email.
+//! producer's *coupon line* ([`add_line`]), a line from the config in the email's own language;
+//! without one, the code alone ([`DEFAULT_LINE`]): the SDK never adds words of its own to a
+//! producer's email.
 
 use crate::BindingContext;
 
-/// Why a config needs a coupon line: said at the email's `coupon` field.
-pub const NEEDS_LINE: &str = "this email carries the coupon but does not show {{coupon_code}}: put {{coupon_code}} \
-     in it, or set coupon_line (the line to add, in the email's language)";
+/// The coupon line of a config that gives none: the code alone, a paragraph of its own, so no
+/// language is assumed and a config that omits the line still binds.
+pub const DEFAULT_LINE: &str = "{{coupon_code}}";
+
+/// The remark at an email's `coupon` field when it falls back to [`DEFAULT_LINE`].
+pub const DEFAULT_LINE_NOTE: &str = "this email carries the coupon but does not show {{coupon_code}}: the code alone is \
+     added as its last paragraph; put {{coupon_code}} in it, or set coupon_line (a sentence in the email's language)";
 
 /// Whether a template uses the coupon. The host decides "this message carries the coupon" with
 /// this very function, so the words mean the same on both sides.

@@ -32,6 +32,11 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+/// Whether the component imports any interface of the `funnel:plugin` package.
+fn imports_funnel(component: &wasmtime::component::Component) -> bool {
+    component.component_type().imports(component.engine()).any(|(name, _)| name.starts_with("funnel:plugin/"))
+}
+
 impl LoadedPlugin {
     pub(crate) fn new(
         runtime: &Runtime,
@@ -40,8 +45,16 @@ impl LoadedPlugin {
     ) -> Result<Self, LoadError> {
         let instance_pre: InstancePre<InvocationState> =
             runtime.linker().instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        // Linking worked, so the imports fit: what is missing is one of the world's exports.
-        let pre = wit::FunnelPre::new(instance_pre).map_err(|e| LoadError::MissingExports(format!("{e:#}")))?;
+        // Linking worked, so the imports fit. A component that uses the funnel world's imports but
+        // lacks its exports is a plugin missing its export glue; one with no funnel import at all
+        // was built for another world.
+        let pre = wit::FunnelPre::new(instance_pre).map_err(|e| {
+            if imports_funnel(&component) {
+                LoadError::MissingExports(format!("{e:#}"))
+            } else {
+                LoadError::WrongWorld(format!("{e:#}"))
+            }
+        })?;
         let mut plugin = LoadedPlugin {
             info: PluginInfo {
                 name: "unnamed".into(),

@@ -119,7 +119,17 @@ async fn events_stopped_by_a_limit_are_parked_and_other_leads_are_served(db: Db)
     for (lead, limits) in [(&fuel, ["fuel limit", "wall-clock limit"]), (&flood, ["effect limit"; 2])] {
         let timeline = h.timeline(lead).await;
         let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["retry", "retry", "retry", "retry", "failed"], "{db:?}: {timeline:#?}");
+        // The same limit twice in a row is a deterministic failure: parked after the second
+        // attempt instead of retried to the end. (Fuel, then the wall clock on a loaded
+        // machine, are two different failures and earn more attempts, at most five.)
+        let (last, retries) = kinds.split_last().expect("a timeline");
+        assert_eq!(*last, "failed", "{db:?}: {timeline:#?}");
+        assert!(retries.iter().all(|k| *k == "retry"), "{db:?}: {timeline:#?}");
+        assert!((1..=4).contains(&retries.len()), "{db:?}: {timeline:#?}");
+        if limits[0] == "effect limit" {
+            assert_eq!(kinds, ["retry", "failed"], "{db:?}: the effect flood is parked at once: {timeline:#?}");
+            assert!(timeline[1].detail.contains("not retried"), "{db:?}: {timeline:#?}");
+        }
         let named = timeline.iter().all(|e| limits.iter().any(|limit| e.detail.contains(limit)));
         assert!(named, "{db:?}: each attempt names the {limits:?}: {timeline:#?}");
         assert!(h.messages(lead).await.is_empty(), "{db:?}: nothing the stopped plugin recorded was kept");

@@ -230,16 +230,15 @@ fn kind(k: Kind) -> MessageKind {
 
 /// The email an email step sends (tagged with the step id), and a warning when it asks for a
 /// coupon the binding no longer has. `coupon` is `None` without a coupon on the binding, else
-/// the producer's coupon line, if the config has one.
+/// the producer's coupon line, if the config has one (the code alone when it has none).
 pub fn compose_email(id: &str, email: &EmailAction, coupon: Option<Option<&str>>) -> (Email, Option<String>) {
     let mut html = email.html.clone();
     let mut text = email.text.clone();
     let mut warning = None;
     if email.coupon {
         if let Some(line) = coupon {
-            if let Some(line) = line {
-                funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
-            }
+            let line = line.unwrap_or(funnel_sdk::coupon::DEFAULT_LINE);
+            funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
         } else {
             // Validation saw a coupon; it was removed since. Better no line than an empty code.
             warning = Some(format!("step {id}: the binding has no coupon any more: sent without the coupon line"));

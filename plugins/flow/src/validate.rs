@@ -63,7 +63,7 @@ pub fn check(flow: &FlowConfig, coupon_problem: Option<&str>) -> Vec<ConfigNote>
         }
     }
     for (id, step) in steps {
-        check_step(id, step, steps, coupon_problem, flow.coupon_line.is_some(), &mut errors);
+        check_step(id, step, steps, coupon_problem, &mut errors);
     }
     // Without a known start every step would look unreachable: that is one problem, not many.
     if start_ok {
@@ -78,7 +78,6 @@ fn check_step(
     step: &Step,
     steps: &BTreeMap<String, Step>,
     coupon_problem: Option<&str>,
-    has_coupon_line: bool,
     errors: &mut Vec<ConfigNote>,
 ) {
     let path = format!("steps.{id}");
@@ -150,8 +149,6 @@ fn check_step(
         if email.coupon {
             if let Some(problem) = coupon_problem {
                 errors.push(note(format!("{path}.email.coupon"), problem));
-            } else if !has_coupon_line && funnel_sdk::coupon::needs_line(&email.html, email.text.as_deref()) {
-                errors.push(note(format!("{path}.email.coupon"), funnel_sdk::coupon::NEEDS_LINE));
             }
         }
     }
@@ -324,6 +321,15 @@ pub fn remarks(flow: &FlowConfig) -> Vec<ConfigNote> {
                     "runs after a purchase (on_purchase), but a recovery message to a buyer is dropped: \
                      use \"kind\": \"transactional\"",
                 ));
+            }
+        }
+    }
+    if flow.coupon_line.is_none() {
+        for (id, step) in &flow.steps {
+            if let Some(email) = step.email.as_ref().filter(|e| e.coupon)
+                && funnel_sdk::coupon::needs_line(&email.html, email.text.as_deref())
+            {
+                notes.push(note(format!("steps.{id}.email.coupon"), funnel_sdk::coupon::DEFAULT_LINE_NOTE));
             }
         }
     }

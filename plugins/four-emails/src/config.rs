@@ -67,17 +67,21 @@ pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(policy::offsets(config)
-        .into_iter()
+    let disabled = policy::offsets(config).into_iter().enumerate().filter(|(_, at)| *at > WINDOW).map(|(i, at)| {
+        note(
+            format!("emails[{i}]"),
+            format!("disabled: it would go out at {}, past the 72-hour window", policy::hours(at)),
+        )
+    });
+    let code_alone = config
+        .emails
+        .iter()
         .enumerate()
-        .filter(|(_, at)| *at > WINDOW)
-        .map(|(i, at)| {
-            note(
-                format!("emails[{i}]"),
-                format!("disabled: it would go out at {}, past the 72-hour window", policy::hours(at)),
-            )
+        .filter(|(_, e)| {
+            e.coupon && config.coupon_line.is_none() && funnel_sdk::coupon::needs_line(&e.html, e.text.as_deref())
         })
-        .collect())
+        .map(|(i, _)| note(format!("emails[{i}].coupon"), funnel_sdk::coupon::DEFAULT_LINE_NOTE));
+    Ok(disabled.chain(code_alone).collect())
 }
 
 fn check_email(
@@ -113,8 +117,6 @@ fn check_email(
     if e.coupon {
         if let Some(problem) = coupon_problem {
             errors.push(note(path("coupon"), problem));
-        } else if coupon_line.is_none() && funnel_sdk::coupon::needs_line(&e.html, e.text.as_deref()) {
-            errors.push(note(path("coupon"), funnel_sdk::coupon::NEEDS_LINE));
         }
     } else {
         // Without `coupon` the host would render `{{coupon_code}}` empty (or the binding's
@@ -329,12 +331,20 @@ mod tests {
     }
 
     #[test]
-    fn a_coupon_email_that_does_not_show_the_code_needs_the_producers_coupon_line() {
+    fn a_coupon_email_that_does_not_show_the_code_gets_the_producers_line_or_the_code_alone() {
         let mut c = with_coupon_on_third();
         c.coupon_line = None;
-        assert_eq!(errors(&c), [format!("emails[2].coupon: {}", funnel_sdk::coupon::NEEDS_LINE)]);
+        assert!(errors(&c).is_empty(), "a config without coupon_line still binds");
+        let notes = check(&c, &full_binding()).expect("valid");
+        assert!(
+            notes.iter().any(|n| n.path == "emails[2].coupon" && n.message == funnel_sdk::coupon::DEFAULT_LINE_NOTE),
+            "{notes:?}"
+        );
+        let sent = policy::email(&c.emails[2], 2, None);
+        assert!(sent.html.ends_with("<p>{{coupon_code}}</p>"), "the code alone, no words of ours: {}", sent.html);
         c.emails[2].html = "<p>Use {{coupon_code}}</p>".into();
         assert!(errors(&c).is_empty(), "the email shows the code itself");
+        assert!(check(&c, &full_binding()).expect("valid").is_empty(), "nothing to remark");
         c.coupon_line = Some("Use o cupom.".into());
         assert_eq!(errors(&c), ["coupon_line: must show the code with {{coupon_code}}"]);
     }

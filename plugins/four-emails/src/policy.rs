@@ -104,11 +104,12 @@ pub fn hours(d: Duration) -> String {
 
 /// The email at `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
 /// (the host derives one from the html), and the producer's coupon line added to each body
-/// that does not show the coupon yet when the email carries it.
+/// that does not show the coupon yet when the email carries it (the code alone without a line).
 pub fn email(e: &EmailConfig, index: usize, coupon_line: Option<&str>) -> Email {
     let mut html = e.html.clone();
     let mut text = e.text.clone().filter(|t| !t.trim().is_empty());
-    if let Some(line) = coupon_line.filter(|_| e.coupon) {
+    if e.coupon {
+        let line = coupon_line.unwrap_or(funnel_sdk::coupon::DEFAULT_LINE);
         funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
     }
     Email { subject: e.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
@@ -210,7 +211,7 @@ mod tests {
         assert_eq!(sent.text.as_deref(), Some("code: {{coupon_code}}"), "not added twice");
 
         let sent = email(&email_config("<p>h</p>", None, true), 0, None);
-        assert_eq!(sent.html, "<p>h</p>", "no line configured: no words of our own");
+        assert_eq!(sent.html, "<p>h</p><p>{{coupon_code}}</p>", "no line configured: the code alone, no words of ours");
     }
 
     #[test]
