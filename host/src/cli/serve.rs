@@ -78,7 +78,8 @@ pub struct ServeArgs {
     /// yesterday and today: a cron expression with seconds (UTC).
     #[arg(long, env = "FUNNEL_STATS_ROLLUP_SCHEDULE", default_value = "0 * * * * *")]
     stats_rollup_schedule: String,
-    /// Where compiled plugins are cached between restarts.
+    /// Where compiled plugins are cached between restarts. Entries are signed with a key kept
+    /// beside the folder (`<dir>.key`); an unsigned or tampered entry is recompiled, never run.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
     cache_dir: PathBuf,
 }

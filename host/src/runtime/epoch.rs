@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
+use super::LoadError;
+
 /// How often the epoch advances; the wall-clock limit is rounded up to a multiple of it.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -18,7 +20,9 @@ pub(crate) struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: &Engine) -> Self {
+    /// Start the ticker thread. Without it the wall-clock limit would silently never fire, so a
+    /// thread that cannot start is an error, not a runtime without deadlines.
+    pub(crate) fn start(engine: &Engine) -> Result<Self, LoadError> {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.clone();
         let flag = stop.clone();
@@ -30,8 +34,8 @@ impl EpochTicker {
                     engine.increment_epoch();
                 }
             })
-            .ok();
-        EpochTicker { stop, thread }
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
     }
 }
 

@@ -82,7 +82,8 @@ pub mod wit {
 pub struct RuntimeConfig {
     /// Per-invocation limits.
     pub limits: Limits,
-    /// Where compiled plugins are cached between runs; `None` compiles in memory only.
+    /// Where compiled plugins are cached between runs; `None` compiles in memory only. The key
+    /// that signs the entries is kept beside it, in `<dir>.key`.
     pub cache_dir: Option<PathBuf>,
     /// How many invocations may run at once (the size of the instance pool).
     pub max_concurrent_instances: u32,
@@ -133,6 +134,8 @@ pub struct Runtime {
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// Components compiled from their bytes (see [`Runtime::compiles`]).
     compiles: AtomicU64,
+    /// The compile cache on disk, when [`RuntimeConfig::cache_dir`] is set.
+    cache: Option<cache::CompileCache>,
     _ticker: epoch::EpochTicker,
 }
 
@@ -145,17 +148,15 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         wit::Funnel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let ticker = epoch::EpochTicker::start(&engine);
-        if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| LoadError::Engine(format!("cannot create cache dir {}: {e}", dir.display())))?;
-        }
+        let ticker = epoch::EpochTicker::start(&engine)?;
+        let cache = config.cache_dir.as_deref().map(cache::CompileCache::open).transpose()?;
         Ok(Runtime {
             engine,
             linker,
             config,
             plugins: RwLock::new(HashMap::new()),
             compiles: AtomicU64::new(0),
+            cache,
             _ticker: ticker,
         })
     }
@@ -177,7 +178,7 @@ impl Runtime {
         if let Some(found) = self.cached(&sha256) {
             return Ok(found);
         }
-        let component = cache::compile(&self.engine, self.config.cache_dir.as_deref(), bytes, &sha256, &self.compiles)?;
+        let component = cache::compile(&self.engine, self.cache.as_ref(), bytes, &sha256, &self.compiles)?;
         let loaded = Arc::new(plugin::LoadedPlugin::new(self, component, sha256.clone())?);
         let mut map = self.plugins.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(map.entry(sha256).or_insert(loaded).clone())

@@ -76,16 +76,53 @@ fn refuses_oversized_uploads() {
     assert!(matches!(err, UploadError::TooLarge { max: 1000, .. }), "{err:?}");
 }
 
+/// The cache holds native code, so a file is deserialized only when this host wrote it: one
+/// put there by anything else (here, another component's code under this component's name) is
+/// recompiled from the uploaded bytes, never run.
+#[test]
+fn compile_cache_runs_only_entries_this_host_signed() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("cache");
+    let config = RuntimeConfig { cache_dir: Some(dir.clone()), ..RuntimeConfig::default() };
+    let writer = Runtime::new(config.clone()).expect("runtime");
+    writer.load(guests::TEST_GUEST).expect("loads");
+    let entry = |name: &str| {
+        std::fs::read_dir(&dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(name)))
+    };
+    let test_guest = entry(&funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST)).expect("test-guest cached");
+    writer.load(guests::FOUR_EMAILS).expect("loads");
+    let four_emails = entry(&funnel_host::runtime::plugin::sha256_hex(guests::FOUR_EMAILS)).expect("cached");
+    drop(writer);
+    std::fs::copy(&four_emails, &test_guest).expect("swapped");
+
+    let reader = Runtime::new(config.clone()).expect("runtime");
+    let plugin = reader.load(guests::TEST_GUEST).expect("loads");
+    assert_eq!(plugin.info.name, "test-guest", "the swapped file was not run");
+    assert_eq!(reader.compiles(), 1, "compiled again from the uploaded bytes");
+
+    // With another key (another host sharing the folder) none of the files is trusted.
+    drop(reader);
+    std::fs::write(scratch.path().join("cache.key"), [7u8; 32]).expect("key replaced");
+    let stranger = Runtime::new(config).expect("runtime");
+    stranger.load(guests::FOUR_EMAILS).expect("loads");
+    assert_eq!(stranger.compiles(), 1, "another host's entry is not trusted");
+}
+
 #[test]
 fn compile_cache_on_disk_is_reused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeConfig::default() };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("cache");
+    let config = RuntimeConfig { cache_dir: Some(dir.clone()), ..RuntimeConfig::default() };
     let first = Runtime::new(config.clone()).expect("runtime");
     first.load(guests::TEST_GUEST).expect("loads");
     assert_eq!(first.compiles(), 1, "the first load compiles");
     first.load(guests::TEST_GUEST).expect("loads");
     assert_eq!(first.compiles(), 1, "loading again reuses the loaded plugin");
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").flatten().collect();
+    let entries: Vec<_> = std::fs::read_dir(&dir).expect("dir").flatten().collect();
     assert_eq!(entries.len(), 1, "one serialized component in the cache");
     drop(first);
     // A second runtime (a restart) loads from the cache file, compiling nothing.
