@@ -1,6 +1,7 @@
-//! Builds every guest crate of the workspace (the built-in plugins under `plugins/` and the
-//! test guests under `tests/guests/`) to `wasm32-wasip2` components and writes
-//! `$OUT_DIR/guests.rs`, which embeds them, so `cargo build` / `cargo test` on a fresh clone
+//! Builds the guest crates of the workspace (the built-in plugins under `plugins/` and, with
+//! the `test-guests` feature the tests turn on, the test guests under `tests/guests/`) to
+//! `wasm32-wasip2` components and writes `$OUT_DIR/guests.rs`, which embeds them and lists the
+//! built-ins (the one table of their names), so `cargo build` / `cargo test` on a fresh clone
 //! needs nothing else.
 //!
 //! The nested cargo gets its own target dir (the outer build holds the lock on the main one)
@@ -18,13 +19,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (constant name, package, output file stem, hidden from docs)
-const GUESTS: &[(&str, &str, &str, bool)] = &[
-    ("FOUR_EMAILS", "four-emails", "four_emails", false),
-    ("FLOW", "flow", "flow", false),
-    ("TEST_GUEST", "test-guest", "test_guest", true),
-    ("SLOW_DESCRIBE", "slow-describe", "slow_describe", true),
-    ("WRONG_WORLD", "wrong-world", "wrong_world", true),
+/// What a guest is for.
+#[derive(PartialEq)]
+enum Role {
+    /// A plugin every producer can bind by its package name.
+    Builtin,
+    /// A hostile or broken guest the tests run; embedded only with the `test-guests` feature.
+    Test,
+}
+
+/// (constant name, package, output file stem, role)
+const GUESTS: &[(&str, &str, &str, Role)] = &[
+    ("FOUR_EMAILS", "four-emails", "four_emails", Role::Builtin),
+    ("FLOW", "flow", "flow", Role::Builtin),
+    ("TEST_GUEST", "test-guest", "test_guest", Role::Test),
+    ("SLOW_DESCRIBE", "slow-describe", "slow_describe", Role::Test),
+    ("WRONG_WORLD", "wrong-world", "wrong_world", Role::Test),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -42,13 +52,15 @@ fn main() {
     postgres_tests_cfg();
 
     ensure_wasm_target();
+    let with_tests = std::env::var_os("CARGO_FEATURE_TEST_GUESTS").is_some();
+    let guests: Vec<_> = GUESTS.iter().filter(|(.., role)| with_tests || *role == Role::Builtin).collect();
     let target_dir = guest_target_dir(&out_dir, &root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["build", "--locked", "--profile", "guest", "--target", TARGET, "--target-dir"])
         .arg(&target_dir);
-    for (_, package, _, _) in GUESTS {
+    for (_, package, _, _) in &guests {
         cmd.args(["-p", package]);
     }
     for var in [
@@ -70,10 +82,10 @@ fn main() {
     }
 
     let mut code = String::new();
-    for (constant, package, stem, hidden) in GUESTS {
+    for (constant, package, stem, role) in &guests {
         let wasm = target_dir.join(TARGET).join("guest").join(format!("{stem}.wasm"));
         assert!(wasm.exists(), "guest {package} was built but {} is missing", wasm.display());
-        if *hidden {
+        if *role == Role::Test {
             code.push_str("#[doc(hidden)]\n");
         }
         code.push_str(&format!(
@@ -82,6 +94,11 @@ fn main() {
             wasm.display().to_string()
         ));
     }
+    code.push_str("/// The built-in plugins: the name a binding uses and the component.\npub const BUILTINS: &[(&str, &[u8])] = &[\n");
+    for (constant, package, ..) in guests.iter().filter(|(.., role)| *role == Role::Builtin) {
+        code.push_str(&format!("    ({package:?}, {constant}),\n"));
+    }
+    code.push_str("];\n");
     std::fs::write(out_dir.join("guests.rs"), code).expect("could not write guests.rs");
 }
 

@@ -64,6 +64,6 @@ pub async fn store_upload(
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
     let producer = require_producer(&state, &headers).await?;
     let builtins: Vec<serde_json::Value> =
-        crate::guests::BUILTIN_NAMES.iter().map(|n| serde_json::json!({"name": n, "builtin": true})).collect();
+        crate::guests::builtin_names().map(|n| serde_json::json!({"name": n, "builtin": true})).collect();
     Ok(Json(serde_json::json!({"plugins": state.store.plugins(&producer).await?, "builtin": builtins})))
 }

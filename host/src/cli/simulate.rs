@@ -59,7 +59,7 @@ fn read(path: &Path, what: &str) -> Result<String, UsageError> {
 }
 
 fn plugin_source(plugin: &str) -> Result<PluginSource, UsageError> {
-    let builtins = crate::guests::BUILTIN_NAMES.join(", ");
+    let builtins = crate::guests::builtin_names_listed();
     if crate::guests::builtin(plugin).is_some() {
         Ok(PluginSource::Builtin(plugin.to_string()))
     } else if plugin.ends_with(".wasm") || Path::new(plugin).exists() {

@@ -61,7 +61,7 @@ async fn page(
             .collect()
     };
     let mut plugins = Vec::new();
-    for name in crate::guests::BUILTIN_NAMES {
+    for name in crate::guests::builtin_names() {
         let Ok(loaded) = state.app.plugins.builtin(name) else { continue };
         let size = crate::guests::builtin(name).map_or(0, |b| b.len() as i64);
         plugins.push(PluginView {

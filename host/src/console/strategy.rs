@@ -89,7 +89,7 @@ struct StrategyPage {
 
 /// Built-ins, then the producer's uploads by name.
 async fn plugin_names(state: &ConsoleState, producer: &str) -> Result<Vec<String>, crate::store::StoreError> {
-    let mut names: Vec<String> = crate::guests::BUILTIN_NAMES.iter().map(|n| n.to_string()).collect();
+    let mut names: Vec<String> = crate::guests::builtin_names().map(|n| n.to_string()).collect();
     for p in state.app.store.plugins(producer).await? {
         if !names.contains(&p.name) {
             names.push(p.name);

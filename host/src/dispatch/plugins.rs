@@ -27,12 +27,10 @@ impl PluginRegistry {
     pub fn new(runtime: Arc<Runtime>) -> Self {
         let mut builtin_by_sha = HashMap::new();
         let mut builtin_sha_by_name = HashMap::new();
-        for name in guests::BUILTIN_NAMES {
-            if let Some(bytes) = guests::builtin(name) {
-                let sha = sha256_hex(bytes);
-                builtin_by_sha.insert(sha.clone(), bytes);
-                builtin_sha_by_name.insert(*name, sha);
-            }
+        for (name, bytes) in guests::BUILTINS {
+            let sha = sha256_hex(bytes);
+            builtin_by_sha.insert(sha.clone(), *bytes);
+            builtin_sha_by_name.insert(*name, sha);
         }
         PluginRegistry { runtime, builtin_by_sha, builtin_sha_by_name }
     }
@@ -51,7 +49,7 @@ impl PluginRegistry {
     pub fn builtin(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
         let sha = self
             .builtin_sha(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string(), guests::BUILTIN_NAMES.join(", ")))?;
+            .ok_or_else(|| PluginError::Unknown(name.to_string(), guests::builtin_names_listed()))?;
         self.by_sha(sha, None)
     }
 
@@ -65,7 +63,7 @@ impl PluginRegistry {
         }
         match bytes {
             Some(bytes) => Ok(self.runtime.load(bytes)?),
-            None => Err(PluginError::Unknown(sha.to_string(), guests::BUILTIN_NAMES.join(", "))),
+            None => Err(PluginError::Unknown(sha.to_string(), guests::builtin_names_listed())),
         }
     }
 }

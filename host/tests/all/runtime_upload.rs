@@ -20,7 +20,7 @@ fn a_good_component_is_accepted_with_what_it_declares() {
 #[test]
 fn built_in_plugins_validate() {
     let runtime = runtime();
-    for name in funnel_host::guests::BUILTIN_NAMES {
+    for name in funnel_host::guests::builtin_names() {
         let bytes = guests::builtin(name).expect("builtin exists");
         let plugin = runtime.validate_upload(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(&plugin.info.name, name);
