@@ -1,21 +1,28 @@
 //! Load: N `checkout.updated` events for distinct leads through real HTTP in batches of 1000
 //! (four-emails bound), until every one is handled; the same rows inserted raw into the same
 //! kind of database (the storage floor); then a virtual clock jumps past the first email and
-//! the durable timers fire. Run with `cargo bench -p funnel-host --bench load`.
+//! the durable timers fire; then the emails they queued go through the engine's delivery to a
+//! real SMTP server on loopback, beside the transport alone sending to the same server (the
+//! `--bench delivery` figure) in the same run. Run with `cargo bench -p funnel-host --bench load`.
 //! `FUNNEL_BENCH_EVENTS` (default 100000) and `FUNNEL_BENCH_DATABASE_URL` (default a SQLite
-//! file in a temp dir; e.g. postgres://postgres@127.0.0.1:5432/test) choose the run.
+//! file in a temp dir; e.g. postgres://postgres@127.0.0.1:5432/test) choose the run. On
+//! PostgreSQL each run works in a schema of its own and drops it, so runs are repeatable.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use funnel_host::api::{self, AppState, Secrets};
-use funnel_host::clock::{Clock, VirtualClock};
-use funnel_host::delivery::Discard;
+use funnel_host::clock::VirtualClock;
+use funnel_host::delivery::Transport;
+use funnel_host::delivery::smtp::SmtpTransport;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::runtime::{Runtime, RuntimeConfig};
 use funnel_host::store::Database;
 use funnel_host::store::bindings::NewBinding;
 use serde_json::json;
+
+#[path = "support/smtp_sink.rs"]
+mod smtp_sink;
 
 fn emit(metric: &str, value: f64, unit: &str) {
     // Ratios are small numbers: keep four decimals for them, one for rates.
@@ -28,9 +35,14 @@ async fn main() {
     let n: usize = std::env::var("FUNNEL_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("funnel-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let url = std::env::var("FUNNEL_BENCH_DATABASE_URL")
+    let base_url = std::env::var("FUNNEL_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite:{}", dir.join("load.db").display()));
+    let schema = BenchSchema::create(&base_url).await;
+    let url = schema.as_ref().map_or(base_url.clone(), |s| s.url.clone());
     let store = Database::connect(&url).await.expect("store");
+    let sink = smtp_sink::SmtpSink::start();
+    let smtp: Arc<SmtpTransport> =
+        Arc::new(SmtpTransport::new(&sink.url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("smtp"));
     let t0 = chrono::Utc::now().timestamp_millis();
     let clock = Arc::new(VirtualClock::new(t0));
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
@@ -38,8 +50,8 @@ async fn main() {
         store: store.clone(),
         runtime,
         clock: clock.clone(),
-        email: Arc::new(Discard),
-        sms: Arc::new(Discard),
+        email: smtp.clone(),
+        sms: smtp.clone(),
         public_url: "https://funnel.test".into(),
         rate_caps: (None, None),
     }));
@@ -134,9 +146,6 @@ async fn main() {
         }
     }
     let fired = fire_started.elapsed();
-    while store.outbox_depth().await.expect("depth") < 1 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     latencies.sort_unstable();
     emit("timers_fired_per_s", n as f64 / fired.as_secs_f64(), "1/s");
     emit(
@@ -144,6 +153,86 @@ async fn main() {
         latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)].as_secs_f64() * 1000.0,
         "ms",
     );
-    let _ = clock.now_ms();
+
+    // Delivery through the engine: every lead's first email, outbox to the SMTP server.
+    while store.outbox_depth().await.expect("depth") < n as i64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivery_started = Instant::now();
+    let before = sink.received();
+    while sink.received() - before < n {
+        if engine.deliverer.deliver_due().await.expect("deliver") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let through_engine = n as f64 / delivery_started.elapsed().as_secs_f64();
+    emit("emails_per_s_through_engine", through_engine, "1/s");
+    // The transport alone, sixteen senders, to the same server.
+    let total = n.min(20_000);
+    let transport_started = Instant::now();
+    let before = sink.received();
+    let mut senders = Vec::new();
+    for s in 0..16 {
+        let smtp = smtp.clone();
+        senders.push(tokio::spawn(async move {
+            for i in (s..total).step_by(16) {
+                smtp.send(&smtp_sink::sample_message(i)).await.expect("sent");
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    assert_eq!(sink.received() - before, total);
+    let transport_only = total as f64 / transport_started.elapsed().as_secs_f64();
+    emit("emails_per_s_transport_only_16_senders", transport_only, "1/s");
+    emit("engine_to_transport_delivery_ratio", through_engine / transport_only, "x");
+    emit("peak_rss_mb", peak_rss_mb(), "MB");
+
+    if let Some(schema) = schema {
+        schema.remove().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The process's peak resident set (VmHWM), in MB; 0 where /proc is not there.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// On PostgreSQL, a schema for this run alone: the engine's tables and the floor's rows start
+/// empty, and are dropped at the end.
+struct BenchSchema {
+    admin: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl BenchSchema {
+    async fn create(base_url: &str) -> Option<BenchSchema> {
+        if !base_url.starts_with("postgres") {
+            return None;
+        }
+        let admin = sqlx::PgPool::connect(base_url).await.expect("postgres");
+        let name = format!("funnel_load_{}", std::process::id());
+        for sql in [format!("DROP SCHEMA IF EXISTS {name} CASCADE"), format!("CREATE SCHEMA {name}")] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await.expect("schema");
+        }
+        let sep = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{sep}options=-c%20search_path%3D{name}");
+        Some(BenchSchema { admin, name, url })
+    }
+
+    async fn remove(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)))
+            .execute(&self.admin)
+            .await
+            .expect("drop schema");
+    }
 }
