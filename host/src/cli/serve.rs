@@ -14,10 +14,11 @@ use super::UsageError;
 use crate::api::{self, AppState, Secrets};
 use crate::clock::{Clock, SystemClock};
 use crate::console;
-use crate::delivery::Transport;
 use crate::delivery::file::FileTransport;
 use crate::delivery::sms::{SmsFormat, SmsGateway};
 use crate::delivery::smtp::SmtpTransport;
+use crate::delivery::{Deadlines, Transport};
+use crate::pipeline::loops::Loops;
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::scheduler::periodic::{Periodic, PeriodicJobs};
@@ -78,6 +79,16 @@ pub struct ServeArgs {
     /// yesterday and today: a cron expression with seconds (UTC).
     #[arg(long, env = "FUNNEL_STATS_ROLLUP_SCHEDULE", default_value = "0 * * * * *")]
     stats_rollup_schedule: String,
+    /// Seconds a send may take to connect to the SMTP server or SMS gateway.
+    #[arg(long, env = "FUNNEL_DELIVERY_CONNECT_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    delivery_connect_timeout_secs: u64,
+    /// Seconds each later network step of a send may take (the SMTP greeting, each command,
+    /// the message's DATA; an SMS gateway's answer). A send past it fails and is retried
+    /// with the usual backoff.
+    #[arg(long, env = "FUNNEL_DELIVERY_STEP_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    delivery_step_timeout_secs: u64,
     /// Where compiled plugins are cached between restarts. Entries are signed with a key kept
     /// beside the folder (`<dir>.key`); an unsigned or tampered entry is recompiled, never run.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
@@ -141,12 +152,20 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let files =
         Arc::new(FileTransport::new(args.outbox_dir.clone(), &args.from, public_url.clone()).map_err(UsageError)?);
+    let deadlines = Deadlines {
+        connect: Duration::from_secs(args.delivery_connect_timeout_secs),
+        step: Duration::from_secs(args.delivery_step_timeout_secs),
+    };
     let email: Arc<dyn Transport> = match &args.smtp_url {
-        Some(url) => Arc::new(SmtpTransport::new(url, &args.from, public_url.clone()).map_err(UsageError)?),
+        Some(url) => Arc::new(
+            SmtpTransport::new(url, &args.from, public_url.clone()).map_err(UsageError)?.with_deadlines(deadlines),
+        ),
         None => files.clone(),
     };
     let sms: Arc<dyn Transport> = match &args.sms_url {
-        Some(url) => Arc::new(SmsGateway::new(url, args.sms_format, &args.sms_from).map_err(UsageError)?),
+        Some(url) => Arc::new(
+            SmsGateway::new(url, args.sms_format, &args.sms_from).map_err(UsageError)?.with_deadlines(deadlines),
+        ),
         None => files,
     };
     let console_public_url = public_url.clone();
@@ -167,23 +186,11 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         retention_days: args.retention_days,
         stats_rollup: Periodic::parse(&args.stats_rollup_schedule).map_err(UsageError)?,
     };
-    tokio::spawn(engine_loop(engine, work, jobs));
+    let _loops = Loops::start(engine, work, jobs);
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     println!("console: http://{local}/console/ (sign in with a producer's API key)");
     let console = console::router(console::ConsoleState::new(state.clone(), &console_public_url));
     axum::serve(listener, api::router(state).merge(console))
         .await
         .map_err(|e| UsageError(format!("server stopped: {e}")))
-}
-
-/// Settle the engine whenever work arrives, and at least every second (for timers); run the
-/// periodic jobs when their schedule comes.
-async fn engine_loop(engine: Arc<Pipeline>, work: Arc<Notify>, mut jobs: PeriodicJobs) {
-    loop {
-        if let Err(e) = engine.settle().await {
-            tracing::error!(error = %e, "engine step failed; retrying");
-        }
-        jobs.run_due(&engine.store, engine.clock.now_ms()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), work.notified()).await;
-    }
 }

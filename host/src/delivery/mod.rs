@@ -34,6 +34,23 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// How long each network step of a send may take before the attempt fails as temporary
+/// (and is retried with the outbox's backoff): a server that accepts and never speaks must
+/// cost one attempt, never a stalled worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Opening the TCP connection (and, for HTTP, the TLS handshake).
+    pub connect: std::time::Duration,
+    /// Each step after it: the greeting, each SMTP command, the DATA transfer, an HTTP request.
+    pub step: std::time::Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines { connect: std::time::Duration::from_secs(10), step: std::time::Duration::from_secs(30) }
+    }
+}
+
 /// Something that sends a message: an SMTP server, an SMS gateway, files, or nothing.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync {

@@ -3,9 +3,7 @@
 //! gateway can dedupe); `twilio` posts the form `To`, `From`, `Body`. A 2xx is sent; a 4xx
 //! other than 429 is permanent; 429, 5xx and network errors are temporary.
 
-use std::time::Duration;
-
-use super::{SendError, Transport};
+use super::{Deadlines, SendError, Transport};
 use crate::store::outbox::OutboxMessage;
 
 /// The request shape a gateway expects.
@@ -21,6 +19,7 @@ pub struct SmsGateway {
     url: String,
     format: SmsFormat,
     from: String,
+    deadlines: Deadlines,
 }
 
 impl SmsGateway {
@@ -28,11 +27,32 @@ impl SmsGateway {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("FUNNEL_SMS_URL {url:?} must be an http(s) URL"));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(SmsGateway { client, url: url.to_string(), format, from: from.to_string() })
+        let deadlines = Deadlines::default();
+        let client = client(deadlines)?;
+        Ok(SmsGateway { client, url: url.to_string(), format, from: from.to_string(), deadlines })
+    }
+}
+
+/// An HTTP client whose every request is bounded by `deadlines` (connecting, then the whole
+/// request and its answer).
+fn client(deadlines: Deadlines) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(deadlines.connect)
+        .timeout(deadlines.connect + deadlines.step)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+impl SmsGateway {
+    /// Use `deadlines` for every request.
+    pub fn with_deadlines(self, deadlines: Deadlines) -> Self {
+        match client(deadlines) {
+            Ok(client) => SmsGateway { client, deadlines, ..self },
+            Err(e) => {
+                tracing::warn!(error = %e, "keeping the SMS gateway's default deadlines");
+                self
+            }
+        }
     }
 }
 
@@ -51,12 +71,19 @@ impl Transport for SmsGateway {
                 self.client.post(&self.url).header("content-type", "application/x-www-form-urlencoded").body(form)
             }
         };
-        let response =
-            request.send().await.map_err(|e| SendError::Temporary(format!("SMS gateway unreachable: {e}")))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                let limit = self.deadlines.connect + self.deadlines.step;
+                SendError::Temporary(format!("SMS gateway timed out (after at most {limit:?}): {e}"))
+            } else {
+                SendError::Temporary(format!("SMS gateway unreachable: {e}"))
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        // Under the client's timeout too.
         let text = response.text().await.unwrap_or_default();
         let why = format!("SMS gateway answered {status}: {}", text.chars().take(200).collect::<String>());
         if status.is_client_error() && status.as_u16() != 429 {

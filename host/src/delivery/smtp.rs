@@ -15,10 +15,9 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::Mutex;
 
-use super::{SendError, Transport, email};
+use super::{Deadlines, SendError, Transport, email};
 use crate::store::outbox::OutboxMessage;
 
-const TIMEOUT: Duration = Duration::from_secs(15);
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
 
@@ -27,6 +26,8 @@ pub struct SmtpTransport {
     mode: Mode,
     from: Mailbox,
     public_url: String,
+    /// The URL it was made from, to rebuild lettre's transport with other deadlines.
+    url: String,
 }
 
 enum Mode {
@@ -47,6 +48,7 @@ struct NoDelayPool {
     starttls: StartTls,
     credentials: Option<Credentials>,
     idle: Mutex<Vec<AsyncSmtpConnection>>,
+    deadlines: Deadlines,
 }
 
 impl SmtpTransport {
@@ -74,17 +76,37 @@ impl SmtpTransport {
                     starttls,
                     credentials,
                     idle: Mutex::new(Vec::new()),
+                    deadlines: Deadlines::default(),
                 })
             }
-            "smtps" => Mode::Lettre(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| bad(e.to_string()))?
-                    .timeout(Some(TIMEOUT))
-                    .build(),
-            ),
+            "smtps" => Mode::Lettre(lettre_transport(url, Deadlines::default()).map_err(bad)?),
             other => return Err(bad(format!("scheme {other}: use smtp:// or smtps://"))),
         };
-        Ok(SmtpTransport { mode, from, public_url })
+        Ok(SmtpTransport { mode, from, public_url, url: url.to_string() })
+    }
+}
+
+/// lettre's own transport for `smtps://`: its timeout applies to connecting and to each
+/// command, so the longer of the two deadlines bounds every step.
+fn lettre_transport(url: &str, deadlines: Deadlines) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|e| e.to_string())?
+        .timeout(Some(deadlines.connect.max(deadlines.step)))
+        .build())
+}
+
+impl SmtpTransport {
+    /// Use `deadlines` for every network step of a send.
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        match &mut self.mode {
+            Mode::Pooled(pool) => pool.deadlines = deadlines,
+            Mode::Lettre(mailer) => {
+                if let Ok(rebuilt) = lettre_transport(&self.url, deadlines) {
+                    *mailer = rebuilt;
+                }
+            }
+        }
+        self
     }
 }
 
@@ -93,18 +115,42 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
 }
 
 impl NoDelayPool {
+    /// Run one network `step` of a send under `limit`: past it, the attempt fails as
+    /// temporary, naming the step and the server (and the connection is dropped).
+    async fn step<T>(
+        &self,
+        limit: Duration,
+        step: &str,
+        work: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, SendError> {
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => done.map_err(classify),
+            Err(_) => {
+                Err(SendError::Temporary(format!("timed out after {limit:?} {step} {}:{}", self.host, self.port)))
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let temporary = |what: &str, e: &dyn std::fmt::Display| {
             SendError::Temporary(format!("{what} {}:{}: {e}", self.host, self.port))
         };
-        let stream = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
+        let limit = self.deadlines.connect;
+        let stream = tokio::time::timeout(limit, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
             .await
-            .map_err(|e| temporary("timed out connecting to", &e))?
+            .map_err(|_| temporary(&format!("timed out after {limit:?} connecting to"), &"no answer"))?
             .map_err(|e| temporary("cannot connect to", &e))?;
         stream.set_nodelay(true).map_err(|e| temporary("cannot set TCP_NODELAY on", &e))?;
         let client_id = ClientId::default();
-        let mut conn =
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &client_id).await.map_err(classify)?;
+        let step = self.deadlines.step;
+        // Reads the greeting, then says EHLO.
+        let mut conn = self
+            .step(
+                step,
+                "waiting for the greeting of",
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &client_id),
+            )
+            .await?;
         let wants_tls = match self.starttls {
             StartTls::Never => false,
             StartTls::Opportunistic => conn.can_starttls(),
@@ -112,10 +158,10 @@ impl NoDelayPool {
         };
         if wants_tls {
             let tls = TlsParameters::new(self.host.clone()).map_err(classify)?;
-            conn.starttls(tls, &client_id).await.map_err(classify)?;
+            self.step(step, "in STARTTLS with", conn.starttls(tls, &client_id)).await?;
         }
         if let Some(credentials) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(classify)?;
+            self.step(step, "authenticating to", conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)).await?;
         }
         Ok(conn)
     }
@@ -126,7 +172,10 @@ impl NoDelayPool {
             Some(conn) if !conn.has_broken() => conn,
             _ => self.connect().await?,
         };
-        match conn.send(message.envelope(), &message.formatted()).await {
+        // MAIL, RCPT and DATA with the message: one step, under one deadline.
+        let formatted = message.formatted();
+        let sent = self.step(self.deadlines.step, "sending the message to", conn.send(message.envelope(), &formatted));
+        match sent.await {
             Ok(_) => {
                 let mut idle = self.idle.lock().await;
                 if idle.len() < MAX_IDLE {
@@ -135,7 +184,7 @@ impl NoDelayPool {
                 Ok(())
             }
             // A failed connection is dropped, never reused.
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(e),
         }
     }
 }

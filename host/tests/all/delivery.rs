@@ -311,3 +311,94 @@ async fn two_deliverers_on_postgres_send_each_message_once() {
     );
     assert_eq!(a.engine.store.outbox_depth().await.expect("depth"), 0, "nothing left behind");
 }
+
+/// An outbox message to `recipient` as the transports see it (no store needed).
+fn outbox_message(channel: &str, recipient: &str) -> funnel_host::store::outbox::OutboxMessage {
+    funnel_host::store::outbox::OutboxMessage {
+        id: "m1".into(),
+        producer_id: "p1".into(),
+        lead_id: "l1".into(),
+        channel: channel.into(),
+        kind: "recovery".into(),
+        tag: "t".into(),
+        recipient: recipient.into(),
+        subject: Some("Oi".into()),
+        html: Some("<p>Oi</p>".into()),
+        text: Some("Oi".into()),
+        coupon: None,
+        unsubscribe_token: "u1".into(),
+        attempts: 0,
+        queued_at: 0,
+        lead_purchased: false,
+        suppressed: false,
+    }
+}
+
+/// Deadlines small enough for a test: 2 s to connect, 300 ms a step.
+fn test_deadlines() -> funnel_host::delivery::Deadlines {
+    funnel_host::delivery::Deadlines {
+        connect: std::time::Duration::from_secs(2),
+        step: std::time::Duration::from_millis(300),
+    }
+}
+
+/// Run a send with a generous outer bound: without deadlines of its own, a send to a silent
+/// server never ends, and the test fails here instead of hanging.
+async fn send_bounded(
+    transport: &dyn funnel_host::delivery::Transport,
+    message: &funnel_host::store::outbox::OutboxMessage,
+) -> Result<(), funnel_host::delivery::SendError> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), transport.send(message))
+        .await
+        .expect("the send gave up on its own, at its deadline (not after 60 s)")
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_never_greets_fails_the_send_at_its_deadline() {
+    let (url, accepted) = smtp_server::silent("smtp");
+    let transport = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into())
+        .expect("smtp transport")
+        .with_deadlines(test_deadlines());
+    let result = send_bounded(&transport, &outbox_message("email", "ana@example.com")).await;
+    match result {
+        Err(funnel_host::delivery::SendError::Temporary(why)) => {
+            assert!(why.contains("timed out") && why.contains("greeting"), "names the step: {why}")
+        }
+        other => panic!("a temporary failure (retried with backoff), not {other:?}"),
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "it did connect");
+}
+
+#[tokio::test]
+async fn an_sms_gateway_that_never_answers_fails_the_send_at_its_deadline() {
+    let (url, _accepted) = smtp_server::silent("http");
+    let gateway =
+        funnel_host::delivery::sms::SmsGateway::new(&url, funnel_host::delivery::sms::SmsFormat::Json, "Loja")
+            .expect("gateway")
+            .with_deadlines(test_deadlines());
+    let result = send_bounded(&gateway, &outbox_message("sms", "+5511999990000")).await;
+    match result {
+        Err(funnel_host::delivery::SendError::Temporary(why)) => assert!(why.contains("timed out"), "{why}"),
+        other => panic!("a temporary failure (retried with backoff), not {other:?}"),
+    }
+}
+
+on_both!(a_send_that_times_out_is_a_failed_attempt_retried_with_backoff);
+async fn a_send_that_times_out_is_a_failed_attempt_retried_with_backoff(db: Db) {
+    let (url, accepted) = smtp_server::silent("smtp");
+    let (_test_db, store) = TestDb::with_store(db).await;
+    let transport = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into())
+        .expect("smtp transport")
+        .with_deadlines(test_deadlines());
+    let h = Harness::with_email(store, T0, Arc::new(transport)).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    tokio::time::timeout(std::time::Duration::from_secs(60), h.settle()).await.expect("settle ends");
+    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}: waiting for its retry");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "{db:?}: one attempt");
+    // The retry comes with the usual backoff (30 s after the first attempt), and times out too.
+    h.at(29_999).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "{db:?}: not before 30 s");
+    h.at(30_000).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "{db:?}: retried at 30 s");
+}

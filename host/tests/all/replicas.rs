@@ -3,29 +3,13 @@
 //! accepted event lost); a killed process restarts and fires its overdue timers, late.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use funnel_host::store::Database;
 use serde_json::json;
 
 use crate::db::{Db, TestDb, on_both};
-use crate::process::{event, spawn};
-
-/// Poll `check` every 100 ms until it answers `Some`; fail, saying `what`, after `limit`.
-async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
-    limit: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::process::{event, spawn, wait_for};
 
 /// How many of the producer's leads were handled (four-emails sets one timer per capture);
 /// fails if one was handled twice.

@@ -153,3 +153,22 @@ impl Reserved {
         start_on(listener)
     }
 }
+
+/// A server that accepts connections and never says a word (no greeting, no answer): the
+/// "slow server" every network step of delivery must have a deadline against. Returns its
+/// URL (`scheme://127.0.0.1:port`) and how many connections it accepted so far. The
+/// connections stay open until the test process ends.
+pub fn silent(scheme: &str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (format!("{scheme}://127.0.0.1:{port}"), accepted)
+}

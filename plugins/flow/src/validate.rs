@@ -146,10 +146,10 @@ fn check_step(
         if email.text.as_deref().is_some_and(|t| t.trim().is_empty()) {
             errors.push(note(format!("{path}.email.text"), "must not be empty: remove it to derive it from html"));
         }
-        if email.coupon {
-            if let Some(problem) = coupon_problem {
-                errors.push(note(format!("{path}.email.coupon"), problem));
-            }
+        if email.coupon
+            && let Some(problem) = coupon_problem
+        {
+            errors.push(note(format!("{path}.email.coupon"), problem));
         }
     }
     if let Some(sms) = &step.sms

