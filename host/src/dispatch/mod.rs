@@ -6,7 +6,9 @@
 //! one lead), so on PostgreSQL their commits share the disk's flushes. A plugin failure commits
 //! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`] (or as soon as an
 //! attempt fails exactly as the one before), parked as failed in the lead's timeline, and the
-//! lead is marked `parked`.
+//! lead is marked `parked`. A store error while handling one event (a commit the database
+//! refuses) fails that event the same way; only a store that cannot record the failure stops
+//! that lead, and never the other leads of the step.
 //!
 //! ## Layout
 //! - [`plugins`]: which component serves a run.
@@ -111,7 +113,10 @@ impl Dispatcher {
     /// Handle every event that is due now; returns how many were handled.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
+        // A failed claim: stop claiming.
         let mut first_error = None;
+        // A lead that failed: reported at the end.
+        let mut lead_error = None;
         // Claimed leads not started yet, with the name of their lease.
         let mut claimed: VecDeque<(String, Arc<str>)> = VecDeque::new();
         let mut more = true;
@@ -139,11 +144,15 @@ impl Dispatcher {
                     handled += n;
                     self.count_handled(n as u64).await;
                 }
+                // One lead's failure (its lead already given back) does not stop the others:
+                // it is reported once the step is over. Only a failed claim stops claiming.
                 Some(Ok(Err(e))) => {
-                    first_error.get_or_insert(e);
+                    tracing::error!(error = %e, "a lead could not be handled; it goes back to the queue");
+                    lead_error.get_or_insert(e);
                 }
                 Some(Err(join)) => {
-                    first_error.get_or_insert(StoreError::Corrupt(format!("dispatch task failed: {join}")));
+                    tracing::error!(error = %join, "a dispatch task failed; its lead waits for its lease");
+                    lead_error.get_or_insert(StoreError::Corrupt(format!("dispatch task failed: {join}")));
                 }
                 None => break,
             }
@@ -155,7 +164,7 @@ impl Dispatcher {
                 tracing::warn!(lead, error = %e, "could not give a lead back; its lease will run out");
             }
         }
-        match first_error {
+        match first_error.or(lead_error) {
             Some(e) => Err(e),
             None => Ok(handled),
         }
@@ -200,7 +209,16 @@ impl LeadHandler {
                 self.store.release_lead(lead_id, lease, event.next_attempt_at).await?;
                 return Ok(handled);
             }
-            match self.handle_event(&event, lease).await? {
+            let after = match self.handle_event(&event, lease).await {
+                Ok(after) => after,
+                // The store refused something of this event only (a row PostgreSQL will not
+                // take, a constraint): that fails this event — counted, retried with backoff,
+                // parked at the end — and the lead's other events and every other lead go
+                // on. If the store cannot even record the failure, it is down: the error
+                // goes up and the lead back to the queue.
+                Err(e) => self.fail(&event, lease, &format!("store error: {e}"), self.clock.now_ms()).await?,
+            };
+            match after {
                 LeadAfter::Busy => handled += 1,
                 LeadAfter::Idle => return Ok(handled + 1),
                 LeadAfter::Waiting | LeadAfter::Lost => return Ok(handled),

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::db::{Db, TestDb};
+use funnel_host::domain::PlatformEventType;
+
+use crate::db::{Db, TestDb, on_both};
+use crate::harness::{Harness, T0, lead_id, logs_starting};
 use crate::process::{event, spawn_with, wait_for};
 use crate::smtp_server;
 
@@ -51,4 +54,31 @@ async fn a_silent_smtp_server_does_not_hold_up_another_producers_dispatch() {
         timeline.iter().any(|e| e.kind == "timer_set").then_some(())
     })
     .await;
+}
+
+on_both!(a_store_error_on_one_event_fails_that_event_not_the_step);
+async fn a_store_error_on_one_event_fails_that_event_not_the_step(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let h = Harness::new(test_db.store().await, T0).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    // The database refuses one lead's outbox row (as PostgreSQL refuses a NUL byte): that
+    // lead's commit fails, half-way through.
+    test_db.refuse("outbox", "INSERT", "NEW.recipient = 'ana@example.com'").await;
+    let ana = lead_id(&h.post("e-ana", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    let bia = lead_id(&h.post("e-bia", PlatformEventType::CheckoutUpdated, "bia", None).await);
+    h.settle().await;
+    assert_eq!(logs_starting(&h.timeline(&bia).await, "event=").len(), 1, "{db:?}: the other lead was handled");
+    let failed = h.engine.store.next_pending_event(&ana).await.expect("event").expect("still pending");
+    assert_eq!(failed.attempts, 1, "{db:?}: an attempt, counted");
+    assert_eq!(failed.next_attempt_at, T0 + 1000, "{db:?}: retried with the usual backoff");
+    assert!(failed.last_error.as_deref().is_some_and(|e| e.contains("refused by the test")), "{failed:?}");
+    let rows = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE lead_id = '{ana}'");
+    assert_eq!(test_db.count(&rows("timers")).await, 0, "{db:?}: nothing of the failed commit stayed");
+    // It keeps failing: retried with backoff, then parked; the lead no longer blocks anything.
+    for at in [1_000, 3_000, 7_000, 15_000] {
+        h.at(at).await;
+    }
+    assert!(h.engine.store.next_pending_event(&ana).await.expect("event").is_none(), "{db:?}: parked");
+    let timeline = h.timeline(&ana).await;
+    assert!(timeline.iter().any(|e| e.detail.contains("parked as failed after 5 attempts")), "{db:?}: {timeline:#?}");
 }
