@@ -102,17 +102,32 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
             .map_err(Problem::internal)?
     };
     match checked {
-        Ok(Ok(report)) => Ok((
-            plugin.sha256.clone(),
-            CheckedConfig {
-                summary: report.summary,
-                notes: report
-                    .notes
+        Ok(Ok(report)) => {
+            // The messages' templates, rendered with sample values under the limits a lead's
+            // would meet (off the async workers: a template is a producer's code).
+            let config = b.config.clone();
+            let problems = tokio::task::spawn_blocking(move || crate::delivery::template::check_config(&config))
+                .await
+                .map_err(Problem::internal)?;
+            if !problems.is_empty() {
+                let errors = problems
                     .into_iter()
-                    .map(|n| FieldError { path: format!("config.{}", n.path), message: n.message })
-                    .collect(),
-            },
-        )),
+                    .map(|(path, message)| FieldError { path: format!("config.{path}"), message })
+                    .collect();
+                return Err(Problem::invalid_fields(errors));
+            }
+            Ok((
+                plugin.sha256.clone(),
+                CheckedConfig {
+                    summary: report.summary,
+                    notes: report
+                        .notes
+                        .into_iter()
+                        .map(|n| FieldError { path: format!("config.{}", n.path), message: n.message })
+                        .collect(),
+                },
+            ))
+        }
         Ok(Err(notes)) => {
             let errors: Vec<FieldError> = notes
                 .into_iter()

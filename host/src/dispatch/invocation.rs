@@ -1,7 +1,7 @@
 //! Translation between the store's view of a lead and the WIT contract's: the invocation a
 //! plugin receives, and the writes its effects become (templates rendered, links tracked).
 
-use crate::delivery::template::{self, TemplateVars};
+use crate::delivery::template::{self, Part, TemplateVars};
 use crate::domain::LeadEvent;
 use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
 use crate::runtime::{Effect, HandleContext, LogLine};
@@ -152,9 +152,9 @@ pub fn writes(
         };
         let write = match effect {
             Effect::Email(email) => {
-                let html = template::render("html", &email.html, &vars, true)?;
+                let html = template::render(Part::Html, &email.html, &vars)?;
                 let text = match &email.text {
-                    Some(text) => template::render("text", text, &vars, false)?,
+                    Some(text) => template::render(Part::Text, text, &vars)?,
                     None => template::html_to_text(&html),
                 };
                 let carries_coupon = template::uses_coupon(&email.subject)
@@ -166,7 +166,7 @@ pub fn writes(
                     kind: kind_name(email.kind),
                     tag: email.tag,
                     recipient: lead.email.clone(),
-                    subject: Some(template::render("subject", &email.subject, &vars, false)?),
+                    subject: Some(template::render(Part::Subject, &email.subject, &vars)?),
                     html: Some(html),
                     text: Some(text),
                     coupon: if carries_coupon { coupon.map(|c| c.code.clone()) } else { None },
@@ -182,7 +182,7 @@ pub fn writes(
                 recipient: lead.phone.clone().unwrap_or_default(),
                 subject: None,
                 html: None,
-                text: Some(template::render("sms", &sms.body, &vars, false)?),
+                text: Some(template::render(Part::Sms, &sms.body, &vars)?),
                 coupon: if template::uses_coupon(&sms.body) { coupon.map(|c| c.code.clone()) } else { None },
                 link_token,
                 unsubscribe_token,

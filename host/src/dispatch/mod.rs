@@ -262,9 +262,26 @@ impl LeadHandler {
         };
         let invocation = invocation::invocation(&lead, &run, &event.event, now);
         let ctx = invocation::handle_context(&lead, coupon.clone());
-        let result = tokio::task::spawn_blocking(move || plugin.handle(&invocation, ctx)).await;
-        let outcome = match result {
-            Ok(Ok(outcome)) => outcome,
+        // The plugin runs, then its messages' templates render (a producer's code too, bounded
+        // in work and size), on a blocking thread: neither holds an async worker.
+        let blocking = {
+            let (lead, coupon, public_url) = (lead.clone(), coupon.clone(), self.public_url.clone());
+            tokio::task::spawn_blocking(move || {
+                let outcome = plugin.handle(&invocation, ctx)?;
+                let writes = invocation::writes(
+                    &lead,
+                    coupon.as_ref(),
+                    &public_url,
+                    outcome.effects,
+                    outcome.refusals,
+                    outcome.logs,
+                    now,
+                );
+                Ok::<_, crate::runtime::InvokeError>((outcome.state, writes))
+            })
+        };
+        let (state, writes) = match blocking.await {
+            Ok(Ok(done)) => done,
             Ok(Err(e)) => {
                 let error = e.to_string();
                 // The same failure as the last attempt's: it will not go away by waiting.
@@ -273,19 +290,13 @@ impl LeadHandler {
             }
             Err(join) => return self.fail(event, lease, &format!("invocation thread failed: {join}"), now).await,
         };
-        let writes = match invocation::writes(
-            &lead,
-            coupon.as_ref(),
-            &self.public_url,
-            outcome.effects,
-            outcome.refusals,
-            outcome.logs,
-            now,
-        ) {
+        let writes = match writes {
             Ok(writes) => writes,
+            // A template past its limits fails the same way for every attempt: parked at once.
+            Err(e) if e.over_limit => return self.park(event, lease, &e.to_string(), now).await,
             Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
         };
-        let after = self.store.commit_invocation(lease, event, &lead, outcome.state, &writes, now).await?;
+        let after = self.store.commit_invocation(lease, event, &lead, state, &writes, now).await?;
         if after != LeadAfter::Lost {
             crate::metrics::INVOCATIONS_OK.inc();
         }
@@ -296,6 +307,13 @@ impl LeadHandler {
     /// parked event no longer blocks the lead; one waiting for a retry does.
     async fn fail(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
         self.fail_deterministic(event, lease, error, false, now).await
+    }
+
+    /// Park the event at once: a failure no retry can change (a template past its limits).
+    async fn park(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
+        tracing::warn!(lead = %event.lead_id, error, "event parked");
+        crate::metrics::INVOCATIONS_PARKED.inc();
+        self.store.fail_event(lease, event, error, None, now).await
     }
 
     /// [`fail`](Self::fail), parking at once a failure known to be `deterministic`: the same

@@ -82,3 +82,56 @@ async fn a_store_error_on_one_event_fails_that_event_not_the_step(db: Db) {
     let timeline = h.timeline(&ana).await;
     assert!(timeline.iter().any(|e| e.detail.contains("parked as failed after 5 attempts")), "{db:?}: {timeline:#?}");
 }
+
+/// The template: 300 × 100 KB, a 30 MB body from a 60-byte source.
+const BOMB: &str = "{% for i in range(300) %}{{ 'x' * 100000 }}{% endfor %}";
+
+#[tokio::test]
+async fn a_template_past_the_message_limits_is_refused_when_the_binding_is_saved() {
+    let (_test_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = crate::api_server::start(store).await;
+    let (_producer, key) = s.producer().await;
+    let cases = [
+        (json!({"after": "20m", "subject": "Oi", "html": BOMB}), "config.emails[0].html", "524288 bytes"),
+        (
+            json!({"after": "20m", "subject": "{{ 'x' * 999 }}", "html": "<p>Oi</p>"}),
+            "config.emails[0].subject",
+            "998 bytes",
+        ),
+        (
+            json!({"after": "20m", "subject": "Oi", "html": "{% for i in range(100000) %}{% endfor %}"}),
+            "config.emails[0].html",
+            "too much work",
+        ),
+    ];
+    for (email, path, says) in cases {
+        let binding = json!({"plugin": "four-emails", "config": {"emails": [email]}});
+        let (status, problem) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+        assert_eq!(status, 422, "{problem}");
+        let error = &problem["errors"][0];
+        assert_eq!(error["path"], path, "{problem}");
+        assert!(error["message"].as_str().is_some_and(|m| m.contains(says)), "{problem}");
+    }
+    let (_, bindings) = s.send(reqwest::Method::GET, "/v1/bindings", Some(&key), None).await;
+    assert_eq!(bindings["bindings"], json!([]), "no binding was stored");
+}
+
+on_both!(a_template_past_the_message_limits_fails_its_event_and_stores_nothing_big);
+async fn a_template_past_the_message_limits_fails_its_event_and_stores_nothing_big(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let h = Harness::new(test_db.store().await, T0).await;
+    // Stored without the API's check (as a binding saved before the check existed).
+    let config = json!({"emails": [{"after": "20m", "subject": "Oi", "html": BOMB}]});
+    h.bind_builtin("four-emails", &config, None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    h.at(20 * 60_000).await;
+    let rows = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE lead_id = '{lead}'");
+    assert_eq!(test_db.count(&rows("outbox")).await, 0, "{db:?}: no message stored");
+    let biggest = test_db.count("SELECT COALESCE(MAX(LENGTH(detail)), 0) FROM timeline").await;
+    assert!(biggest < 4096, "{db:?}: nothing big in the timeline either ({biggest} bytes)");
+    let timeline = h.timeline(&lead).await;
+    let parked = timeline.iter().find(|e| e.kind == "failed").unwrap_or_else(|| panic!("{db:?}: {timeline:#?}"));
+    assert!(parked.detail.contains("524288 bytes"), "{db:?}: says which limit: {}", parked.detail);
+    assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked at once");
+}
