@@ -65,5 +65,6 @@ pub fn sample_message(i: usize) -> OutboxMessage {
         queued_at: 0,
         lead_purchased: false,
         suppressed: false,
+        claim: String::new(),
     }
 }

@@ -80,6 +80,9 @@ pub fn send_time_veto(message: &OutboxMessage) -> Option<&'static str> {
     None
 }
 
+/// How long a claim on outbox messages holds them before another worker may take them over.
+const CLAIM_LEASE_MS: i64 = 60_000;
+
 /// Claims due messages and sends them.
 pub struct Deliverer {
     store: Database,
@@ -104,12 +107,22 @@ impl Deliverer {
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
-            let now = self.clock.now_ms();
-            let batch = self.store.claim_messages(now, 60_000, 50).await?;
+            let claimed_at = self.clock.now_ms();
+            let batch = self.store.claim_messages(claimed_at, CLAIM_LEASE_MS, 50).await?;
             if batch.is_empty() {
                 return Ok(handled);
             }
             for message in batch {
+                // Sends are bounded by their deadlines but a batch's can add up past the lease:
+                // past half of it, renew the claim before sending, and skip a message another
+                // worker has taken over (it sends it; sending here too would be a duplicate).
+                let now = self.clock.now_ms();
+                if now - claimed_at > CLAIM_LEASE_MS / 2
+                    && !self.store.renew_message_claim(&message, now + CLAIM_LEASE_MS).await?
+                {
+                    tracing::warn!(message = %message.id, "delivery claim taken over by another worker; not sent here");
+                    continue;
+                }
                 let outcome = self.deliver(&message).await;
                 match &outcome {
                     Outcome::Sent => crate::metrics::MESSAGES_SENT.inc(),
@@ -118,7 +131,9 @@ impl Deliverer {
                     Outcome::Retry { .. } => crate::metrics::MESSAGES_RETRIED.inc(),
                     Outcome::Failed(_) | Outcome::Deferred { .. } => {}
                 }
-                self.store.finish_message(&message, &outcome, self.clock.now_ms()).await?;
+                if !self.store.finish_message(&message, &outcome, self.clock.now_ms()).await? {
+                    tracing::warn!(message = %message.id, "delivery claim taken over while sending; outcome not recorded");
+                }
                 handled += 1;
             }
         }

@@ -51,7 +51,8 @@ macro_rules! migration {
 }
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[Step] = &[migration!(1, "0001_initial"), migration!(2, "0002_console_sessions")];
+pub(super) const MIGRATIONS: &[Step] =
+    &[migration!(1, "0001_initial"), migration!(2, "0002_console_sessions"), migration!(3, "0003_outbox_claims")];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {

@@ -1,7 +1,8 @@
 //! The outbox: messages plugins queued, waiting for delivery. Workers claim due rows with a
 //! lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so a message is handed to one worker at a
 //! time and a dead worker's claim expires; the outcome (sent, dropped, bounced, retry) is
-//! recorded here with a timeline entry.
+//! recorded here with a timeline entry, by the claim's owner only: each claim has a name, and a
+//! worker whose lease ran out (its message taken over by another) records nothing.
 
 use sqlx::Row;
 
@@ -28,6 +29,8 @@ pub struct OutboxMessage {
     pub lead_purchased: bool,
     /// The recipient is on the producer's suppression list.
     pub suppressed: bool,
+    /// The name of the claim it was handed out under (see [`Database::finish_message`]).
+    pub claim: String,
 }
 
 /// How a delivery attempt ended.
@@ -51,8 +54,9 @@ impl Database {
     /// Claim up to `limit` messages due at `now` for `lease_ms`.
     pub async fn claim_messages(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
         let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let claim = super::new_id();
         let sql = format!(
-            "UPDATE outbox SET status = 'sending', next_attempt_at = $1
+            "UPDATE outbox SET status = 'sending', next_attempt_at = $1, claim = $4
              WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= $2
                           ORDER BY queued_at, id LIMIT $3 {skip_locked})
              RETURNING id"
@@ -61,6 +65,7 @@ impl Database {
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit)
+            .bind(&claim)
             .fetch_all(&self.pool)
             .await?;
         let mut messages = Vec::with_capacity(ids.len());
@@ -90,14 +95,35 @@ impl Database {
                 queued_at: r.try_get("queued_at")?,
                 lead_purchased: r.try_get::<Option<i64>, _>("purchased_at")?.is_some(),
                 suppressed: r.try_get::<i64, _>("suppressed")? > 0,
+                claim: claim.clone(),
             });
         }
         messages.sort_by(|a, b| (a.queued_at, &a.id).cmp(&(b.queued_at, &b.id)));
         Ok(messages)
     }
 
-    /// Record the outcome of a delivery attempt.
-    pub async fn finish_message(&self, message: &OutboxMessage, outcome: &Outcome, now: i64) -> Result<(), StoreError> {
+    /// Extend the claim on `message` until `until`, before a send that comes late in its
+    /// batch; `false` if the claim is no longer this worker's (do not send).
+    pub async fn renew_message_claim(&self, message: &OutboxMessage, until: i64) -> Result<bool, StoreError> {
+        let renewed =
+            sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'sending' AND claim = $3")
+                .bind(until)
+                .bind(&message.id)
+                .bind(&message.claim)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(renewed == 1)
+    }
+
+    /// Record the outcome of a delivery attempt, if the message is still under the claim it
+    /// was sent under; `false` (and nothing written) if another worker took it over.
+    pub async fn finish_message(
+        &self,
+        message: &OutboxMessage,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let (status, reason, next): (&str, Option<String>, i64) = match outcome {
             Outcome::Sent => ("sent", None, now),
@@ -107,9 +133,10 @@ impl Database {
             Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
             Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
         };
-        sqlx::query(
+        let finished = sqlx::query(
             "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $6,
-             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END WHERE id = $5",
+             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, claim = NULL
+             WHERE id = $5 AND status = 'sending' AND claim = $7",
         )
         .bind(status)
         .bind(&reason)
@@ -117,8 +144,14 @@ impl Database {
         .bind(now)
         .bind(&message.id)
         .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. })))
+        .bind(&message.claim)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if finished == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let detail = serde_json::json!({
             "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
             "body": if message.channel == "sms" { message.text.clone() } else { None }, "coupon": message.coupon,
@@ -152,7 +185,7 @@ impl Database {
             Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The rendered text of a message (an email's text part, an SMS's body), for previews.

@@ -331,6 +331,7 @@ fn outbox_message(channel: &str, recipient: &str) -> funnel_host::store::outbox:
         queued_at: 0,
         lead_purchased: false,
         suppressed: false,
+        claim: String::new(),
     }
 }
 

@@ -135,3 +135,36 @@ async fn a_template_past_the_message_limits_fails_its_event_and_stores_nothing_b
     assert!(parked.detail.contains("524288 bytes"), "{db:?}: says which limit: {}", parked.detail);
     assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked at once");
 }
+
+on_both!(a_delivery_claim_taken_over_is_not_finished_by_its_old_owner);
+async fn a_delivery_claim_taken_over_is_not_finished_by_its_old_owner(db: Db) {
+    use funnel_host::store::outbox::Outcome;
+    let (url, mailbox) = smtp_server::start();
+    let (_test_db, store) = TestDb::with_store(db).await;
+    let smtp =
+        funnel_host::delivery::smtp::SmtpTransport::new(&url, "Loja <loja@example.com>", "https://x.test".into())
+            .expect("smtp");
+    let h = Harness::with_email(store, T0, std::sync::Arc::new(smtp)).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.engine.dispatcher.drain().await.expect("drain");
+    // A worker claims the email and stalls past its lease; another takes it over and sends it.
+    let claimed = h.engine.store.claim_messages(h.clock_now(), 60_000, 10).await.expect("claim");
+    let stale = claimed.into_iter().find(|m| m.channel == "email").expect("the email was claimed");
+    h.at(60_000).await;
+    assert_eq!(mailbox.received().len(), 1, "{db:?}: sent by the new owner");
+    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
+    // The old owner wakes up: its outcome is not recorded over the new owner's.
+    let retry = Outcome::Retry { at: h.clock_now() + 30_000, error: "451 late".into() };
+    h.engine.store.finish_message(&stale, &retry, h.clock_now()).await.expect("finish");
+    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}: not queued again by the old owner");
+    h.engine.store.finish_message(&stale, &Outcome::Sent, h.clock_now()).await.expect("finish");
+    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}: the old owner changed nothing");
+    let sent = h.timeline(&lead).await.into_iter().filter(|e| e.kind == "email").count();
+    assert_eq!(sent, 1, "{db:?}: one sent entry in the timeline");
+    // Later (the guest's 20-minute timer sends another email): that one was never sent again.
+    h.at(24 * 3_600_000).await;
+    let id = format!("Message-ID: <{}@funnel>", stale.id);
+    let copies = mailbox.received().iter().filter(|m| m.contains(&id)).count();
+    assert_eq!(copies, 1, "{db:?}: sent once overall");
+}
