@@ -17,9 +17,9 @@
 pub mod invocation;
 pub mod plugins;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::task::JoinSet;
 
@@ -61,6 +61,11 @@ const CLAIM_BATCH: usize = 32;
 /// Events of one lead handled under one claim before the lead goes to the back of the queue,
 /// so a lead with a flood of events neither starves the others nor outlives its lease.
 const EVENTS_PER_CLAIM: usize = 100;
+/// How long a producer whose plugin hit a sandbox limit (fuel, memory, wall clock) gets one
+/// lead a claim while other producers want the slots: a plugin that burns its limits on every
+/// event costs each attempt's full limit, and must not spend the dispatcher's time at the
+/// others' expense. Each new hit renews it.
+const THROTTLE_MS: i64 = 60_000;
 /// Events handled by this process between two vacuums of the queue (see `Database::tidy_queue`).
 const TIDY_EVERY: u64 = 20_000;
 
@@ -84,6 +89,11 @@ struct LeadHandler {
     /// Events handled so far.
     handled: AtomicU64,
     public_url: String,
+    /// The producer the last claim served last: the next claim starts after it (round-robin).
+    cursor: Mutex<String>,
+    /// Producers whose plugin hit a sandbox limit lately, until when: one lead a claim while
+    /// others want the slots (see `Database::claim_leads_fair`).
+    throttled: Mutex<HashMap<String, i64>>,
 }
 
 impl Dispatcher {
@@ -106,6 +116,8 @@ impl Dispatcher {
             claims: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             public_url,
+            cursor: Mutex::new(String::new()),
+            throttled: Mutex::new(HashMap::new()),
         };
         Dispatcher { handler: Arc::new(handler), in_flight }
     }
@@ -126,9 +138,14 @@ impl Dispatcher {
                 if claimed.is_empty() && more {
                     let h = &self.handler;
                     let lease: Arc<str> = format!("{}/{}", h.id, h.claims.fetch_add(1, Ordering::Relaxed)).into();
-                    let leads = h.store.claim_leads(&lease, h.clock.now_ms(), LEASE_MS, CLAIM_BATCH as i64).await;
+                    let now = h.clock.now_ms();
+                    let after = h.lock_cursor().clone();
+                    let throttled = h.throttled(now);
+                    let leads =
+                        h.store.claim_leads_fair(&lease, now, LEASE_MS, CLAIM_BATCH as i64, &after, &throttled).await;
                     match leads {
-                        Ok(leads) => {
+                        Ok((leads, last)) => {
+                            *h.lock_cursor() = last;
                             more = leads.len() == CLAIM_BATCH;
                             claimed.extend(leads.into_iter().map(|lead| (lead, lease.clone())));
                         }
@@ -182,6 +199,24 @@ impl Dispatcher {
 }
 
 impl LeadHandler {
+    /// The round-robin cursor (a poisoned lock only means a panic mid-assignment of a string).
+    fn lock_cursor(&self) -> MutexGuard<'_, String> {
+        self.cursor.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The producers throttled at `now` (forgetting those whose time is up).
+    fn throttled(&self, now: i64) -> HashSet<String> {
+        let mut throttled = self.throttled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        throttled.retain(|_, until| *until > now);
+        throttled.keys().cloned().collect()
+    }
+
+    /// Throttle `producer`: its plugin just hit a sandbox limit.
+    fn throttle(&self, producer: &str, now: i64) {
+        let mut throttled = self.throttled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        throttled.insert(producer.to_string(), now + THROTTLE_MS);
+    }
+
     /// Handle the held lead's due events in order, then let it go: it leaves the queue when
     /// nothing is pending, waits for a retry, or goes to the back of the queue.
     async fn handle_lead(&self, lead_id: &str, lease: &str) -> Result<usize, StoreError> {
@@ -283,6 +318,9 @@ impl LeadHandler {
         let (state, writes) = match blocking.await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
+                if matches!(e.failure, Failure::LimitExceeded(_)) {
+                    self.throttle(&lead.producer_id, now);
+                }
                 let error = e.to_string();
                 // The same failure as the last attempt's: it will not go away by waiting.
                 let deterministic = may_repeat(&e.failure) && event.last_error.as_deref() == Some(error.as_str());

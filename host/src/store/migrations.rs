@@ -51,8 +51,12 @@ macro_rules! migration {
 }
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[Step] =
-    &[migration!(1, "0001_initial"), migration!(2, "0002_console_sessions"), migration!(3, "0003_outbox_claims")];
+pub(super) const MIGRATIONS: &[Step] = &[
+    migration!(1, "0001_initial"),
+    migration!(2, "0002_console_sessions"),
+    migration!(3, "0003_outbox_claims"),
+    migration!(4, "0004_lead_queue_producer"),
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {

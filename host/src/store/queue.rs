@@ -2,6 +2,8 @@
 //! worker's leads are picked up by another when the lease runs out), so events of one lead are
 //! handled in order and never concurrently.
 
+use std::collections::HashSet;
+
 use sqlx::Executor;
 
 use super::{Backend, Database, StoreError};
@@ -32,7 +34,8 @@ pub(crate) async fn enqueue(
     // worker about to drop the row as idle (see `leave_if_idle`) waits for this transaction,
     // then sees its event. `DO NOTHING` takes no lock, and the event could be left unqueued.
     sqlx::query(
-        "INSERT INTO lead_queue (lead_id, due_at, locked_by) VALUES ($1, $2, NULL)
+        "INSERT INTO lead_queue (lead_id, due_at, locked_by, producer_id)
+         VALUES ($1, $2, NULL, (SELECT producer_id FROM leads WHERE id = $1))
          ON CONFLICT (lead_id) DO UPDATE SET due_at = lead_queue.due_at WHERE 1 = 0",
     )
     .bind(lead_id)
@@ -43,9 +46,8 @@ pub(crate) async fn enqueue(
 }
 
 impl Database {
-    /// Lease up to `limit` due leads, oldest due first, until `now + lease_ms`; `lease` names
-    /// the lease (the holder). Leads held by a live worker or waiting for a retry are not due;
-    /// a dead worker's leads become due again when its lease runs out.
+    /// Lease up to `limit` due leads until `now + lease_ms`, shared fairly between producers
+    /// (see [`Database::claim_leads_fair`], from the first producer, none throttled).
     pub async fn claim_leads(
         &self,
         lease: &str,
@@ -53,30 +55,158 @@ impl Database {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
+        Ok(self.claim_leads_fair(lease, now, lease_ms, limit, "", &HashSet::new()).await?.0)
+    }
+
+    /// Lease up to `limit` due leads until `now + lease_ms`; `lease` names the lease (the
+    /// holder). Leads held by a live worker or waiting for a retry are not due; a dead
+    /// worker's leads become due again when its lease runs out.
+    ///
+    /// Shared between producers, so one producer's backlog cannot hold another's first event
+    /// behind it: up to `limit` producers with due leads are taken in turn, starting after
+    /// `after` (the last one served, wrapping around), each gets an equal share of the claim
+    /// (its oldest due leads), a producer in `throttled` (its plugin keeps hitting its limits)
+    /// one lead only, and slots left over go to producers with more, throttled ones last. The
+    /// leads are returned interleaved by producer; with the last producer served, for the next
+    /// claim's `after`. Costs one index probe per producer found plus one statement per
+    /// producer claimed from (two statements for a single producer).
+    pub async fn claim_leads_fair(
+        &self,
+        lease: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+        after: &str,
+        throttled: &HashSet<String>,
+    ) -> Result<(Vec<String>, String), StoreError> {
+        let limit = limit.max(0) as usize;
+        let mut producers = self.due_producers(now, after, limit).await?;
+        if producers.len() < limit && !after.is_empty() {
+            for p in self.due_producers(now, "", limit - producers.len()).await? {
+                if p.as_str() > after {
+                    break;
+                }
+                producers.push(p);
+            }
+        }
+        let mut claimed: Vec<(String, Vec<String>)> = Vec::with_capacity(producers.len());
+        let mut remaining = limit;
+        if producers.is_empty() {
+            // Rows without a producer (queued before it was recorded): oldest first.
+            let leads = self.claim_due(lease, now, lease_ms, limit, None).await?;
+            return Ok((leads, after.to_string()));
+        }
+        let share = limit.div_ceil(producers.len()).max(1);
+        let mut hungry = Vec::new();
+        let mut hungry_throttled = Vec::new();
+        for p in &producers {
+            if remaining == 0 {
+                break;
+            }
+            let is_throttled = throttled.contains(p);
+            let want = if is_throttled { 1 } else { share }.min(remaining);
+            let leads = self.claim_due(lease, now, lease_ms, want, Some(p)).await?;
+            remaining -= leads.len();
+            if leads.len() == want {
+                if is_throttled { hungry_throttled.push(p.clone()) } else { hungry.push(p.clone()) }
+            }
+            claimed.push((p.clone(), leads));
+        }
+        let last = claimed.iter().rev().find(|(_, leads)| !leads.is_empty()).map(|(p, _)| p.clone());
+        // Left-over slots: to producers that may have more, unthrottled first.
+        for mut group in [hungry, hungry_throttled] {
+            while remaining > 0 && !group.is_empty() {
+                let per = remaining.div_ceil(group.len());
+                let mut still = Vec::new();
+                for p in group {
+                    if remaining == 0 {
+                        break;
+                    }
+                    let want = per.min(remaining);
+                    let leads = self.claim_due(lease, now, lease_ms, want, Some(&p)).await?;
+                    remaining -= leads.len();
+                    if leads.len() == want {
+                        still.push(p.clone());
+                    }
+                    if let Some((_, mine)) = claimed.iter_mut().find(|(q, _)| *q == p) {
+                        mine.extend(leads);
+                    }
+                }
+                group = still;
+            }
+        }
+        // Interleaved: the first lead of each producer, then the second of each, …
+        let mut leads = Vec::with_capacity(limit - remaining);
+        let mut round = 0;
+        loop {
+            let before = leads.len();
+            leads.extend(claimed.iter().filter_map(|(_, mine)| mine.get(round).cloned()));
+            if leads.len() == before {
+                break;
+            }
+            round += 1;
+        }
+        Ok((leads, last.unwrap_or_else(|| after.to_string())))
+    }
+
+    /// Producers with due leads, in producer order after `after`, at most `limit`: a skip
+    /// scan of `(producer_id, due_at)`, one index probe per producer, however long their
+    /// queues.
+    async fn due_producers(&self, now: i64, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let producers: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE producers (pid) AS (
+               SELECT (SELECT producer_id FROM lead_queue WHERE producer_id > $1 AND due_at <= $2
+                       ORDER BY producer_id LIMIT 1)
+               UNION ALL
+               SELECT (SELECT producer_id FROM lead_queue WHERE producer_id > producers.pid AND due_at <= $2
+                       ORDER BY producer_id LIMIT 1)
+               FROM producers WHERE producers.pid IS NOT NULL)
+             SELECT pid FROM producers WHERE pid IS NOT NULL LIMIT $3",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(producers)
+    }
+
+    /// Lease up to `limit` due leads of `producer` (of any, when `None`), oldest due first.
+    async fn claim_due(
+        &self,
+        lease: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        producer: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         // PostgreSQL: replicas skip rows another is claiming instead of queueing behind it, and
         // `= ANY(ARRAY(…))` keeps the plan an index walk whatever the statistics say.
         // SQLite has one writer: the statement alone is atomic.
+        let of_producer = if producer.is_some() { "AND producer_id = $5" } else { "" };
         let sql = match self.backend {
-            Backend::Postgres => {
+            Backend::Postgres => format!(
                 "UPDATE lead_queue SET locked_by = $1, due_at = $2
-                 WHERE lead_id = ANY(ARRAY(SELECT lead_id FROM lead_queue WHERE due_at <= $3
+                 WHERE lead_id = ANY(ARRAY(SELECT lead_id FROM lead_queue WHERE due_at <= $3 {of_producer}
                                           ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED))
                  RETURNING lead_id"
-            }
-            Backend::Sqlite => {
+            ),
+            Backend::Sqlite => format!(
                 "UPDATE lead_queue SET locked_by = $1, due_at = $2
-                 WHERE lead_id IN (SELECT lead_id FROM lead_queue WHERE due_at <= $3 ORDER BY due_at LIMIT $4)
+                 WHERE lead_id IN (SELECT lead_id FROM lead_queue WHERE due_at <= $3 {of_producer}
+                                   ORDER BY due_at LIMIT $4)
                  RETURNING lead_id"
-            }
+            ),
         };
-        let leads: Vec<String> = sqlx::query_scalar(sql)
-            .bind(lease)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(leads)
+        let mut query =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(lease).bind(now + lease_ms).bind(now).bind(limit as i64);
+        if let Some(producer) = producer {
+            query = query.bind(producer);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     /// Reclaim the dead rows and index entries of the queue (PostgreSQL). Every event inserts,

@@ -90,8 +90,8 @@ impl Database {
         let leads: Vec<String> = (0..values.len()).map(|_| format!("({})", p.next())).collect();
         let sql = format!(
             "WITH fired (lead_id) AS (VALUES {})
-             INSERT INTO lead_queue (lead_id, due_at, locked_by)
-             SELECT DISTINCT f.lead_id, {}, NULL FROM fired f
+             INSERT INTO lead_queue (lead_id, due_at, locked_by, producer_id)
+             SELECT DISTINCT f.lead_id, {}, NULL, (SELECT producer_id FROM leads l WHERE l.id = f.lead_id) FROM fired f
              WHERE (SELECT status FROM runs r WHERE r.lead_id = f.lead_id) = 'active' ORDER BY f.lead_id
              ON CONFLICT (lead_id) DO UPDATE SET due_at = lead_queue.due_at WHERE 1 = 0",
             leads.join(", "),

@@ -168,3 +168,70 @@ async fn a_delivery_claim_taken_over_is_not_finished_by_its_old_owner(db: Db) {
     let copies = mailbox.received().iter().filter(|m| m.contains(&id)).count();
     assert_eq!(copies, 1, "{db:?}: sent once overall");
 }
+
+on_both!(another_producers_lead_is_claimed_in_the_first_round_behind_a_noisy_one);
+async fn another_producers_lead_is_claimed_in_the_first_round_behind_a_noisy_one(db: Db) {
+    let test_db = TestDb::new(db).await;
+    // Producer A: 50 leads whose plugin burns all its fuel on every event.
+    let a = Harness::new(test_db.store().await, T0).await;
+    a.bind_test_guest("loop", None, None).await;
+    for i in 0..50 {
+        a.post(&format!("a{i}"), PlatformEventType::CheckoutUpdated, &format!("a{i}"), None).await;
+    }
+    // Producer B: one lead, posted after them.
+    let mut b = Harness::attach(test_db.store().await, T0).await;
+    b.producer = b.engine.store.create_producer("B", T0).await.expect("producer").id;
+    b.bind_test_guest("roundtrip", None, None).await;
+    let lead_b = lead_id(&b.post("b1", PlatformEventType::CheckoutUpdated, "b1", None).await);
+    a.settle().await;
+    // In the order things were written (the timeline's global sequence): how many of A's
+    // attempts came before B's event was handled.
+    let handled_b = h_first_seq(&a, &lead_b, "log").await;
+    let a_attempts_before =
+        test_db.count(&format!("SELECT COUNT(*) FROM timeline WHERE kind = 'retry' AND seq < {handled_b}")).await;
+    assert!(
+        a_attempts_before < 32,
+        "{db:?}: B was handled after {a_attempts_before} of A's failing attempts, not in the first round of claims"
+    );
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM timeline WHERE kind = 'retry'").await, 50, "{db:?}: A's ran too");
+}
+
+/// The sequence number of the lead's first timeline entry of `kind`.
+async fn h_first_seq(h: &Harness, lead: &str, kind: &str) -> i64 {
+    let timeline = h.timeline(lead).await;
+    timeline.iter().find(|e| e.kind == kind).map(|e| e.seq).unwrap_or_else(|| panic!("no {kind}: {timeline:#?}"))
+}
+
+on_both!(a_throttled_producer_gets_one_lead_a_claim_while_others_want_the_slots);
+async fn a_throttled_producer_gets_one_lead_a_claim_while_others_want_the_slots(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    a.bind_test_guest("roundtrip", None, None).await;
+    let mut b = Harness::attach(test_db.store().await, T0).await;
+    b.producer = b.engine.store.create_producer("B", T0).await.expect("producer").id;
+    b.bind_test_guest("roundtrip", None, None).await;
+    let mut owner = std::collections::HashMap::new();
+    for i in 0..10 {
+        owner.insert(
+            lead_id(&a.post(&format!("a{i}"), PlatformEventType::CheckoutUpdated, &format!("a{i}"), None).await),
+            'A',
+        );
+        owner.insert(
+            lead_id(&b.post(&format!("b{i}"), PlatformEventType::CheckoutUpdated, &format!("b{i}"), None).await),
+            'B',
+        );
+    }
+    let store = &a.engine.store;
+    let throttled = std::collections::HashSet::from([a.producer.clone()]);
+    let (leads, _) = store.claim_leads_fair("w1", T0, 30_000, 4, "", &throttled).await.expect("claim");
+    let who: String = leads.iter().map(|l| owner[l]).collect();
+    assert_eq!((who.matches('A').count(), who.matches('B').count()), (1, 3), "{db:?}: {who}");
+    // Unthrottled, the two share equally, interleaved.
+    let (leads, _) = store.claim_leads_fair("w2", T0, 30_000, 4, "", &Default::default()).await.expect("claim");
+    let who: String = leads.iter().map(|l| owner[l]).collect();
+    assert_eq!((who.matches('A').count(), who.matches('B').count()), (2, 2), "{db:?}: {who}");
+    // Alone, a throttled producer still gets every free slot.
+    let (leads, _) = store.claim_leads_fair("w3", T0, 30_000, 20, "", &throttled).await.expect("claim");
+    let who: String = leads.iter().map(|l| owner[l]).collect();
+    assert_eq!((who.matches('A').count(), who.matches('B').count()), (7, 5), "{db:?}: {who}");
+}
