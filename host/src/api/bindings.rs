@@ -75,9 +75,16 @@ fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
 /// console checks its forms with the same function. Returns the plugin's sha256.
 pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(String, CheckedConfig), Problem> {
     let (product, plan) = scope(b)?;
-    let plugin = match state.plugins.builtin(&b.plugin) {
-        Ok(plugin) => plugin,
-        Err(_) => {
+    // Loading (compiling on first use) runs on a blocking thread.
+    let plugin = match state.plugins.builtin_sha(&b.plugin) {
+        Some(_) => {
+            let (plugins, name) = (state.plugins.clone(), b.plugin.clone());
+            tokio::task::spawn_blocking(move || plugins.builtin(&name))
+                .await
+                .map_err(Problem::internal)?
+                .map_err(|e| Problem::field("plugin", e.to_string()))?
+        }
+        None => {
             // An upload of this producer (its newest version), else an error naming the choices.
             let sha = state.store.plugin_sha_by_name(producer, &b.plugin).await?.ok_or_else(|| {
                 Problem::field(
@@ -86,7 +93,12 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
                 )
             })?;
             let bytes = state.store.plugin_bytes(&sha).await?;
-            state.plugins.by_sha(&sha, bytes.as_deref()).map_err(|e| Problem::field("plugin", e.to_string()))?
+            // Compiling (if not loaded yet) runs on a blocking thread.
+            let plugins = state.plugins.clone();
+            tokio::task::spawn_blocking(move || plugins.by_sha(&sha, bytes.as_deref()))
+                .await
+                .map_err(Problem::internal)?
+                .map_err(|e| Problem::field("plugin", e.to_string()))?
         }
     };
     let coupon = state.store.coupon(producer, product, plan).await?;
@@ -95,6 +107,8 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
         coupon: coupon.map(|c| Coupon { code: c.code, discount_percent: c.discount_percent }),
     };
     let config_json = b.config.to_string();
+    // Within the checks' share of the instance pool, never the dispatcher's.
+    let _slot = state.plugins.validation_slot().await;
     let checked = {
         let plugin = plugin.clone();
         tokio::task::spawn_blocking(move || plugin.validate_config(&config_json, &context))

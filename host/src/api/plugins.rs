@@ -42,6 +42,8 @@ pub async fn store_upload(
 ) -> Result<StoredPlugin, Problem> {
     let runtime = state.plugins.runtime().clone();
     let bytes = body.clone();
+    // Within the checks' share of the instance pool, never the dispatcher's.
+    let _slot = state.plugins.validation_slot().await;
     let plugin = tokio::task::spawn_blocking(move || runtime.validate_upload(&bytes))
         .await
         .map_err(Problem::internal)?

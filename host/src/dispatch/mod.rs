@@ -101,8 +101,8 @@ impl Dispatcher {
         // PostgreSQL commits wait on a disk flush that concurrent commits share, so leads in
         // flight multiply throughput. SQLite has one connection and cheap commits: a second
         // lead only overlaps its plugin call with the other's statements (+10% measured), more
-        // would queue on the connection. Never more than the sandbox's instance pool holds
-        // (with room left for uploads being validated).
+        // would queue on the connection. Never more than half the sandbox's instance pool:
+        // uploads and config checks have their own quarter (`plugins::validation_slots`).
         let pool = plugins.runtime().config().max_concurrent_instances as usize;
         let in_flight = match store.backend() {
             Backend::Postgres => (pool / 2).clamp(1, 8),
@@ -277,21 +277,34 @@ impl LeadHandler {
             .await?
             .map(|c| Coupon { code: c.code, discount_percent: c.discount_percent });
         let builtin = run.plugin_name.as_deref().filter(|name| self.plugins.builtin_sha(name).is_some());
-        let plugin = match (self.plugins.by_sha(&run.plugin_sha256, None), builtin) {
-            (Ok(plugin), _) => plugin,
-            // A built-in whose bytes changed since the run started (the run was started by an
-            // older build of funnel, before an upgrade): built-ins upgrade with the binary, and
-            // the old bytes are nowhere to be found, so this build's version serves the run.
-            (Err(_), Some(name)) => match self.plugins.builtin(name) {
-                Ok(plugin) => plugin,
-                Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
-            },
-            // Not built in and not loaded in this process yet: an upload, from the store.
-            (Err(_), None) => {
-                let bytes = self.store.plugin_bytes(&run.plugin_sha256).await?;
-                match self.plugins.by_sha(&run.plugin_sha256, bytes.as_deref()) {
-                    Ok(plugin) => plugin,
-                    Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
+        let plugin = match self.plugins.runtime().cached(&run.plugin_sha256) {
+            Some(plugin) => plugin,
+            None => {
+                // Not loaded in this process yet: an upload's bytes come from the store (a
+                // built-in's are in the binary), and compiling them — 40 ms to 16 s — runs on a
+                // blocking thread, once however many leads need it (`Runtime::load`).
+                let bytes = match (self.plugins.is_builtin_sha(&run.plugin_sha256), builtin) {
+                    (false, None) => self.store.plugin_bytes(&run.plugin_sha256).await?,
+                    _ => None,
+                };
+                let (plugins, sha, builtin) =
+                    (self.plugins.clone(), run.plugin_sha256.clone(), builtin.map(str::to_string));
+                let loaded = tokio::task::spawn_blocking(move || {
+                    match (plugins.by_sha(&sha, bytes.as_deref()), builtin) {
+                        (Ok(plugin), _) => Ok(plugin),
+                        // A built-in whose bytes changed since the run started (the run was
+                        // started by an older build of funnel, before an upgrade): built-ins
+                        // upgrade with the binary, and the old bytes are nowhere to be found,
+                        // so this build's version serves the run.
+                        (Err(_), Some(name)) => plugins.builtin(&name),
+                        (Err(e), None) => Err(e),
+                    }
+                })
+                .await;
+                match loaded {
+                    Ok(Ok(plugin)) => plugin,
+                    Ok(Err(e)) => return self.fail(event, lease, &e.to_string(), now).await,
+                    Err(join) => return self.fail(event, lease, &format!("loading thread failed: {join}"), now).await,
                 }
             }
         };

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use crate::guests;
 use crate::runtime::{LoadError, LoadedPlugin, Runtime, plugin::sha256_hex};
 
@@ -12,6 +14,15 @@ pub struct PluginRegistry {
     runtime: Arc<Runtime>,
     builtin_by_sha: HashMap<String, &'static [u8]>,
     builtin_sha_by_name: HashMap<&'static str, String>,
+    /// Instance slots checks may use at once (see [`validation_slots`]).
+    validation: Semaphore,
+}
+
+/// How many of the runtime's `pool` instance slots uploads and config checks may hold at once:
+/// a quarter (at least one). With the dispatcher's share (at most half, see `Dispatcher::new`)
+/// a flood of checks can never take the slots events need.
+pub fn validation_slots(pool: usize) -> usize {
+    (pool / 4).max(1)
 }
 
 /// A plugin that cannot be served.
@@ -32,7 +43,8 @@ impl PluginRegistry {
             builtin_by_sha.insert(sha.clone(), *bytes);
             builtin_sha_by_name.insert(*name, sha);
         }
-        PluginRegistry { runtime, builtin_by_sha, builtin_sha_by_name }
+        let validation = Semaphore::new(validation_slots(runtime.config().max_concurrent_instances as usize));
+        PluginRegistry { runtime, builtin_by_sha, builtin_sha_by_name, validation }
     }
 
     /// The runtime plugins run in.
@@ -40,9 +52,20 @@ impl PluginRegistry {
         &self.runtime
     }
 
+    /// Wait for a slot to check an upload or a config in (run the check while holding it).
+    pub async fn validation_slot(&self) -> Option<SemaphorePermit<'_>> {
+        // The semaphore is never closed; `None` would only mean it was.
+        self.validation.acquire().await.ok()
+    }
+
     /// The sha256 of a built-in plugin.
     pub fn builtin_sha(&self, name: &str) -> Option<&str> {
         self.builtin_sha_by_name.get(name).map(String::as_str)
+    }
+
+    /// Whether `sha` is the sha256 of a built-in (its bytes are in the binary).
+    pub fn is_builtin_sha(&self, sha: &str) -> bool {
+        self.builtin_by_sha.contains_key(sha)
     }
 
     /// Load a built-in by name.
@@ -64,6 +87,20 @@ impl PluginRegistry {
         match bytes {
             Some(bytes) => Ok(self.runtime.load(bytes)?),
             None => Err(PluginError::Unknown(sha.to_string(), guests::builtin_names_listed())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validation_slots;
+
+    #[test]
+    fn checks_and_dispatch_together_fit_in_the_instance_pool() {
+        for pool in 4..=256 {
+            // The dispatcher's most leads in flight (PostgreSQL's, the larger).
+            let dispatch = (pool / 2).clamp(1, 8);
+            assert!(validation_slots(pool) + dispatch <= pool, "pool {pool}");
         }
     }
 }

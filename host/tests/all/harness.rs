@@ -63,8 +63,18 @@ impl Harness {
 
     /// Like [`Harness::attach`], sending through the given transports.
     pub async fn attach_with(store: Database, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
+        Harness::attach_to(store, now, email, sms, Arc::new(crate::support::runtime())).await
+    }
+
+    /// Like [`Harness::attach_with`], running plugins in `runtime`.
+    pub async fn attach_to(
+        store: Database,
+        now: i64,
+        email: Arc<dyn Transport>,
+        sms: Arc<dyn Transport>,
+        runtime: Arc<Runtime>,
+    ) -> Harness {
         let clock = Arc::new(VirtualClock::new(now));
-        let runtime = Arc::new(crate::support::runtime());
         let engine = Pipeline::new(PipelineParts {
             store,
             runtime: runtime.clone() as Arc<Runtime>,

@@ -235,3 +235,43 @@ async fn a_throttled_producer_gets_one_lead_a_claim_while_others_want_the_slots(
     let who: String = leads.iter().map(|l| owner[l]).collect();
     assert_eq!((who.matches('A').count(), who.matches('B').count()), (7, 5), "{db:?}: {who}");
 }
+
+#[test]
+fn loads_of_one_component_at_once_compile_it_once() {
+    let config = funnel_host::runtime::RuntimeConfig { cache_dir: None, ..Default::default() };
+    let runtime = std::sync::Arc::new(funnel_host::runtime::Runtime::new(config).expect("runtime"));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let loads: Vec<_> = (0..6)
+        .map(|_| {
+            let (runtime, start) = (runtime.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                runtime.load(funnel_host::guests::TEST_GUEST).expect("loads").sha256.clone()
+            })
+        })
+        .collect();
+    for load in loads {
+        load.join().expect("thread");
+    }
+    assert_eq!(runtime.compiles(), 1, "six loads at once, one compile");
+}
+
+on_both!(many_events_needing_an_uncompiled_component_compile_it_once);
+async fn many_events_needing_an_uncompiled_component_compile_it_once(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let store = test_db.store().await;
+    // The upload is stored by one engine; a fresh one (no compile cache) handles the events.
+    let first = Harness::new(store.clone(), T0).await;
+    first.bind_test_guest("roundtrip", None, None).await;
+    for i in 0..12 {
+        first.post(&format!("e{i}"), PlatformEventType::CheckoutUpdated, &format!("c{i}"), None).await;
+    }
+    let mut config = funnel_host::runtime::RuntimeConfig { cache_dir: None, ..Default::default() };
+    config.max_concurrent_instances = 16;
+    let runtime = std::sync::Arc::new(funnel_host::runtime::Runtime::new(config).expect("runtime"));
+    let discard = std::sync::Arc::new(funnel_host::delivery::Discard);
+    let h = Harness::attach_to(store, T0, discard.clone(), discard, runtime.clone()).await;
+    h.settle().await;
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 12, "{db:?}");
+    assert_eq!(runtime.compiles(), 1, "{db:?}: leads in flight at once waited for one compile");
+}
