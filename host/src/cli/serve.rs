@@ -103,7 +103,10 @@ pub fn run(args: ServeArgs) -> Result<(), UsageError> {
         .enable_all()
         .build()
         .map_err(|e| UsageError(format!("cannot start: {e}")))?;
-    runtime.block_on(serve(args))
+    let result = runtime.block_on(serve(args));
+    // Blocking threads still running (a plugin call at the deadline) are not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 async fn secret(
@@ -186,11 +189,64 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         retention_days: args.retention_days,
         stats_rollup: Periodic::parse(&args.stats_rollup_schedule).map_err(UsageError)?,
     };
-    let _loops = Loops::start(engine, work, jobs);
+    let loops = Loops::start(engine, work, jobs);
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     println!("console: http://{local}/console/ (sign in with a producer's API key)");
     let console = console::router(console::ConsoleState::new(state.clone(), &console_public_url));
-    axum::serve(listener, api::router(state).merge(console))
-        .await
-        .map_err(|e| UsageError(format!("server stopped: {e}")))
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let mut server = tokio::spawn(
+        axum::serve(listener, api::router(state).merge(console))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+    tokio::select! {
+        ended = &mut server => {
+            return Err(UsageError(match ended {
+                Ok(Ok(())) => "server stopped".to_string(),
+                Ok(Err(e)) => format!("server stopped: {e}"),
+                Err(e) => format!("server stopped: {e}"),
+            }));
+        }
+        () = stop_signal() => {}
+    }
+    // SIGTERM or Ctrl-C: stop accepting requests and claiming work, finish or give back what
+    // is in flight, and exit within 10 s (leaving what is still running to its lease).
+    println!("stopping: finishing the work in flight (at most {} s)", SHUTDOWN_GRACE.as_secs());
+    let _ = stop_tx.send(true);
+    let clean = loops.shutdown(SHUTDOWN_GRACE).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    if !clean {
+        tracing::warn!("some work was still running at the deadline; it is left to its lease");
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// How long shutdown waits for the engine's work in flight (the process exits within 10 s of
+/// SIGTERM, what orchestrators wait before SIGKILL).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_signal() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

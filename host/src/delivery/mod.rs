@@ -91,11 +91,21 @@ pub struct Deliverer {
     clock: Arc<dyn Clock>,
     max_attempts: i64,
     rate: std::sync::Mutex<rate::RateCaps>,
+    /// Set by [`Deliverer::stop`]: claim nothing more, give back what is not sent yet.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Deliverer {
     pub fn new(store: Database, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
-        Deliverer { store, email, sms, clock, max_attempts: 8, rate: std::sync::Mutex::new(rate::RateCaps::default()) }
+        Deliverer {
+            store,
+            email,
+            sms,
+            clock,
+            max_attempts: 8,
+            rate: std::sync::Mutex::new(rate::RateCaps::default()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Cap sends per minute, overall and per producer (`None`: no cap).
@@ -103,16 +113,27 @@ impl Deliverer {
         Deliverer { rate: std::sync::Mutex::new(rate::RateCaps::new(global_per_minute, producer_per_minute)), ..self }
     }
 
+    /// Stop claiming (for shutdown): a running [`deliver_due`](Self::deliver_due) finishes
+    /// the send in progress and gives the rest of its batch back to the outbox.
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Send what is due now; returns how many messages were handled.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
-        loop {
+        while !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             let claimed_at = self.clock.now_ms();
             let batch = self.store.claim_messages(claimed_at, CLAIM_LEASE_MS, 50).await?;
             if batch.is_empty() {
                 return Ok(handled);
             }
             for message in batch {
+                if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Shutting down: back to the outbox, due now, for the next start.
+                    self.store.release_message(&message, self.clock.now_ms()).await?;
+                    continue;
+                }
                 // Sends are bounded by their deadlines but a batch's can add up past the lease:
                 // past half of it, renew the claim before sending, and skip a message another
                 // worker has taken over (it sends it; sending here too would be a duplicate).
@@ -137,6 +158,7 @@ impl Deliverer {
                 handled += 1;
             }
         }
+        Ok(handled)
     }
 
     async fn deliver(&self, message: &OutboxMessage) -> Outcome {

@@ -18,7 +18,7 @@ pub mod invocation;
 pub mod plugins;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::task::JoinSet;
@@ -89,6 +89,8 @@ struct LeadHandler {
     /// Events handled so far.
     handled: AtomicU64,
     public_url: String,
+    /// Set by [`Dispatcher::stop`]: claim nothing more, give leads back between events.
+    stopping: AtomicBool,
     /// The producer the last claim served last: the next claim starts after it (round-robin).
     cursor: Mutex<String>,
     /// Producers whose plugin hit a sandbox limit lately, until when: one lead a claim while
@@ -116,10 +118,18 @@ impl Dispatcher {
             claims: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             public_url,
+            stopping: AtomicBool::new(false),
             cursor: Mutex::new(String::new()),
             throttled: Mutex::new(HashMap::new()),
         };
         Dispatcher { handler: Arc::new(handler), in_flight }
+    }
+
+    /// Stop claiming (for shutdown): a running [`drain`](Self::drain) starts no more leads
+    /// (those claimed and not started go back to the queue) and each lead in flight is given
+    /// back after its current event.
+    pub fn stop(&self) {
+        self.handler.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Handle every event that is due now; returns how many were handled.
@@ -134,7 +144,8 @@ impl Dispatcher {
         let mut more = true;
         let mut tasks = JoinSet::new();
         loop {
-            while tasks.len() < self.in_flight && first_error.is_none() {
+            while tasks.len() < self.in_flight && first_error.is_none() && !self.handler.stopping.load(Ordering::SeqCst)
+            {
                 if claimed.is_empty() && more {
                     let h = &self.handler;
                     let lease: Arc<str> = format!("{}/{}", h.id, h.claims.fetch_add(1, Ordering::Relaxed)).into();
@@ -231,7 +242,7 @@ impl LeadHandler {
     async fn handle_events(&self, lead_id: &str, lease: &str) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
-            if handled == EVENTS_PER_CLAIM {
+            if handled == EVENTS_PER_CLAIM || self.stopping.load(Ordering::SeqCst) {
                 self.store.release_lead(lead_id, lease, self.clock.now_ms()).await?;
                 return Ok(handled);
             }

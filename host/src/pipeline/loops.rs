@@ -5,12 +5,16 @@
 //! another: an SMTP server that holds delivery for minutes leaves dispatch and timers running,
 //! and a dispatch step stuck on a slow plugin leaves queued messages going out.
 //! ([`Pipeline::settle`] runs the same steps one after the other, for tests and `simulate`.)
+//!
+//! [`Loops::shutdown`] (on SIGTERM) stops claiming, lets each loop finish or give back what it
+//! holds (leads back to the queue, unsent messages back to the outbox), and gives up on a step
+//! still running at its grace deadline: whatever it holds is left to its lease.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::Pipeline;
@@ -31,7 +35,9 @@ pub struct Wakeups {
 
 /// The running loops of one `serve`.
 pub struct Loops {
+    pipeline: Arc<Pipeline>,
     tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl Loops {
@@ -39,10 +45,11 @@ impl Loops {
     /// accepts events.
     pub fn start(pipeline: Arc<Pipeline>, dispatch: Arc<Notify>, jobs: PeriodicJobs) -> Loops {
         let wake = Arc::new(Wakeups { dispatch, delivery: Arc::new(Notify::new()) });
+        let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         {
             let (p, w) = (pipeline.clone(), wake.clone());
-            tasks.push(tokio::spawn(run_loop("timers", None, move || {
+            tasks.push(tokio::spawn(run_loop("timers", None, stopped.clone(), move || {
                 let (p, w) = (p.clone(), w.clone());
                 async move {
                     let fired = p.scheduler.tick().await?.fired;
@@ -55,7 +62,7 @@ impl Loops {
         }
         {
             let (p, w) = (pipeline.clone(), wake.clone());
-            tasks.push(tokio::spawn(run_loop("dispatch", Some(wake.dispatch.clone()), move || {
+            tasks.push(tokio::spawn(run_loop("dispatch", Some(wake.dispatch.clone()), stopped.clone(), move || {
                 let (p, w) = (p.clone(), w.clone());
                 async move {
                     if p.dispatcher.drain().await? > 0 {
@@ -67,44 +74,62 @@ impl Loops {
         }
         {
             let p = pipeline.clone();
-            tasks.push(tokio::spawn(run_loop("delivery", Some(wake.delivery.clone()), move || {
+            tasks.push(tokio::spawn(run_loop("delivery", Some(wake.delivery.clone()), stopped.clone(), move || {
                 let p = p.clone();
                 async move { p.deliverer.deliver_due().await.map(|_| ()) }
             })));
         }
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-        tasks.push(tokio::spawn(run_loop("periodic jobs", None, move || {
-            let (p, jobs) = (pipeline.clone(), jobs.clone());
+        let p = pipeline.clone();
+        tasks.push(tokio::spawn(run_loop("periodic jobs", None, stopped, move || {
+            let (p, jobs) = (p.clone(), jobs.clone());
             async move {
                 jobs.lock().await.run_due(&p.store, p.clock.now_ms()).await;
                 Ok(())
             }
         })));
-        Loops { tasks }
+        Loops { pipeline, tasks, stop }
     }
 
-    /// Stop every loop at once (whatever a step holds is left to its lease).
-    pub fn abort(&self) {
-        for task in &self.tasks {
-            task.abort();
+    /// Stop: no new claims; each loop ends after its current step, which finishes what it
+    /// holds or gives it back. A loop still busy after `grace` is abandoned (its work stays
+    /// leased, and another process or the next start takes it when the lease runs out).
+    /// Returns whether every loop ended in time.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.pipeline.stop();
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut clean = true;
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                clean = false;
+            }
         }
+        clean
     }
 }
 
 /// Run `step` over and over: each run in a task of its own (a panic ends that run, not the
 /// loop), then wait for `wake` or the tick.
-async fn run_loop<F, Fut>(name: &'static str, wake: Option<Arc<Notify>>, step: F)
+async fn run_loop<F, Fut>(name: &'static str, wake: Option<Arc<Notify>>, mut stopped: watch::Receiver<bool>, step: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), StoreError>> + Send + 'static,
 {
-    loop {
+    while !*stopped.borrow() {
         report(name, tokio::spawn(step()).await);
-        match &wake {
-            Some(wake) => {
-                let _ = tokio::time::timeout(TICK, wake.notified()).await;
+        let woken = async {
+            match &wake {
+                Some(wake) => wake.notified().await,
+                None => std::future::pending().await,
             }
-            None => tokio::time::sleep(TICK).await,
+        };
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(TICK) => {}
+            _ = stopped.changed() => {}
         }
     }
 }

@@ -55,6 +55,14 @@ impl Pipeline {
         }
     }
 
+    /// Stop claiming work: the dispatcher gives back leads it has not started and stops each
+    /// lead after its current event; delivery gives back messages it has not sent. For
+    /// shutdown; steps running now finish what they hold.
+    pub fn stop(&self) {
+        self.dispatcher.stop();
+        self.deliverer.stop();
+    }
+
     /// Fire due timers, handle due events and deliver due messages until nothing is left to
     /// do at the current time: one deterministic sequential step, for tests and `simulate`
     /// (`serve` runs the same three steps as independent tasks, see [`loops`]).

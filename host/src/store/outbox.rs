@@ -116,6 +116,20 @@ impl Database {
         Ok(renewed == 1)
     }
 
+    /// Give a claimed message back unsent, due at `now` (nothing counted): for shutdown.
+    pub async fn release_message(&self, message: &OutboxMessage, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claim = NULL
+             WHERE id = $2 AND status = 'sending' AND claim = $3",
+        )
+        .bind(now)
+        .bind(&message.id)
+        .bind(&message.claim)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Record the outcome of a delivery attempt, if the message is still under the claim it
     /// was sent under; `false` (and nothing written) if another worker took it over.
     pub async fn finish_message(

@@ -275,3 +275,68 @@ async fn many_events_needing_an_uncompiled_component_compile_it_once(db: Db) {
     assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 12, "{db:?}");
     assert_eq!(runtime.compiles(), 1, "{db:?}: leads in flight at once waited for one compile");
 }
+
+on_both!(sigterm_stops_the_engine_within_ten_seconds_and_loses_nothing);
+async fn sigterm_stops_the_engine_within_ten_seconds_and_loses_nothing(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut first = crate::process::spawn(&test_db.url, dir.path());
+    let producer = first.create_producer().await;
+    let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
+    let binding = json!({"plugin": "four-emails", "config": {"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]}});
+    assert_eq!(first.bind(key, &binding).await.0, 200);
+    let total = 40;
+    let batch: Vec<serde_json::Value> = (0..total).map(|i| event(i, id)).collect();
+    let (status, answer) = first
+        .send(reqwest::Method::POST, "/v1/events/batch", crate::process::PLATFORM, json!({"events": batch}).to_string())
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    // SIGTERM while the engine works through them: it stops claiming, finishes or gives back
+    // what it holds, and exits 0 within 10 s.
+    let exit = first.terminate(Duration::from_secs(10));
+    let exit = exit.unwrap_or_else(|| panic!("{db:?}: still running 10 s after SIGTERM"));
+    assert!(exit.success(), "{db:?}: exited cleanly: {exit:?}");
+    // The next start handles whatever was left, and nothing twice.
+    let _second = crate::process::spawn(&test_db.url, dir.path());
+    let store = test_db.store().await;
+    wait_for(Duration::from_secs(60), "every event to be handled after the restart", || async {
+        let mut timers = 0;
+        for lead in store.list_leads(id, None, 500).await.expect("leads") {
+            let timeline = store.timeline(&lead.id, 0).await.expect("timeline");
+            let set = timeline.iter().filter(|e| e.kind == "timer_set").count();
+            assert!(set <= 1, "{db:?}: lead {} handled twice: {timeline:?}", lead.id);
+            timers += set;
+        }
+        (timers == total).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_during_a_stuck_send_exits_within_ten_seconds_and_keeps_the_message() {
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (smtp_url, accepted) = smtp_server::silent("smtp");
+    let mut serve = spawn_with(
+        &test_db.url,
+        dir.path(),
+        &[("FUNNEL_SMTP_URL", smtp_url.as_str()), ("FUNNEL_DELIVERY_STEP_TIMEOUT_SECS", "3600")],
+    );
+    let producer = serve.create_producer().await;
+    let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
+    let guest = funnel_host::guests::TEST_GUEST.to_vec();
+    assert_eq!(serve.send(reqwest::Method::POST, "/v1/plugins", key, guest).await.0, 201);
+    assert_eq!(serve.bind(key, &json!({"plugin": "test-guest", "config": {"mode": "roundtrip"}})).await.0, 200);
+    assert_eq!(serve.post_event(&event(1, id)).await.0, 202);
+    wait_for(Duration::from_secs(60), "the email's send to start", || async {
+        (accepted.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    let exit = serve.terminate(Duration::from_secs(10)).expect("exited within 10 s of SIGTERM");
+    assert!(exit.success(), "exited cleanly: {exit:?}");
+    // The send never finished: the email is still in the outbox (its lease runs out, then the
+    // next start sends it).
+    let unsent =
+        test_db.count("SELECT COUNT(*) FROM outbox WHERE channel = 'email' AND status IN ('sending', 'queued')").await;
+    assert_eq!(unsent, 1, "the email was kept for the next start");
+}

@@ -59,6 +59,23 @@ pub fn spawn_with(url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -
 }
 
 impl Serve {
+    /// Send SIGTERM and wait up to `limit` for the process to exit; its exit status, or
+    /// `None` if it was still running at the deadline (it is then killed when dropped).
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Create a producer through the admin API; its JSON (`id`, `api_key`).
     pub async fn create_producer(&self) -> serde_json::Value {
         let resp = reqwest::Client::new()
