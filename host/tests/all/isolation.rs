@@ -340,3 +340,44 @@ async fn sigterm_during_a_stuck_send_exits_within_ten_seconds_and_keeps_the_mess
         test_db.count("SELECT COUNT(*) FROM outbox WHERE channel = 'email' AND status IN ('sending', 'queued')").await;
     assert_eq!(unsent, 1, "the email was kept for the next start");
 }
+
+/// A transport that, during its first send, lets the batch's lease run out and has another
+/// worker take the claimed messages over (what a send slower than the lease meets on a
+/// replica); it counts what it was asked to send.
+struct SlowerThanTheLease {
+    engine: std::sync::OnceLock<(funnel_host::store::Database, std::sync::Arc<funnel_host::clock::VirtualClock>)>,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl funnel_host::delivery::Transport for SlowerThanTheLease {
+    async fn send(
+        &self,
+        _message: &funnel_host::store::outbox::OutboxMessage,
+    ) -> Result<(), funnel_host::delivery::SendError> {
+        use funnel_host::clock::Clock;
+        if self.sent.fetch_add(1, Ordering::SeqCst) == 0 {
+            let (store, clock) = self.engine.get().expect("wired");
+            clock.set(clock.now_ms() + 61_000);
+            let taken = store.claim_messages(clock.now_ms(), 60_000, 10).await.expect("claim");
+            assert_eq!(taken.len(), 2, "the other worker took both over");
+        }
+        Ok(())
+    }
+}
+
+on_both!(a_message_whose_claim_was_taken_over_mid_batch_is_not_sent_by_the_old_owner);
+async fn a_message_whose_claim_was_taken_over_mid_batch_is_not_sent_by_the_old_owner(db: Db) {
+    let (_test_db, store) = TestDb::with_store(db).await;
+    let slow = std::sync::Arc::new(SlowerThanTheLease { engine: Default::default(), sent: Default::default() });
+    let h = Harness::with_transports(store.clone(), T0, slow.clone(), slow.clone()).await;
+    let _ = slow.engine.set((store, h.clock.clone()));
+    h.bind_test_guest("roundtrip", None, None).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.engine.dispatcher.drain().await.expect("drain");
+    // One batch of two messages (an email and an SMS); the first send outlasts the lease.
+    h.engine.deliverer.deliver_due().await.expect("deliver");
+    assert_eq!(slow.sent.load(Ordering::SeqCst), 1, "{db:?}: the second message was left to its new owner");
+    let statuses: Vec<String> = h.messages(&lead).await.into_iter().map(|m| m.status).collect();
+    assert_eq!(statuses, ["sending", "sending"], "{db:?}: both held by the new owner, nothing recorded over it");
+}
