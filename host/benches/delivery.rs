@@ -16,12 +16,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let smtp = Arc::new(
-            SmtpTransport::new(
-                &sink.url,
-                "Loja <loja@example.com>",
-                "https://funnel.test".into(),
-            )
-            .expect("transport"),
+            SmtpTransport::new(&sink.url, "Loja <loja@example.com>", "https://funnel.test".into()).expect("transport"),
         );
         for (senders, total) in [(1usize, 200usize), (16, 2000)] {
             let started = Instant::now();
