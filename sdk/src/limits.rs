@@ -26,6 +26,8 @@ pub fn subject_problem(subject: &str) -> Option<String> {
         Some("must not be empty".into())
     } else if subject.contains(['\r', '\n']) {
         Some("must be one line".into())
+    } else if subject.contains(char::is_control) {
+        Some(CONTROL.into())
     } else {
         too_long(subject, MAX_SUBJECT_BYTES)
     }
@@ -37,7 +39,7 @@ pub fn subject_problem(subject: &str) -> Option<String> {
 /// assert_eq!(funnel_sdk::limits::html_problem(" ").as_deref(), Some("must not be empty"));
 /// ```
 pub fn html_problem(html: &str) -> Option<String> {
-    if html.trim().is_empty() { Some("must not be empty".into()) } else { too_long(html, MAX_EMAIL_BODY_BYTES) }
+    if html.trim().is_empty() { Some("must not be empty".into()) } else { body_problem(html, MAX_EMAIL_BODY_BYTES) }
 }
 
 /// What is wrong with an email's text body, if anything (it may be empty: the host then
@@ -47,7 +49,7 @@ pub fn html_problem(html: &str) -> Option<String> {
 /// assert_eq!(funnel_sdk::limits::text_problem(""), None);
 /// ```
 pub fn text_problem(text: &str) -> Option<String> {
-    too_long(text, MAX_EMAIL_BODY_BYTES)
+    body_problem(text, MAX_EMAIL_BODY_BYTES)
 }
 
 /// What is wrong with an SMS body, if anything.
@@ -56,7 +58,7 @@ pub fn text_problem(text: &str) -> Option<String> {
 /// assert_eq!(funnel_sdk::limits::sms_problem(&"x".repeat(1601)).as_deref(), Some("must be at most 1600 bytes (got 1601)"));
 /// ```
 pub fn sms_problem(body: &str) -> Option<String> {
-    if body.trim().is_empty() { Some("must not be empty".into()) } else { too_long(body, MAX_SMS_BYTES) }
+    if body.trim().is_empty() { Some("must not be empty".into()) } else { body_problem(body, MAX_SMS_BYTES) }
 }
 
 /// What is wrong with a message tag, if anything.
@@ -65,8 +67,28 @@ pub fn sms_problem(body: &str) -> Option<String> {
 /// assert_eq!(funnel_sdk::limits::tag_problem("").as_deref(), Some("must be 1 to 100 bytes (got 0)"));
 /// ```
 pub fn tag_problem(tag: &str) -> Option<String> {
+    if tag.contains(char::is_control) {
+        return Some(CONTROL.into());
+    }
     (tag.is_empty() || tag.len() > MAX_TAG_BYTES)
         .then(|| format!("must be 1 to {MAX_TAG_BYTES} bytes (got {})", tag.len()))
+}
+
+/// Control characters have no place in a message (and a NUL cannot even be stored).
+const CONTROL: &str = "must not contain control characters";
+
+/// A body may hold tab and line breaks, no other control character, and is bounded.
+///
+/// ```
+/// assert_eq!(funnel_sdk::limits::sms_problem("a\u{0}b").as_deref(), Some("must not contain control characters other than tab and line breaks"));
+/// assert_eq!(funnel_sdk::limits::sms_problem("a\r\n\tb"), None);
+/// ```
+fn body_problem(text: &str, max: usize) -> Option<String> {
+    let forbidden = |c: char| (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}';
+    if text.contains(forbidden) {
+        return Some(format!("{CONTROL} other than tab and line breaks"));
+    }
+    too_long(text, max)
 }
 
 fn too_long(text: &str, max: usize) -> Option<String> {

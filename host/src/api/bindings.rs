@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::require_producer;
 use super::problem::{FieldError, Problem, parse_json};
+use crate::domain::text::single_line_problem;
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::store::bindings::NewBinding;
 
@@ -62,6 +63,27 @@ pub struct SavedBinding {
 
 /// The binding's scope with blanks as absent, or the error for a plan without its product.
 fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
+    let mut errors = Vec::new();
+    for (path, value) in
+        [("product_id", b.product_id.as_deref()), ("plan_id", b.plan_id.as_deref()), ("plugin", Some(&b.plugin))]
+    {
+        let problem = value.and_then(|v| {
+            single_line_problem(v)
+                .or_else(|| (v.len() > 200).then(|| format!("must be at most 200 bytes (got {})", v.len())))
+        });
+        if let Some(message) = problem {
+            errors.push(FieldError { path: path.into(), message });
+        }
+    }
+    // The console's forms reach here without `parse_json`: the config is checked here too.
+    errors.extend(
+        crate::domain::text::json_problems(&b.config, "config")
+            .into_iter()
+            .map(|(path, message)| FieldError { path, message }),
+    );
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
     let product = b.product_id.as_deref().filter(|p| !p.trim().is_empty());
     let plan = b.plan_id.as_deref().filter(|p| !p.trim().is_empty());
     if plan.is_some() && product.is_none() {

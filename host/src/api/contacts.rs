@@ -18,6 +18,7 @@ pub async fn erase(
     if !email.contains('@') {
         return Err(Problem::field("email", format!("{email:?} is not an email address")));
     }
+    let email = crate::domain::EmailAddress::parse(&email).map_err(|e| Problem::field("email", e))?;
     state.store.erase_contact(&producer, &email).await?;
     Ok(StatusCode::NO_CONTENT)
 }

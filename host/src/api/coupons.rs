@@ -32,9 +32,19 @@ pub async fn create(
     for (path, value) in [("product_id", &c.product_id), ("plan_id", &c.plan_id)] {
         if value.trim().is_empty() {
             errors.push(FieldError { path: path.into(), message: "must not be empty".into() });
+        } else if let Some(message) = crate::domain::text::single_line_problem(value) {
+            errors.push(FieldError { path: path.into(), message });
+        } else if value.len() > 200 {
+            errors.push(FieldError {
+                path: path.into(),
+                message: format!("must be at most 200 bytes (got {})", value.len()),
+            });
         }
     }
-    if c.code.trim().is_empty() || c.code.len() > 64 || c.code.contains(char::is_whitespace) {
+    if c.code.trim().is_empty()
+        || c.code.len() > 64
+        || c.code.contains(|ch: char| ch.is_whitespace() || ch.is_control())
+    {
         errors.push(FieldError { path: "code".into(), message: "1 to 64 characters, no spaces".into() });
     }
     if !(1..=100).contains(&c.discount_percent) {

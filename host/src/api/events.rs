@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::require_platform;
 use super::problem::{FieldError, Problem, parse_json};
+use crate::domain::text::single_line_problem;
 use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
 use crate::store::ingest::IngestOutcome;
 
@@ -78,6 +79,25 @@ fn check(body: EventBody, prefix: &str, errors: &mut Vec<FieldError>) -> Option<
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
         push("checkout.url", "must be an http(s) URL".into());
+    }
+    // Every text field is one line of bounded size: none takes a control character.
+    let fields = [
+        ("id", Some(&body.id), 200),
+        ("producer_id", Some(&body.producer_id), 200),
+        ("checkout.id", Some(&c.id), 200),
+        ("checkout.name", c.name.as_ref(), 200),
+        ("checkout.phone", c.phone.as_ref(), 32),
+        ("checkout.product_id", c.product_id.as_ref(), 200),
+        ("checkout.plan_id", c.plan_id.as_ref(), 200),
+        ("checkout.url", c.url.as_ref(), 2048),
+    ];
+    for (path, value, max) in fields {
+        let Some(value) = value else { continue };
+        if let Some(problem) = single_line_problem(value) {
+            push(path, problem);
+        } else if value.len() > max {
+            push(path, format!("must be at most {max} bytes (got {})", value.len()));
+        }
     }
     let occurred_at_ms = occurred.ok()?.timestamp_millis();
     Some(PlatformEvent {

@@ -81,8 +81,23 @@ impl IntoResponse for Problem {
 }
 
 /// Parse a JSON body into `T`, or a 422 naming the path that failed.
+/// A string anywhere in the body holding a control character other than tab and line breaks
+/// (NUL, say, which PostgreSQL cannot store) is a 422 naming its path.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let text = std::str::from_utf8(body).map_err(|_| Problem::field("", "the body is not UTF-8 JSON"))?;
+    // JSON can only carry a control character escaped (`\u0000`, `\b`, `\f`): a body without
+    // one of those escapes is not walked a second time.
+    if (text.contains("\\u") || text.contains("\\b") || text.contains("\\f"))
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        let errors: Vec<FieldError> = crate::domain::text::json_problems(&value, "")
+            .into_iter()
+            .map(|(path, message)| FieldError { path, message })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Problem::invalid_fields(errors));
+        }
+    }
     funnel_sdk::parse(text).map_err(|notes| {
         let errors: Vec<FieldError> = notes
             .into_iter()

@@ -28,6 +28,9 @@ pub async fn create(
     if name.is_empty() || name.len() > 200 {
         return Err(Problem::field("name", "must be 1 to 200 characters"));
     }
+    if let Some(problem) = crate::domain::text::single_line_problem(name) {
+        return Err(Problem::field("name", problem));
+    }
     let created = state.store.create_producer(name, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": created.id, "name": name, "api_key": created.api_key}))))
 }

@@ -4,7 +4,12 @@
 //! ## Layout
 //! - [`event`]: platform events (`checkout.updated`, `order.paid`, …), the checkout they are
 //!   about, and the events a lead's plugin is told about.
+//! - [`email`]: [`EmailAddress`], a bare address normalized once where it enters.
+//! - [`text`]: which control characters a field may hold.
 
+pub mod email;
 pub mod event;
+pub mod text;
 
+pub use email::EmailAddress;
 pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};

@@ -141,7 +141,8 @@ impl LoadedPlugin {
                 logs: state.log.take(),
                 fuel_used,
             }),
-            Err(message) => Err(self.error(Failure::Rejected(message))),
+            // The message is stored with the event: no NUL (PostgreSQL cannot hold it).
+            Err(message) => Err(self.error(Failure::Rejected(crate::domain::text::sanitize(&message).into_owned()))),
         }
     }
 

@@ -52,7 +52,9 @@ impl LogBuffer {
             return;
         }
         inner.bytes += text.len();
-        inner.lines.push(LogLine { level, source, text: text.to_string() });
+        // A NUL cannot be stored in PostgreSQL text: the line is kept, the character replaced.
+        let text = crate::domain::text::sanitize(text).into_owned();
+        inner.lines.push(LogLine { level, source, text });
     }
 
     /// Take the lines out.

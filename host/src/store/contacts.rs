@@ -30,8 +30,12 @@ impl Database {
 
     /// Delete everything about `email` for this producer, in one transaction; the suppression
     /// entry is kept (and added) so the person is not contacted again.
-    pub async fn erase_contact(&self, producer_id: &str, email: &str) -> Result<(), StoreError> {
-        let email = email.to_lowercase();
+    pub async fn erase_contact(
+        &self,
+        producer_id: &str,
+        email: &crate::domain::EmailAddress,
+    ) -> Result<(), StoreError> {
+        let email = email.as_str().to_lowercase();
         let mut tx = self.pool.begin().await?;
         let leads: Vec<String> =
             sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND LOWER(email) = $2")

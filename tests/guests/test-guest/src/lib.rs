@@ -43,11 +43,28 @@ enum Mode {
     /// Fails while the lead is less than a second old (a transient failure the host retries),
     /// then logs `event=<kind>` for each event: per-lead order behind a retry shows in the log.
     FlakyFirstSecond,
+    /// Passes NUL and other control characters to every capability that takes text and logs
+    /// what each answered (`cc <call>=<answer>`), then logs a line with a NUL in it.
+    ControlChars,
+    /// Returns an error whose text holds a NUL byte.
+    NulError,
+    /// Returns an error of 100,000 bytes.
+    LongError,
+    /// Logs 1,000 empty lines.
+    EmptyLogs,
+    /// Keeps 100,000 bytes of state.
+    BigState,
+    /// Schedules 60 timers on every event and logs the first refusal (`timers refused=<error>`)
+    /// or `timers ok`.
+    TimerFlood,
 }
 
 #[derive(Default, Serialize, Deserialize)]
 struct State {
     events: u64,
+    /// Ballast for `big-state`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pad: String,
 }
 
 impl Plugin for TestGuest {
@@ -121,6 +138,42 @@ impl Plugin for TestGuest {
                     return Err("failing on purpose during the lead's first second".to_string());
                 }
                 host::log(LogLevel::Info, &format!("event={}", event_name(&call.event)));
+                Ok(Next::Continue)
+            }
+            Mode::ControlChars => {
+                let email = host::Email::new("Hi\u{0}there", "<p>ok</p>", "cc-email");
+                host::log(LogLevel::Info, &format!("cc email-subject={:?}", host::send_email(&email).map(|_| "ok")));
+                let email = host::Email::new("Hi", "<p>a\u{0}b</p>", "cc-email");
+                host::log(LogLevel::Info, &format!("cc email-html={:?}", host::send_email(&email).map(|_| "ok")));
+                let email = host::Email::new("Hi", "<p>ok</p>", "cc\u{0}tag");
+                host::log(LogLevel::Info, &format!("cc email-tag={:?}", host::send_email(&email).map(|_| "ok")));
+                let sms = host::send_sms("a\u{0}b", "cc-sms", MessageKind::Transactional);
+                host::log(LogLevel::Info, &format!("cc sms={:?}", sms.map(|_| "ok")));
+                let timer = host::schedule(Duration::from_mins(5), "t\u{1}");
+                host::log(LogLevel::Info, &format!("cc timer={:?}", timer.map(|_| "ok")));
+                host::log(LogLevel::Info, "cc log with a NUL \u{0} inside");
+                Ok(Next::Continue)
+            }
+            Mode::NulError => Err("failing with a NUL \u{0} inside".to_string()),
+            Mode::LongError => Err("e".repeat(100_000)),
+            Mode::EmptyLogs => {
+                for _ in 0..1_000 {
+                    host::log(LogLevel::Info, "");
+                }
+                Ok(Next::Continue)
+            }
+            Mode::BigState => {
+                state.pad = "s".repeat(100_000);
+                Ok(Next::Continue)
+            }
+            Mode::TimerFlood => {
+                for i in 0..60 {
+                    if let Err(e) = host::schedule(Duration::from_mins(60), &format!("flood-{i}")) {
+                        host::log(LogLevel::Info, &format!("timers refused={e:?}"));
+                        return Ok(Next::Continue);
+                    }
+                }
+                host::log(LogLevel::Info, "timers ok");
                 Ok(Next::Continue)
             }
         }

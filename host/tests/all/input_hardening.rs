@@ -1,0 +1,210 @@
+//! Issue 13, the input side: whatever a platform, a producer or a plugin sends is refused at
+//! the edge with an error naming the field, or bounded — never a 500, a panic or a store
+//! error that stops the engine. Control characters (PostgreSQL text cannot hold NUL), event
+//! ids that collide with the host's own, email addresses in display-name form or in another
+//! case, and the sizes and counts a plugin can push.
+
+use funnel_host::domain::{EmailAddress, PlatformEventType};
+use funnel_host::store::ingest::IngestOutcome;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::api_server::{ADMIN, PLATFORM, TapEvent, event, start};
+use crate::db::{Db, TestDb, on_both};
+use crate::harness::{Harness, T0, lead_id, logs_starting};
+
+/// The paths a problem+json names.
+fn paths(problem: &Value) -> Vec<String> {
+    problem["errors"].as_array().into_iter().flatten().filter_map(|e| e["path"].as_str().map(str::to_string)).collect()
+}
+
+on_both!(control_characters_in_an_event_are_a_field_error);
+async fn control_characters_in_an_event_are_a_field_error(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let batch =
+        json!({"events": [event("b1", &producer, "ana@example.com").tap(&["checkout", "name"], json!("Ana\u{0}"))]});
+    // The platform retries what failed: every retry gets the same 422, never a 500.
+    for _ in 0..2 {
+        let (status, problem) =
+            s.send(reqwest::Method::POST, "/v1/events/batch", Some(PLATFORM), Some(batch.clone())).await;
+        assert_eq!(status, 422, "{db:?}: {problem}");
+        assert!(paths(&problem).contains(&"events[0].checkout.name".to_string()), "{db:?}: {problem}");
+    }
+    let cases = [
+        (event("e\u{1}1", &producer, "ana@example.com"), "id"),
+        (event("e2", &format!("{producer}\u{0}"), "ana@example.com"), "producer_id"),
+        (event("e3", &producer, "ana\u{0}@example.com"), "checkout.email"),
+        (event("e4", &producer, "ana@example.com").tap(&["checkout", "id"], json!("chk\u{0}")), "checkout.id"),
+        (event("e5", &producer, "ana@example.com").tap(&["checkout", "phone"], json!("+55\n11")), "checkout.phone"),
+        (
+            event("e6", &producer, "ana@example.com").tap(&["checkout", "product_id"], json!("p\u{7f}")),
+            "checkout.product_id",
+        ),
+        (event("e7", &producer, "ana@example.com").tap(&["checkout", "plan_id"], json!("\u{0}")), "checkout.plan_id"),
+        (
+            event("e8", &producer, "ana@example.com").tap(&["checkout", "url"], json!("https://x.test/\u{0}")),
+            "checkout.url",
+        ),
+        (event("e9", &producer, "ana@example.com").tap(&["checkout", "name"], json!("Ana\tSouza")), "checkout.name"),
+    ];
+    for (body, path) in cases {
+        let (status, problem) = s.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(body)).await;
+        assert_eq!(status, 422, "{db:?} {path}: {problem}");
+        assert!(paths(&problem).contains(&path.to_string()), "{db:?}: expected {path} in {problem}");
+    }
+    let (_, leads) = s.get("/v1/leads", &key).await;
+    assert_eq!(leads["leads"], json!([]), "{db:?}: nothing was stored");
+}
+
+on_both!(control_characters_in_producer_input_are_a_field_error);
+async fn control_characters_in_producer_input_are_a_field_error(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store).await;
+    let (_, key) = s.producer().await;
+    // A NUL inside a binding's config JSON, in a coupon, in a producer's name.
+    let binding = json!({"plugin": "four-emails", "config": {"emails": [
+        {"after": "20m", "subject": "Oi\u{0}", "html": "<p>x</p>"}]}});
+    let (status, problem) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 422, "{db:?}: {problem}");
+    assert!(paths(&problem).contains(&"config.emails[0].subject".to_string()), "{db:?}: {problem}");
+    let binding = json!({"product_id": "p\u{0}", "plugin": "four-emails", "config": {"emails": [
+        {"after": "20m", "subject": "Oi", "html": "<p>x</p>"}]}});
+    let (status, problem) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["product_id".to_string()]), "{db:?}: {problem}");
+    let coupon = json!({"product_id": "p\u{0}", "plan_id": "q", "code": "VOLTA", "discount_percent": 10});
+    let (status, problem) = s.send(reqwest::Method::POST, "/v1/coupons", Some(&key), Some(coupon)).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["product_id".to_string()]), "{db:?}: {problem}");
+    let (status, problem) =
+        s.send(reqwest::Method::POST, "/v1/admin/producers", Some(ADMIN), Some(json!({"name": "Loja\u{0}"}))).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["name".to_string()]), "{db:?}: {problem}");
+    let (_, bindings) = s.get("/v1/bindings", &key).await;
+    assert_eq!(bindings["bindings"], json!([]), "{db:?}: no binding was stored");
+}
+
+on_both!(control_characters_from_a_plugin_are_refused_by_the_capability);
+async fn control_characters_from_a_plugin_are_refused_by_the_capability(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "control-chars").await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    h.settle().await;
+    let timeline = h.timeline(&lead).await;
+    let answers = logs_starting(&timeline, "cc ");
+    for call in ["email-subject", "email-html", "email-tag", "sms", "timer"] {
+        let answer = answers.iter().find(|l| l.starts_with(&format!("cc {call}="))).unwrap_or_else(|| {
+            panic!("{db:?}: no answer for {call}: {answers:?}");
+        });
+        assert!(
+            answer.contains("Err(HostError::Invalid(\"") && answer.contains("control characters"),
+            "{db:?}: {answer}"
+        );
+    }
+    let logged = answers.iter().find(|l| l.starts_with("cc log with a NUL")).expect("the NUL log line");
+    assert!(!logged.contains('\u{0}'), "{db:?}: control characters are replaced in the timeline: {logged:?}");
+    assert!(h.messages(&lead).await.is_empty(), "{db:?}: nothing was queued");
+    assert_eq!(h.engine.store.pending_timers().await.expect("timers"), 0, "{db:?}");
+}
+
+on_both!(a_plugin_error_with_a_nul_fails_its_event_not_the_engine);
+async fn a_plugin_error_with_a_nul_fails_its_event_not_the_engine(db: Db) {
+    let (test_db, h) = Harness::with_guest(db, "nul-error").await;
+    h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    h.settle().await;
+    let errors = test_db.count("SELECT COUNT(*) FROM events WHERE error LIKE '%failing with a NUL%'").await;
+    assert_eq!(errors, 1, "{db:?}: the failure is recorded on its event");
+}
+
+on_both!(platform_ids_never_collide_with_derived_ids);
+async fn platform_ids_never_collide_with_derived_ids(db: Db) {
+    let (_db, h) = Harness::with_guest(db, "count").await;
+    // `e1` makes two lead events (captured, purchased); then a real event `e1#1`.
+    let accepted = |o: &IngestOutcome| matches!(o, IngestOutcome::Accepted { .. });
+    let first = h.post("e1", PlatformEventType::OrderPaid, "c1", None).await;
+    assert!(accepted(&first), "{db:?}: {first:?}");
+    let second = h.post("e1#1", PlatformEventType::CheckoutUpdated, "c2", None).await;
+    assert!(accepted(&second), "{db:?}: a real e1#1 after e1 is a new event: {second:?}");
+    // The other order: `f1#1` first, then `f1`, which makes two lead events.
+    let third = h.post("f1#1", PlatformEventType::CheckoutUpdated, "c3", None).await;
+    assert!(accepted(&third), "{db:?}: {third:?}");
+    let fourth = h.post("f1", PlatformEventType::OrderPaid, "c4", None).await;
+    assert!(accepted(&fourth), "{db:?}: f1 after f1#1: {fourth:?}");
+    // Each is still known as itself.
+    for (id, checkout) in [("e1", "c1"), ("e1#1", "c2"), ("f1#1", "c3"), ("f1", "c4")] {
+        let again = h.post(id, PlatformEventType::CheckoutUpdated, checkout, None).await;
+        assert!(matches!(again, IngestOutcome::Duplicate { .. }), "{db:?}: {id} again: {again:?}");
+    }
+    h.settle().await;
+}
+
+on_both!(emails_are_bare_addresses_normalized_once);
+async fn emails_are_bare_addresses_normalized_once(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let s = start(store.clone()).await;
+    let (producer, key) = s.producer().await;
+    for bad in ["x<victim@example.com>", "Victim <victim@example.com>", "\"v\"@example.com", "a@b@example.com"] {
+        let (status, problem) = s.post_event(event("e0", &producer, bad)).await;
+        assert_eq!((status, paths(&problem)), (422, vec!["checkout.email".to_string()]), "{db:?} {bad}: {problem}");
+    }
+    // Stored once, normalized.
+    let (status, body) = s.post_event(event("e1", &producer, "  ÉLISE@Example.COM ").tap_checkout("chk-e")).await;
+    assert_eq!(status, 202, "{db:?}: {body}");
+    let lead = body["lead_id"].as_str().expect("lead").to_string();
+    let (_, detail) = s.get(&format!("/v1/leads/{lead}"), &key).await;
+    assert_eq!(detail["email"], "élise@example.com", "{db:?}: {detail}");
+    // Erasure in any case removes the lead and its phone.
+    let resp = s.request(reqwest::Method::DELETE, "/v1/contacts/%C3%89LISE%40example.com", Some(&key)).send().await;
+    assert_eq!(resp.expect("erase").status().as_u16(), 204);
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM leads").await, 0, "{db:?}: the lead and its phone are gone");
+    let (status, problem) =
+        s.send(reqwest::Method::DELETE, "/v1/contacts/x%3Cv%40example.com%3E", Some(&key), None).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["email".to_string()]), "{db:?}: {problem}");
+
+    // An unsubscribed victim stays suppressed whatever the case of a later checkout.
+    let (_, victim) = s.post_event(event("e2", &producer, "victim@example.com").tap_checkout("chk-v")).await;
+    let victim = victim["lead_id"].as_str().expect("lead").to_string();
+    store.unsubscribe_lead(&victim, T0).await.expect("unsubscribe");
+    let (status, again) = s.post_event(event("e3", &producer, "VICTIM@example.com").tap_checkout("chk-w")).await;
+    assert_eq!(status, 202, "{db:?}: {again}");
+    let snapshot = store.lead_snapshot(again["lead_id"].as_str().expect("lead")).await.expect("snapshot");
+    assert!(snapshot.email_suppressed, "{db:?}: {snapshot:?}");
+    assert_eq!(snapshot.email, "victim@example.com");
+}
+
+#[test]
+fn an_email_address_is_bare_and_normalized() {
+    let parsed = EmailAddress::parse("  ÉLISE@Example.COM ").expect("valid");
+    assert_eq!(parsed.as_str(), "élise@example.com");
+    for bad in ["", "x", "@example.com", "a@", "a@localhost", "x<v@example.com>", "a b@example.com", "a@b\u{0}.com"] {
+        assert!(EmailAddress::parse(bad).is_err(), "{bad:?} must be refused");
+    }
+}
+
+on_both!(emails_stored_by_an_older_release_are_found_in_any_case);
+async fn emails_stored_by_an_older_release_are_found_in_any_case(db: Db) {
+    // The last release's schema with a lead stored as the platform sent it, and the
+    // suppression it stored lowercased.
+    let test_db = TestDb::new(db).await;
+    let create = if db == Db::Sqlite { format!("{}?mode=rwc", test_db.url) } else { test_db.url.clone() };
+    let mut conn = sqlx::AnyConnection::connect(&create).await.expect("connect");
+    let schema = match db {
+        Db::Sqlite => include_str!("../../migrations/sqlite/0001_initial.sql"),
+        Db::Postgres => include_str!("../../migrations/postgres/0001_initial.sql"),
+    };
+    sqlx::raw_sql(schema).execute(&mut conn).await.expect("schema");
+    sqlx::raw_sql(
+        "INSERT INTO producers (id, name, api_key_hash, created_at) VALUES ('p1', 'old', 'h', 0);
+         INSERT INTO leads (id, producer_id, checkout_id, email, phone, status, captured_at)
+             VALUES ('l1', 'p1', 'c1', ' Legacy@Example.COM', '+5511999990000', 'open', 0);
+         INSERT INTO leads (id, producer_id, checkout_id, email, status, captured_at)
+             VALUES ('l2', 'p1', 'c2', 'Unsub@Example.com', 'open', 0);
+         INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ('p1', 'unsub@example.com', 'unsubscribed', 0);",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("rows");
+    conn.close().await.expect("close");
+    let store = test_db.store().await;
+    assert!(store.lead_snapshot("l2").await.expect("l2").email_suppressed, "{db:?}");
+    store.erase_contact("p1", &EmailAddress::parse("LEGACY@example.com").expect("valid")).await.expect("erase");
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM leads WHERE id = 'l1'").await, 0, "{db:?}");
+}
