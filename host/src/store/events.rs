@@ -4,10 +4,14 @@
 use super::StoreError;
 use crate::domain::LeadEvent;
 
-/// Insert one event row; a pending one puts its lead in the dispatch queue.
+/// Insert one event row; a pending one puts its lead in the dispatch queue. `id` is the host's
+/// (`<kind>:<uuid>`); `platform_id` is the platform's event id on the row that records it
+/// (unique per producer: the idempotency key), in a column of its own so the two never meet.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
+    platform_id: Option<&str>,
     producer_id: &str,
     lead_id: Option<&str>,
     event: Option<&LeadEvent>,
@@ -19,10 +23,12 @@ pub(crate) async fn insert_event(
         None => "null".to_string(),
     };
     sqlx::query(
-        "INSERT INTO events (id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+        "INSERT INTO events (id, platform_id, producer_id, lead_id, kind, payload, status, attempts, next_attempt_at,
+             created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
     )
     .bind(id)
+    .bind(platform_id)
     .bind(producer_id)
     .bind(lead_id)
     .bind(event.map(|e| e.name()).unwrap_or("ignored"))

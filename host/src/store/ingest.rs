@@ -76,8 +76,8 @@ async fn ingest_one(
     let c = &event.checkout;
     // Seen before? And the checkout's lead, if any: one round trip for both.
     let row = sqlx::query(
-        "SELECT (SELECT 1 FROM events WHERE producer_id = $1 AND id = $2) AS seen,
-                (SELECT lead_id FROM events WHERE producer_id = $1 AND id = $2) AS seen_lead,
+        "SELECT (SELECT 1 FROM events WHERE producer_id = $1 AND platform_id = $2) AS seen,
+                (SELECT lead_id FROM events WHERE producer_id = $1 AND platform_id = $2) AS seen_lead,
                 (SELECT id FROM leads WHERE producer_id = $1 AND checkout_id = $3) AS lead",
     )
     .bind(&event.producer_id)
@@ -162,15 +162,19 @@ async fn ingest_one(
             PlatformEventType::CheckoutUpdated => {}
         }
     }
-    // The platform's event id is recorded once (for idempotency) on the first row; a
-    // platform event can make two lead events (captured + purchased) in order.
+    // The platform's event id is recorded once (for idempotency) on the first row, in its own
+    // column; a platform event can make two lead events (captured + purchased) in order, and
+    // every row's `id` is the host's, so no platform id can ever take one of them.
     if lead_events.is_empty() {
-        insert_event(tx, &event.id, &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
+        let id = format!("ignored:{}", new_id());
+        insert_event(tx, &id, Some(&event.id), &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
     }
     for (i, lead_event) in lead_events.iter().enumerate() {
-        let id = if i == 0 { event.id.clone() } else { format!("{}#{}", event.id, i) };
+        let id = format!("{}:{}", lead_event.name(), new_id());
+        let platform_id = (i == 0).then_some(event.id.as_str());
         let status = if active { "pending" } else { "skipped" };
-        insert_event(tx, &id, &event.producer_id, lead_id.as_deref(), Some(lead_event), status, now).await?;
+        let lead = lead_id.as_deref();
+        insert_event(tx, &id, platform_id, &event.producer_id, lead, Some(lead_event), status, now).await?;
     }
     Ok(IngestOutcome::Accepted { lead_id })
 }

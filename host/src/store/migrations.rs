@@ -56,6 +56,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(2, "0002_console_sessions"),
     migration!(3, "0003_outbox_claims"),
     migration!(4, "0004_lead_queue_producer"),
+    migration!(5, "0005_platform_event_ids"),
 ];
 
 /// The newest schema version this binary knows.

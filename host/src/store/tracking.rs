@@ -64,6 +64,7 @@ impl Database {
             insert_event(
                 &mut tx,
                 &format!("{}:{}", event.name(), new_id()),
+                None,
                 &producer_id,
                 Some(&lead_id),
                 Some(&event),
@@ -106,6 +107,7 @@ impl Database {
             insert_event(
                 &mut tx,
                 &format!("unsubscribed:{}", new_id()),
+                None,
                 &producer_id,
                 Some(lead_id),
                 Some(&LeadEvent::Unsubscribed),

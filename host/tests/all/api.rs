@@ -349,7 +349,7 @@ async fn a_batch_is_stored_in_one_transaction_and_answered_per_event(db: Db) {
     assert_eq!(statuses(&again), ["duplicate"; 4], "{db:?}: a platform retry changes nothing");
 
     // All or nothing: the database refuses the third event, so the first two are not kept.
-    test_db.refuse("events", "INSERT", "NEW.id = 'boom'").await;
+    test_db.refuse("events", "INSERT", "NEW.platform_id = 'boom'").await;
     let c1 = event("c1", &producer, "caio@example.com").tap_checkout("chk-3");
     let c2 = event("c2", &producer, "dora@example.com").tap_checkout("chk-4");
     let boom = event("boom", &producer, "eva@example.com").tap_checkout("chk-5");

@@ -208,3 +208,39 @@ async fn emails_stored_by_an_older_release_are_found_in_any_case(db: Db) {
     store.erase_contact("p1", &EmailAddress::parse("LEGACY@example.com").expect("valid")).await.expect("erase");
     assert_eq!(test_db.count("SELECT COUNT(*) FROM leads WHERE id = 'l1'").await, 0, "{db:?}");
 }
+
+/// A fresh database with the last release's schema (migration 0001, applied as that release
+/// did) holding the rows `sql` inserts; connecting a store then migrates it.
+async fn older_release_database(db: Db, sql: &str) -> TestDb {
+    let test_db = TestDb::new(db).await;
+    let create = if db == Db::Sqlite { format!("{}?mode=rwc", test_db.url) } else { test_db.url.clone() };
+    let mut conn = sqlx::AnyConnection::connect(&create).await.expect("connect");
+    let schema = match db {
+        Db::Sqlite => include_str!("../../migrations/sqlite/0001_initial.sql"),
+        Db::Postgres => include_str!("../../migrations/postgres/0001_initial.sql"),
+    };
+    sqlx::raw_sql(schema).execute(&mut conn).await.expect("schema");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect("rows");
+    conn.close().await.expect("close");
+    test_db
+}
+
+on_both!(event_ids_stored_by_an_older_release_keep_their_meaning);
+async fn event_ids_stored_by_an_older_release_keep_their_meaning(db: Db) {
+    // `e1` made two rows (`e1`, and the host's `e1#1`); `x#1` was a platform's own id.
+    let test_db = older_release_database(
+        db,
+        "INSERT INTO producers (id, name, api_key_hash, created_at) VALUES ('p1', 'old', 'h', 0);
+         INSERT INTO events (id, producer_id, lead_id, kind, payload, status, next_attempt_at, created_at) VALUES
+             ('e1', 'p1', 'l1', 'captured', '{}', 'done', 0, 0),
+             ('e1#1', 'p1', 'l1', 'purchased', '{}', 'done', 0, 0),
+             ('x#1', 'p1', 'l2', 'captured', '{}', 'done', 0, 0),
+             ('timer:abc', 'p1', 'l1', 'timer', '{}', 'done', 0, 0);",
+    )
+    .await;
+    let h = Harness::attach(test_db.store().await, T0).await;
+    for (id, duplicate) in [("e1", true), ("x#1", true), ("e1#1", false), ("timer:abc", false)] {
+        let outcome = h.post_for("p1", id, PlatformEventType::CheckoutUpdated, "c9", (None, None)).await;
+        assert_eq!(matches!(outcome, IngestOutcome::Duplicate { .. }), duplicate, "{db:?} {id}: {outcome:?}");
+    }
+}
