@@ -15,10 +15,7 @@ pub async fn erase(
     Path(email): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let producer = require_producer(&state, &headers).await?;
-    if !email.contains('@') {
-        return Err(Problem::field("email", format!("{email:?} is not an email address")));
-    }
-    let email = crate::domain::EmailAddress::parse(&email).map_err(|e| Problem::field("email", e))?;
+    let email = crate::domain::EmailAddress::parse(&email).map_err(|e| Problem::field("email", e.to_string()))?;
     state.store.erase_contact(&producer, &email).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -58,15 +58,7 @@ fn check(body: EventBody, prefix: &str, errors: &mut Vec<FieldError>) -> Option<
     if c.id.trim().is_empty() || c.id.len() > 200 {
         push("checkout.id", "must be 1 to 200 characters".into());
     }
-    if let Some(email) = &c.email {
-        let valid = email.len() <= 254
-            && email
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !email.contains(char::is_whitespace));
-        if !valid {
-            push("checkout.email", format!("{email:?} is not an email address"));
-        }
-    }
+    // checkout.email was checked and normalized as it was read (domain::EmailAddress).
     if let Some(price) = &c.price {
         if price.amount_cents < 0 {
             push("checkout.price.amount_cents", "must be 0 or more".into());

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::EmailAddress;
+
 /// What the platform says happened (`type` in the HTTP body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum PlatformEventType {
@@ -24,7 +26,9 @@ pub struct Price {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checkout {
     pub id: String,
-    pub email: Option<String>,
+    /// Checked and normalized as it is read (see [`EmailAddress`]).
+    #[schemars(with = "Option<String>")]
+    pub email: Option<EmailAddress>,
     pub name: Option<String>,
     pub phone: Option<String>,
     pub product_id: Option<String>,

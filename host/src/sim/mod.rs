@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::clock::{Clock, VirtualClock};
 use crate::delivery::Discard;
-use crate::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
+use crate::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price};
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -117,9 +117,10 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     store.put_binding(&new_binding, T0_MS).await?;
 
     let lead = &scenario.lead;
+    let email = EmailAddress::parse(&lead.email).map_err(|e| SimError::Scenario(format!("lead.email: {e}")))?;
     let checkout = Checkout {
         id: "simulated-checkout".into(),
-        email: Some(lead.email.clone()),
+        email: Some(email),
         name: lead.name.clone(),
         phone: lead.phone.clone(),
         product_id: lead.product_id.clone(),

@@ -35,14 +35,15 @@ impl Database {
         producer_id: &str,
         email: &crate::domain::EmailAddress,
     ) -> Result<(), StoreError> {
-        let email = email.as_str().to_lowercase();
+        // Stored addresses are normalized (at ingest, and by migration 0004 for older rows):
+        // equality, never the database's LOWER(), which folds only ASCII on SQLite.
+        let email = email.as_str();
         let mut tx = self.pool.begin().await?;
-        let leads: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND LOWER(email) = $2")
-                .bind(producer_id)
-                .bind(&email)
-                .fetch_all(&mut *tx)
-                .await?;
+        let leads: Vec<String> = sqlx::query_scalar("SELECT id FROM leads WHERE producer_id = $1 AND email = $2")
+            .bind(producer_id)
+            .bind(email)
+            .fetch_all(&mut *tx)
+            .await?;
         for lead in &leads {
             for table in ["events", "lead_queue", "outbox", "timers", "runs", "timeline"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE lead_id = $1")))
@@ -54,7 +55,7 @@ impl Database {
         }
         sqlx::query("DELETE FROM list_members WHERE producer_id = $1 AND email = $2")
             .bind(producer_id)
-            .bind(&email)
+            .bind(email)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -62,7 +63,7 @@ impl Database {
              ON CONFLICT (producer_id, address) DO NOTHING",
         )
         .bind(producer_id)
-        .bind(&email)
+        .bind(email)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::events::insert_event;
 use super::runs::{self, BindingCache};
 use super::{Database, StoreError, new_id};
-use crate::domain::{LeadEvent, PlatformEvent, PlatformEventType};
+use crate::domain::{EmailAddress, LeadEvent, PlatformEvent, PlatformEventType};
 
 /// Whether the event was new.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,7 +100,7 @@ async fn ingest_one(
                      price_cents = COALESCE($6, price_cents), currency = COALESCE($7, currency),
                      checkout_url = COALESCE($8, checkout_url) WHERE id = $9",
             )
-            .bind(&c.email)
+            .bind(c.email.as_ref().map(EmailAddress::as_str))
             .bind(&c.name)
             .bind(&c.phone)
             .bind(&c.product_id)
@@ -128,7 +128,7 @@ async fn ingest_one(
                 .bind(&lead_id)
                 .bind(&event.producer_id)
                 .bind(&c.id)
-                .bind(email)
+                .bind(email.as_str())
                 .bind(&c.name)
                 .bind(&c.phone)
                 .bind(&c.product_id)

@@ -57,6 +57,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(3, "0003_outbox_claims"),
     migration!(4, "0004_lead_queue_producer"),
     migration!(5, "0005_platform_event_ids"),
+    migration!(6, "0006_normalized_emails"),
 ];
 
 /// The newest schema version this binary knows.

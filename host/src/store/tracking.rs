@@ -98,9 +98,9 @@ impl Database {
         .await?
         .rows_affected();
         if inserted > 0 {
-            sqlx::query("UPDATE leads SET status = 'unsubscribed' WHERE producer_id = $1 AND LOWER(email) = $2 AND purchased_at IS NULL")
+            sqlx::query("UPDATE leads SET status = 'unsubscribed' WHERE producer_id = $1 AND email = $2 AND purchased_at IS NULL")
                 .bind(&producer_id)
-                .bind(email.to_lowercase())
+                .bind(&email)
                 .execute(&mut *tx)
                 .await?;
             let status = if run_is_active(&mut tx, lead_id).await? { "pending" } else { "skipped" };

@@ -525,7 +525,7 @@ async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
             producer_id: b_producer.clone(),
             checkout: funnel_host::domain::Checkout {
                 id: "chk-b".into(),
-                email: Some("bia@example.com".into()),
+                email: Some(funnel_host::domain::EmailAddress::parse("bia@example.com").expect("email")),
                 name: Some("=HYPERLINK(\"http://evil\")".into()),
                 phone: None,
                 product_id: None,

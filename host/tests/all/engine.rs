@@ -467,7 +467,7 @@ fn updated(producer: &str, id: &str, checkout: &str) -> PlatformEvent {
         producer_id: producer.into(),
         checkout: Checkout {
             id: checkout.into(),
-            email: Some(format!("{checkout}@example.com")),
+            email: Some(funnel_host::domain::EmailAddress::parse(&format!("{checkout}@example.com")).expect("email")),
             ..Checkout::default()
         },
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::{Discard, Transport};
-use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType, Price};
+use funnel_host::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price};
 use funnel_host::guests;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::runtime::Runtime;
@@ -166,7 +166,7 @@ impl Harness {
             producer_id: producer.to_string(),
             checkout: Checkout {
                 id: checkout.into(),
-                email: Some(format!("{checkout}@example.com")),
+                email: Some(EmailAddress::parse(&format!("{checkout}@example.com")).expect("email")),
                 name: Some("Ana Souza".into()),
                 phone: Some("+5511999990000".into()),
                 product_id: product.map(str::to_string),

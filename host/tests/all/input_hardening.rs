@@ -183,28 +183,23 @@ on_both!(emails_stored_by_an_older_release_are_found_in_any_case);
 async fn emails_stored_by_an_older_release_are_found_in_any_case(db: Db) {
     // The last release's schema with a lead stored as the platform sent it, and the
     // suppression it stored lowercased.
-    let test_db = TestDb::new(db).await;
-    let create = if db == Db::Sqlite { format!("{}?mode=rwc", test_db.url) } else { test_db.url.clone() };
-    let mut conn = sqlx::AnyConnection::connect(&create).await.expect("connect");
-    let schema = match db {
-        Db::Sqlite => include_str!("../../migrations/sqlite/0001_initial.sql"),
-        Db::Postgres => include_str!("../../migrations/postgres/0001_initial.sql"),
-    };
-    sqlx::raw_sql(schema).execute(&mut conn).await.expect("schema");
-    sqlx::raw_sql(
+    let test_db = older_release_database(
+        db,
         "INSERT INTO producers (id, name, api_key_hash, created_at) VALUES ('p1', 'old', 'h', 0);
          INSERT INTO leads (id, producer_id, checkout_id, email, phone, status, captured_at)
              VALUES ('l1', 'p1', 'c1', ' Legacy@Example.COM', '+5511999990000', 'open', 0);
          INSERT INTO leads (id, producer_id, checkout_id, email, status, captured_at)
              VALUES ('l2', 'p1', 'c2', 'Unsub@Example.com', 'open', 0);
-         INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ('p1', 'unsub@example.com', 'unsubscribed', 0);",
+         INSERT INTO suppressions (producer_id, address, reason, created_at)
+             VALUES ('p1', 'unsub@example.com', 'unsubscribed', 0);",
     )
-    .execute(&mut conn)
-    .await
-    .expect("rows");
-    conn.close().await.expect("close");
+    .await;
     let store = test_db.store().await;
     assert!(store.lead_snapshot("l2").await.expect("l2").email_suppressed, "{db:?}");
+    let mut conn = test_db.connect().await;
+    let stored: String =
+        sqlx::query_scalar("SELECT email FROM leads WHERE id = 'l1'").fetch_one(&mut conn).await.expect("l1");
+    assert_eq!(stored, "legacy@example.com", "{db:?}: normalized by the migration");
     store.erase_contact("p1", &EmailAddress::parse("LEGACY@example.com").expect("valid")).await.expect("erase");
     assert_eq!(test_db.count("SELECT COUNT(*) FROM leads WHERE id = 'l1'").await, 0, "{db:?}");
 }
