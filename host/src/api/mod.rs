@@ -118,6 +118,8 @@ pub fn routes() -> Vec<Route> {
             "/v1/plugins",
             "Upload a plugin component (body: the .wasm bytes; ?name=&version=)",
             Producer,
+            // The handler streams the body itself (after the key is checked), capped by the
+            // runtime's `max_upload_bytes`; this limit only lifts the router's 4 MiB default.
             post(plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)),
         ),
         route("get", "/v1/plugins", "Your plugins and the built-ins", Producer, get(plugins::list)),

@@ -2,15 +2,20 @@
 //! An upload is validated before it is stored (size cap, a component of the `funnel` world,
 //! `describe()` within limits); refusals are 422 with a reason a person can act on.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::require_producer;
-use super::problem::Problem;
+use super::problem::{FieldError, Problem};
 use crate::runtime::wit::capability_name;
 use crate::store::plugins::StoredPlugin;
 
@@ -20,15 +25,61 @@ pub struct UploadQuery {
     version: Option<String>,
 }
 
+/// Seconds a client told to wait for an upload slot waits.
+const RETRY_AFTER_S: u64 = 5;
+
+/// The body is a stream, not `Bytes`: the key is checked from the headers before a byte of the
+/// body is read (a bogus key costs nothing), then the body is read within the runtime's
+/// `upload_deadline`, in one of its `max_concurrent_uploads` slots.
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<UploadQuery>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    body: Body,
+) -> Result<Response, Problem> {
     let producer = require_producer(&state, &headers).await?;
+    let config = state.plugins.runtime().config().clone();
+    let Some(_slot) = state.plugins.runtime().upload_slot() else {
+        let busy = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            format!("{} uploads are being checked already: retry in {RETRY_AFTER_S} s", config.max_concurrent_uploads),
+        );
+        return Ok(([(header::RETRY_AFTER, RETRY_AFTER_S.to_string())], busy).into_response());
+    };
+    let body = read_body(body, config.max_upload_bytes, config.upload_deadline).await?;
     let stored = store_upload(&state, &producer, q.name, q.version, body).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(&stored).map_err(Problem::internal)?)))
+    let json = serde_json::to_value(&stored).map_err(Problem::internal)?;
+    Ok((StatusCode::CREATED, Json(json)).into_response())
+}
+
+/// Read a body of at most `max` bytes, all of it within `deadline`.
+async fn read_body(body: Body, max: usize, deadline: Duration) -> Result<Bytes, Problem> {
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Problem::field("body", format!("the body could not be read: {e}")))?;
+            if bytes.len() + chunk.len() > max {
+                let message = format!("the body is larger than this route takes: {} MiB", max >> 20);
+                return Err(Problem {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    title: "Payload too large",
+                    detail: message.clone(),
+                    errors: vec![FieldError { path: "body".into(), message }],
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes.freeze())
+    };
+    tokio::time::timeout(deadline, read).await.map_err(|_| {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request timeout",
+            format!("the upload took longer than {} s: send the whole body at once", deadline.as_secs_f64()),
+        )
+    })?
 }
 
 /// Validate an uploaded component and store it for a producer (the API's upload and the

@@ -92,6 +92,10 @@ pub struct RuntimeConfig {
     /// Bytes of each pooled linear memory kept resident (zeroed with memset, not returned to
     /// the kernel) when an instance is dropped; trades RSS for cheaper fresh stores.
     pub keep_resident_bytes: usize,
+    /// How long an upload's body may take to arrive, all of it; a slower one is cut (408).
+    pub upload_deadline: std::time::Duration,
+    /// Uploads read and checked at once; one more is told to retry (503 with Retry-After).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -104,6 +108,10 @@ impl Default for RuntimeConfig {
             // Measured (benches/invoke.rs): keeping 1 MiB resident made drop 19 µs (a memset)
             // against 8 µs for the kernel decommit; 64 KiB was no better than 0.
             keep_resident_bytes: 0,
+            upload_deadline: std::time::Duration::from_secs(60),
+            // Each upload holds up to 32 MiB while it is read and checked, and a compile
+            // takes a core for up to 16 s (NOTES.md): two at once bound both.
+            max_concurrent_uploads: 2,
         }
     }
 }
@@ -139,6 +147,8 @@ pub struct Runtime {
     loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// The compile cache on disk, when [`RuntimeConfig::cache_dir`] is set.
     cache: Option<cache::CompileCache>,
+    /// One permit per upload being read and checked (`max_concurrent_uploads`).
+    upload_slots: Arc<tokio::sync::Semaphore>,
     _ticker: epoch::EpochTicker,
 }
 
@@ -153,6 +163,7 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = epoch::EpochTicker::start(&engine)?;
         let cache = config.cache_dir.as_deref().map(cache::CompileCache::open).transpose()?;
+        let upload_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads));
         Ok(Runtime {
             engine,
             linker,
@@ -161,6 +172,7 @@ impl Runtime {
             compiles: AtomicU64::new(0),
             loading: Mutex::new(HashMap::new()),
             cache,
+            upload_slots,
             _ticker: ticker,
         })
     }
@@ -223,6 +235,12 @@ impl Runtime {
     /// world, and that `describe()` answers within limits. Returns what it declares.
     pub fn validate_upload(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, UploadError> {
         upload::validate(self, bytes)
+    }
+
+    /// A slot to read and check one upload in, or `None` when `max_concurrent_uploads` are
+    /// under way; the slot is given back when the permit is dropped.
+    pub fn upload_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.upload_slots.clone().try_acquire_owned().ok()
     }
 
     pub(crate) fn linker(&self) -> &Linker<state::InvocationState> {

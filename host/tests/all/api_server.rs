@@ -34,6 +34,15 @@ pub async fn start_with(
     store: funnel_host::store::Database,
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
 ) -> Server {
+    start_configured(store, email, crate::support::runtime()).await
+}
+
+/// A server over `runtime` (its limits, upload deadline and upload slots).
+pub async fn start_configured(
+    store: funnel_host::store::Database,
+    email: Option<Arc<dyn funnel_host::delivery::Transport>>,
+    runtime: funnel_host::runtime::Runtime,
+) -> Server {
     let clock = Arc::new(VirtualClock::new(T0));
     let outbox = tempfile::tempdir().expect("outbox dir");
     let files = Arc::new(
@@ -42,7 +51,7 @@ pub async fn start_with(
     );
     let engine = Arc::new(Pipeline::new(PipelineParts {
         store: store.clone(),
-        runtime: Arc::new(crate::support::runtime()),
+        runtime: Arc::new(runtime),
         clock: clock.clone(),
         email: email.unwrap_or_else(|| files.clone()),
         sms: files,

@@ -239,3 +239,87 @@ async fn event_ids_stored_by_an_older_release_keep_their_meaning(db: Db) {
         assert_eq!(matches!(outcome, IngestOutcome::Duplicate { .. }), duplicate, "{db:?} {id}: {outcome:?}");
     }
 }
+
+/// Open a connection and send the head of `POST /v1/plugins` with `key`, announcing
+/// `length` bytes, then `sent` bytes of them; the caller stalls by sending no more.
+async fn stalled_upload(base: &str, key: &str, length: usize, sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/plugins?name=test-guest&version=0.1.0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&vec![0u8; sent]).await.expect("some bytes");
+    stream
+}
+
+/// The status line the server answers on `stream`, waiting at most 30 s (a server that waits
+/// for the rest of the body never answers: the test fails at the deadline).
+async fn status_line(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("the server answered within 30 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf[..read]).to_string();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn an_upload_with_a_bad_key_is_refused_before_its_body_is_read() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = start(store).await;
+    let mut stream = stalled_upload(&s.base, "bogus", 32 * 1024 * 1024, 1024).await;
+    assert_eq!(status_line(&mut stream).await, "HTTP/1.1 401 Unauthorized");
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_cut_at_its_deadline() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let mut config = crate::support::runtime_config();
+    config.upload_deadline = std::time::Duration::from_secs(1);
+    let s =
+        crate::api_server::start_configured(store, None, funnel_host::runtime::Runtime::new(config).expect("rt")).await;
+    let (_, key) = s.producer().await;
+    let mut stream = stalled_upload(&s.base, &key, 1024 * 1024, 1024).await;
+    assert_eq!(status_line(&mut stream).await, "HTTP/1.1 408 Request Timeout");
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrent_slots_are_told_to_retry() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let mut config = crate::support::runtime_config();
+    config.max_concurrent_uploads = 1;
+    let s =
+        crate::api_server::start_configured(store, None, funnel_host::runtime::Runtime::new(config).expect("rt")).await;
+    let (_, key) = s.producer().await;
+    let stalled = stalled_upload(&s.base, &key, 1024 * 1024, 1024).await;
+    // Once the stalled upload holds the only slot, another is refused with a Retry-After.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let resp = s.request(reqwest::Method::POST, "/v1/plugins", Some(&key)).body(vec![1u8; 16]).send().await;
+        let resp = resp.expect("upload");
+        if resp.status().as_u16() == 503 {
+            assert!(resp.headers().get("retry-after").is_some(), "{:?}", resp.headers());
+            let (_, problem) = crate::api_server::answer(resp).await;
+            assert!(problem["detail"].as_str().unwrap_or("").contains("upload"), "{problem}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no 503 while another upload holds the only slot");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Its connection gone, the slot is free again.
+    drop(stalled);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _) = s.upload(&key, vec![1u8; 16]).await;
+        if status == 422 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot was never given back (last status {status})");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

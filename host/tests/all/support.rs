@@ -9,6 +9,11 @@ use funnel_host::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
 /// A runtime with limits small enough that hostile guests are stopped quickly.
 pub fn runtime() -> Runtime {
+    Runtime::new(runtime_config()).expect("runtime builds")
+}
+
+/// The configuration of [`runtime`], to change before building one.
+pub fn runtime_config() -> RuntimeConfig {
     let mut config = RuntimeConfig::default();
     config.limits.fuel = 50_000_000;
     config.limits.memory_bytes = 32 * 1024 * 1024;
@@ -17,7 +22,7 @@ pub fn runtime() -> Runtime {
     config.limits.effects = 20;
     config.max_concurrent_instances = 8;
     config.cache_dir = Some(compile_cache_dir());
-    Runtime::new(config).expect("runtime builds")
+    config
 }
 
 pub fn test_guest(runtime: &Runtime) -> Arc<LoadedPlugin> {
