@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::require_producer;
 use super::problem::{FieldError, Problem};
 use crate::runtime::wit::capability_name;
-use crate::store::plugins::StoredPlugin;
+use crate::store::plugins::{PutPlugin, StoredPlugin};
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -48,9 +48,10 @@ pub async fn upload(
         return Ok(([(header::RETRY_AFTER, RETRY_AFTER_S.to_string())], busy).into_response());
     };
     let body = read_body(body, config.max_upload_bytes, config.upload_deadline).await?;
-    let stored = store_upload(&state, &producer, q.name, q.version, body).await?;
+    let (stored, created) = store_upload(&state, &producer, q.name, q.version, body).await?;
     let json = serde_json::to_value(&stored).map_err(Problem::internal)?;
-    Ok((StatusCode::CREATED, Json(json)).into_response())
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json)).into_response())
 }
 
 /// Read a body of at most `max` bytes, all of it within `deadline`.
@@ -84,13 +85,15 @@ async fn read_body(body: Body, max: usize, deadline: Duration) -> Result<Bytes, 
 
 /// Validate an uploaded component and store it for a producer (the API's upload and the
 /// console's use this one function, so both refuse the same things with the same words).
+/// Returns it and whether it was stored now (`false`: these bytes were there already). A name
+/// and version holding other bytes is a 409: stored components never change.
 pub async fn store_upload(
     state: &AppState,
     producer: &str,
     name: Option<String>,
     version: Option<String>,
     body: Bytes,
-) -> Result<StoredPlugin, Problem> {
+) -> Result<(StoredPlugin, bool), Problem> {
     let runtime = state.plugins.runtime().clone();
     let bytes = body.clone();
     // Within the checks' share of the instance pool, never the dispatcher's.
@@ -110,8 +113,19 @@ pub async fn store_upload(
     let capabilities: Vec<&str> = plugin.info.capabilities.iter().map(|c| capability_name(*c)).collect();
     let info = serde_json::json!({"description": plugin.info.description, "capabilities": capabilities});
     let stored = StoredPlugin { name, version, sha256: plugin.sha256.clone(), info };
-    state.store.put_plugin(producer, &stored, &body, state.clock.now_ms()).await?;
-    Ok(stored)
+    match state.store.put_plugin(producer, &stored, &body, state.clock.now_ms()).await? {
+        PutPlugin::Stored => Ok((stored, true)),
+        PutPlugin::AlreadyStored => Ok((stored, false)),
+        PutPlugin::Taken { sha256 } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Version taken",
+            format!(
+                "{}@{} is stored already with other bytes (sha256 {sha256}); stored components never change: \
+                 give this one a new version (?version= or the version describe() returns)",
+                stored.name, stored.version
+            ),
+        )),
+    }
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {

@@ -152,7 +152,7 @@ pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multi
         return refuse(&state, &signed, t.upload_no_file.to_string()).await;
     };
     match store_upload(&state.app, signed.producer(), name, version, component).await {
-        Ok(stored) => {
+        Ok((stored, _)) => {
             let qs = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("uploaded", &format!("{} {}", stored.name, stored.version))
                 .finish();

@@ -1,5 +1,6 @@
 //! Uploaded plugin components: bytes, sha256 and what `describe()` declared, per producer.
-//! Built-in plugins are not stored: they are embedded in the binary.
+//! Built-in plugins are not stored: they are embedded in the binary. A stored component is
+//! never changed: a name and version name one sha256 for good.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -15,20 +16,32 @@ pub struct StoredPlugin {
     pub info: serde_json::Value,
 }
 
+/// What storing an upload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutPlugin {
+    /// Stored now.
+    Stored,
+    /// These very bytes were stored under this name and version before.
+    AlreadyStored,
+    /// The name and version hold other bytes (their sha256): a new version needs a new number.
+    Taken { sha256: String },
+}
+
 impl Database {
-    /// Database an uploaded component (a new version, or the same bytes again).
+    /// Store an uploaded component. A stored component is immutable: bindings and runs pin its
+    /// sha256 and load its bytes by it, so a name and version already holding other bytes is
+    /// refused ([`PutPlugin::Taken`]), never overwritten; the same bytes again change nothing.
     pub async fn put_plugin(
         &self,
         producer_id: &str,
         plugin: &StoredPlugin,
         bytes: &[u8],
         now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<PutPlugin, StoreError> {
+        let inserted = sqlx::query(
             "INSERT INTO plugins (sha256, producer_id, name, version, bytes, info_json, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (producer_id, name, version) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes,
-             info_json = excluded.info_json, created_at = excluded.created_at",
+             ON CONFLICT (producer_id, name, version) DO NOTHING",
         )
         .bind(&plugin.sha256)
         .bind(producer_id)
@@ -38,8 +51,26 @@ impl Database {
         .bind(plugin.info.to_string())
         .bind(now)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(PutPlugin::Stored);
+        }
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
+                .bind(producer_id)
+                .bind(&plugin.name)
+                .bind(&plugin.version)
+                .fetch_optional(&self.pool)
+                .await?;
+        match existing {
+            Some(sha256) if sha256 == plugin.sha256 => Ok(PutPlugin::AlreadyStored),
+            Some(sha256) => Ok(PutPlugin::Taken { sha256 }),
+            None => Err(StoreError::Corrupt(format!(
+                "plugin {}@{} was neither stored nor found: removed meanwhile?",
+                plugin.name, plugin.version
+            ))),
+        }
     }
 
     /// The bytes of a stored component, by sha256.

@@ -389,7 +389,8 @@ async fn uploaded_plugins_and_lists(db: Db) {
 /// Upload the test guest and bind it producer-wide in roundtrip mode (an email, an SMS, a
 /// timer and list `vip` per event).
 async fn bind_roundtrip(s: &crate::api_server::Server, key: &str) {
-    assert_eq!(s.upload(key, funnel_host::guests::TEST_GUEST.to_vec()).await.0, 201);
+    // 201 when stored now, 200 when these bytes were stored already.
+    assert!(matches!(s.upload(key, funnel_host::guests::TEST_GUEST.to_vec()).await.0, 200 | 201));
     let binding = json!({"plugin": "test-guest", "config": {"mode": "roundtrip"}});
     let (status, body) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(key), Some(binding)).await;
     assert_eq!(status, 200, "{body}");

@@ -323,3 +323,35 @@ async fn uploads_beyond_the_concurrent_slots_are_told_to_retry() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The test guest with a custom section appended: other bytes, the same name and version.
+fn test_guest_variant(tag: u8) -> Vec<u8> {
+    let mut bytes = funnel_host::guests::TEST_GUEST.to_vec();
+    // A custom section (id 0): size, name ("x", length 1), payload.
+    bytes.extend_from_slice(&[0, 3, 1, b'x', tag]);
+    bytes
+}
+
+on_both!(a_stored_component_is_immutable);
+async fn a_stored_component_is_immutable(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let s = start(store.clone()).await;
+    let (producer, key) = s.producer().await;
+    let (status, first) = s.upload(&key, funnel_host::guests::TEST_GUEST.to_vec()).await;
+    assert_eq!(status, 201, "{db:?}: {first}");
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "count"}});
+    let (status, body) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 200, "{db:?}: {body}");
+    // The same name and version with other bytes: refused; the same bytes again: fine.
+    let (status, problem) = s.upload(&key, test_guest_variant(1)).await;
+    assert_eq!(status, 409, "{db:?}: {problem}");
+    assert!(problem["detail"].as_str().unwrap_or("").contains(first["sha256"].as_str().expect("sha")), "{problem}");
+    let (status, again) = s.upload(&key, funnel_host::guests::TEST_GUEST.to_vec()).await;
+    assert_eq!((status, &again["sha256"]), (200, &first["sha256"]), "{db:?}: {again}");
+    // After a restart (nothing loaded in memory) the binding's component is still served.
+    let restarted = start(store).await;
+    let (status, _) = restarted.post_event(event("e1", &producer, "ana@example.com")).await;
+    assert_eq!(status, 202);
+    restarted.settle().await;
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 1, "{db:?}");
+}
