@@ -123,6 +123,13 @@ pub fn routes() -> Vec<Route> {
             post(plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)),
         ),
         route("get", "/v1/plugins", "Your plugins and the built-ins", Producer, get(plugins::list)),
+        route(
+            "delete",
+            "/v1/plugins/{name}/{version}",
+            "Delete a stored component no binding or running lead needs",
+            Producer,
+            delete(plugins::delete),
+        ),
         Route {
             body: Some(schema::<bindings::PutBinding>),
             ..route(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -16,8 +16,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::require_producer;
 use super::problem::{FieldError, Problem};
+use crate::runtime::plugin::version_problem;
 use crate::runtime::wit::capability_name;
-use crate::store::plugins::{PutPlugin, StoredPlugin};
+use crate::store::plugins::{DeletePlugin, PutPlugin, StoredPlugin};
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -94,7 +95,11 @@ pub async fn store_upload(
     version: Option<String>,
     body: Bytes,
 ) -> Result<(StoredPlugin, bool), Problem> {
+    if let Some(problem) = version.as_deref().and_then(version_problem) {
+        return Err(Problem::field("version", problem));
+    }
     let runtime = state.plugins.runtime().clone();
+    let quota = runtime.config().max_plugins_per_producer;
     let bytes = body.clone();
     // Within the checks' share of the instance pool, never the dispatcher's.
     let _slot = state.plugins.validation_slot().await;
@@ -113,6 +118,18 @@ pub async fn store_upload(
     let capabilities: Vec<&str> = plugin.info.capabilities.iter().map(|c| capability_name(*c)).collect();
     let info = serde_json::json!({"description": plugin.info.description, "capabilities": capabilities});
     let stored = StoredPlugin { name, version, sha256: plugin.sha256.clone(), info };
+    // The quota counts stored components; the same name and version again is judged below.
+    let taken = state.store.plugin_version_sha(producer, &stored.name, &stored.version).await?;
+    if taken.is_none() && state.store.plugin_count(producer).await? >= i64::try_from(quota).unwrap_or(i64::MAX) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Quota reached",
+            format!(
+                "you keep {quota} stored components, the most a producer may: delete one no binding uses with \
+                 DELETE /v1/plugins/{{name}}/{{version}} (GET /v1/plugins lists them), then upload again"
+            ),
+        ));
+    }
     match state.store.put_plugin(producer, &stored, &body, state.clock.now_ms()).await? {
         PutPlugin::Stored => Ok((stored, true)),
         PutPlugin::AlreadyStored => Ok((stored, false)),
@@ -133,4 +150,26 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
     let builtins: Vec<serde_json::Value> =
         crate::guests::builtin_names().map(|n| serde_json::json!({"name": n, "builtin": true})).collect();
     Ok(Json(serde_json::json!({"plugins": state.store.plugins(&producer).await?, "builtin": builtins})))
+}
+
+/// `DELETE /v1/plugins/{name}/{version}`: make room under the quota. A component whose bytes a
+/// binding or a running lead still needs (and no other stored copy has) stays: 409.
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let producer = require_producer(&state, &headers).await?;
+    match state.store.delete_plugin(&producer, &name, &version).await? {
+        DeletePlugin::Deleted => Ok(StatusCode::NO_CONTENT),
+        DeletePlugin::NotFound => Err(Problem::not_found(format!("no stored component {name}@{version}"))),
+        DeletePlugin::InUse { bindings, runs } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "In use",
+            format!(
+                "{name}@{version} serves {bindings} binding(s) and {runs} running lead(s): bind another version \
+                 (PUT /v1/bindings) and let its leads finish first"
+            ),
+        )),
+    }
 }

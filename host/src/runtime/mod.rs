@@ -12,6 +12,7 @@
 //! - `wasm_engine`: the wasmtime engine's configuration.
 //! - `epoch`: the epoch ticker behind the wall-clock deadline.
 //! - `cache`: the compile cache on disk.
+//! - `loaded`: the compiled plugins kept in memory (bounded, least recently used out first).
 //! - [`plugin`]: a compiled, pre-instantiated plugin ([`LoadedPlugin`]).
 //! - `state`: what a wasmtime [`Store`] holds during one invocation.
 //! - `capabilities/`: one file per capability of the WIT `host` interface.
@@ -26,13 +27,13 @@ pub mod effects;
 mod epoch;
 pub mod error;
 pub mod limits;
+mod loaded;
 pub mod plugin;
 mod state;
 mod stdio;
 pub mod upload;
 mod wasm_engine;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -96,6 +97,12 @@ pub struct RuntimeConfig {
     pub upload_deadline: std::time::Duration,
     /// Uploads read and checked at once; one more is told to retry (503 with Retry-After).
     pub max_concurrent_uploads: usize,
+    /// Compiled plugins kept in memory; the least recently used beyond this are dropped and
+    /// loaded again (from the compile cache on disk) when next needed.
+    pub max_loaded_plugins: usize,
+    /// Components one producer may keep stored; past it an upload is refused (409) until one
+    /// is deleted.
+    pub max_plugins_per_producer: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -112,6 +119,9 @@ impl Default for RuntimeConfig {
             // Each upload holds up to 32 MiB while it is read and checked, and a compile
             // takes a core for up to 16 s (NOTES.md): two at once bound both.
             max_concurrent_uploads: 2,
+            // A Rust plugin holds ~1 MiB compiled, a Python or JS one ~35 MB (NOTES.md).
+            max_loaded_plugins: 64,
+            max_plugins_per_producer: 50,
         }
     }
 }
@@ -139,7 +149,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<state::InvocationState>,
     config: RuntimeConfig,
-    plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    plugins: Mutex<loaded::LoadedSet>,
     /// Components compiled from their bytes (see [`Runtime::compiles`]).
     compiles: AtomicU64,
     /// One lock per component being loaded right now: loads of the same bytes at once wait
@@ -164,11 +174,12 @@ impl Runtime {
         let ticker = epoch::EpochTicker::start(&engine)?;
         let cache = config.cache_dir.as_deref().map(cache::CompileCache::open).transpose()?;
         let upload_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads));
+        let plugins = Mutex::new(loaded::LoadedSet::new(config.max_loaded_plugins));
         Ok(Runtime {
             engine,
             linker,
             config,
-            plugins: RwLock::new(HashMap::new()),
+            plugins,
             compiles: AtomicU64::new(0),
             loading: Mutex::new(HashMap::new()),
             cache,
@@ -215,8 +226,7 @@ impl Runtime {
         let sha256 = sha256.to_string();
         let component = cache::compile(&self.engine, self.cache.as_ref(), bytes, &sha256, &self.compiles)?;
         let loaded = Arc::new(plugin::LoadedPlugin::new(self, component, sha256.clone())?);
-        let mut map = self.plugins.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(map.entry(sha256).or_insert(loaded).clone())
+        Ok(self.plugins.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(loaded))
     }
 
     /// How many components this runtime compiled from their bytes, rather than finding them
@@ -226,9 +236,14 @@ impl Runtime {
         self.compiles.load(Ordering::Relaxed)
     }
 
+    /// How many compiled plugins are in memory.
+    pub fn loaded(&self) -> usize {
+        self.plugins.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
     /// A plugin already loaded, by the sha256 of its bytes.
     pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(sha256).cloned()
+        self.plugins.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(sha256)
     }
 
     /// Check an uploaded component: size, that it is a component implementing the `funnel`

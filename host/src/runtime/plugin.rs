@@ -276,8 +276,17 @@ fn check_info(info: &PluginInfo) -> Result<(), String> {
     if !name_ok {
         return Err(format!("name {:?}: use 1 to 64 characters of a-z, 0-9, '-' or '_'", info.name));
     }
-    if info.version.is_empty() || info.version.len() > 32 {
-        return Err(format!("version {:?}: use 1 to 32 characters, like \"1.0.0\"", info.version));
+    if let Some(problem) = version_problem(&info.version) {
+        return Err(format!("version {:?}: {problem}", info.version));
     }
     Ok(())
+}
+
+/// What is wrong with a plugin version (the one `describe()` returns, or `?version=` on an
+/// upload), if anything: 1 to 32 characters of a-z, A-Z, 0-9, '.', '-', '+' or '_'.
+pub fn version_problem(version: &str) -> Option<String> {
+    let ok = !version.is_empty()
+        && version.len() <= 32
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'));
+    (!ok).then(|| "use 1 to 32 characters of a-z, A-Z, 0-9, '.', '-', '+' or '_', like \"1.0.0\"".to_string())
 }

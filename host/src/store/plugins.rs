@@ -27,6 +27,18 @@ pub enum PutPlugin {
     Taken { sha256: String },
 }
 
+/// What deleting a stored component did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeletePlugin {
+    Deleted,
+    NotFound,
+    /// Its bytes are pinned by this many bindings and active runs, and stored nowhere else.
+    InUse {
+        bindings: i64,
+        runs: i64,
+    },
+}
+
 impl Database {
     /// Store an uploaded component. A stored component is immutable: bindings and runs pin its
     /// sha256 and load its bytes by it, so a name and version already holding other bytes is
@@ -71,6 +83,69 @@ impl Database {
                 plugin.name, plugin.version
             ))),
         }
+    }
+
+    /// How many components a producer keeps stored.
+    pub async fn plugin_count(&self, producer_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM plugins WHERE producer_id = $1")
+            .bind(producer_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The sha256 stored under a producer's name and version, if any.
+    pub async fn plugin_version_sha(
+        &self,
+        producer_id: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
+            .bind(producer_id)
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Delete a stored component, unless it is the last copy of bytes a binding or an active
+    /// run still needs (its events would fail as an unknown plugin).
+    pub async fn delete_plugin(
+        &self,
+        producer_id: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<DeletePlugin, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sha: Option<String> =
+            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
+                .bind(producer_id)
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(sha) = sha else { return Ok(DeletePlugin::NotFound) };
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM plugins WHERE sha256 = $1) AS copies,
+                    (SELECT COUNT(*) FROM bindings WHERE plugin_sha256 = $1) AS bindings,
+                    (SELECT COUNT(*) FROM runs WHERE plugin_sha256 = $1 AND status = 'active') AS runs",
+        )
+        .bind(&sha)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (copies, bindings, runs): (i64, i64, i64) =
+            (row.try_get("copies")?, row.try_get("bindings")?, row.try_get("runs")?);
+        if copies == 1 && bindings + runs > 0 {
+            return Ok(DeletePlugin::InUse { bindings, runs });
+        }
+        sqlx::query("DELETE FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
+            .bind(producer_id)
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DeletePlugin::Deleted)
     }
 
     /// The bytes of a stored component, by sha256.

@@ -355,3 +355,59 @@ async fn a_stored_component_is_immutable(db: Db) {
     restarted.settle().await;
     assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 1, "{db:?}");
 }
+
+#[test]
+fn loaded_plugins_are_bounded_and_reload_when_evicted() {
+    let mut config = crate::support::runtime_config();
+    config.max_loaded_plugins = 2;
+    let runtime = funnel_host::runtime::Runtime::new(config).expect("runtime");
+    let variants: Vec<Vec<u8>> = (1..=3).map(test_guest_variant).collect();
+    let shas: Vec<String> = variants.iter().map(|v| runtime.load(v).expect("loads").sha256.clone()).collect();
+    assert_eq!(runtime.loaded(), 2, "at most max_loaded_plugins stay in memory");
+    assert!(runtime.cached(&shas[0]).is_none(), "the least recently used went");
+    assert!(runtime.cached(&shas[2]).is_some());
+    // Used again, it loads again (from the compile cache on disk) and pushes out the next.
+    runtime.cached(&shas[2]);
+    let again = runtime.load(&variants[0]).expect("reloads");
+    assert_eq!(again.sha256, shas[0]);
+    assert!(runtime.cached(&shas[1]).is_none(), "now the least recently used");
+    assert_eq!(runtime.loaded(), 2);
+}
+
+on_both!(stored_components_have_a_quota_and_a_checked_version);
+async fn stored_components_have_a_quota_and_a_checked_version(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let mut config = crate::support::runtime_config();
+    config.max_plugins_per_producer = 2;
+    let s =
+        crate::api_server::start_configured(store, None, funnel_host::runtime::Runtime::new(config).expect("rt")).await;
+    let (_, key) = s.producer().await;
+    let guest = funnel_host::guests::TEST_GUEST.to_vec();
+    let upload = |version: &str| {
+        let path = format!("/v1/plugins?version={version}");
+        let req = s.request(reqwest::Method::POST, &path, Some(&key)).body(guest.clone());
+        async move { crate::api_server::answer(req.send().await.expect("upload")).await }
+    };
+    for bad in ["x".repeat(33), "1.0%20beta".into(), "1%0A0".into(), "".into()] {
+        let (status, problem) = upload(&bad).await;
+        assert_eq!((status, paths(&problem)), (422, vec!["version".to_string()]), "{db:?} {bad:?}: {problem}");
+    }
+    assert_eq!(upload("1.0.0-rc.1").await.0, 201, "{db:?}");
+    assert_eq!(upload("2").await.0, 201, "{db:?}");
+    let (status, problem) = upload("3").await;
+    assert_eq!(status, 409, "{db:?}: over the quota: {problem}");
+    assert!(problem["detail"].as_str().unwrap_or("").contains("DELETE /v1/plugins/"), "says how: {problem}");
+    assert_eq!(upload("2").await.0, 200, "{db:?}: the same bytes again are not a new component");
+    // Bound, a component cannot go; unbound, it can, and makes room.
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "count"}});
+    let (status, body) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 200, "{body}");
+    let resp = s.request(reqwest::Method::DELETE, "/v1/plugins/test-guest/2", Some(&key)).send().await.expect("delete");
+    assert_eq!(resp.status().as_u16(), 204, "{db:?}: another stored version has the same bytes");
+    let (status, problem) =
+        s.send(reqwest::Method::DELETE, "/v1/plugins/test-guest/1.0.0-rc.1", Some(&key), None).await;
+    assert_eq!(status, 409, "{db:?}: the binding's bytes: {problem}");
+    let (status, _) = s.send(reqwest::Method::DELETE, "/v1/plugins/test-guest/9", Some(&key), None).await;
+    assert_eq!(status, 404, "{db:?}");
+    assert_eq!(upload("3").await.0, 201, "{db:?}: room again");
+}
