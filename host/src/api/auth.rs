@@ -63,10 +63,12 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now_s: i64) -> 
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(Problem::unauthorized("Funnel-Signature must be t=<unix seconds>,v1=<hex hmac>"));
     };
-    if (now_s - t).abs() > SIGNATURE_TOLERANCE_S {
+    // Checked: a timestamp near i64::MIN or MAX must be a 401, not an overflow panic.
+    let off = now_s.checked_sub(t);
+    if off.is_none_or(|off| off.unsigned_abs() > SIGNATURE_TOLERANCE_S.unsigned_abs()) {
+        let off = off.map_or_else(|| "far".to_string(), |off| format!("{off} s"));
         return Err(Problem::unauthorized(format!(
-            "Funnel-Signature timestamp is {} s off (tolerance {SIGNATURE_TOLERANCE_S} s): sign with the current time",
-            now_s - t
+            "Funnel-Signature timestamp is {off} off (tolerance {SIGNATURE_TOLERANCE_S} s): sign with the current time"
         )));
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(Problem::internal)?;

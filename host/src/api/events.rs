@@ -22,6 +22,10 @@ use crate::store::ingest::IngestOutcome;
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 1000;
 
+/// The largest price: a billion in major units (10^11 cents). Sums of such prices stay exact
+/// far beyond any real producer's volume (see `store::stats`).
+pub const MAX_AMOUNT_CENTS: i64 = 100_000_000_000;
+
 /// A platform event (the body of `POST /v1/events`).
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +64,11 @@ fn check(body: EventBody, prefix: &str, errors: &mut Vec<FieldError>) -> Option<
     }
     // checkout.email was checked and normalized as it was read (domain::EmailAddress).
     if let Some(price) = &c.price {
-        if price.amount_cents < 0 {
-            push("checkout.price.amount_cents", "must be 0 or more".into());
+        if !(0..=MAX_AMOUNT_CENTS).contains(&price.amount_cents) {
+            push(
+                "checkout.price.amount_cents",
+                format!("must be 0 to {MAX_AMOUNT_CENTS} (got {})", price.amount_cents),
+            );
         }
         if price.currency.len() != 3 || !price.currency.chars().all(|ch| ch.is_ascii_uppercase()) {
             push("checkout.price.currency", format!("{:?} is not an ISO 4217 code like BRL", price.currency));

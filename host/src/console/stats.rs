@@ -114,7 +114,8 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
     for r in &revenue_daily {
         let i = (r.day - from) as usize;
         if i < n {
-            per_currency.entry(r.currency.clone()).or_insert_with(|| vec![0; n])[i] += r.amount_cents;
+            let day = &mut per_currency.entry(r.currency.clone()).or_insert_with(|| vec![0; n])[i];
+            *day = day.saturating_add(r.amount_cents);
         }
     }
     let leads_chart = bars(

@@ -83,6 +83,7 @@ pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleCont
         has_phone: lead.phone.as_deref().is_some_and(|p| !p.trim().is_empty()),
         email_suppressed: lead.email_suppressed,
         phone_suppressed: lead.phone_suppressed,
+        pending_timers: usize::try_from(lead.pending_timers).unwrap_or(0),
     }
 }
 

@@ -15,6 +15,8 @@ pub enum Limit {
     Effects(usize),
     /// Overflowed the wasm stack (unbounded recursion).
     Stack,
+    /// Returned a state larger than allowed (bytes).
+    State(usize),
 }
 
 impl std::fmt::Display for Limit {
@@ -25,6 +27,7 @@ impl std::fmt::Display for Limit {
             Limit::WallClock(d) => write!(f, "wall-clock limit ({} ms)", d.as_millis()),
             Limit::Effects(n) => write!(f, "effect limit ({n} effects per invocation)"),
             Limit::Stack => write!(f, "stack limit"),
+            Limit::State(n) => write!(f, "state limit ({n} bytes)"),
         }
     }
 }

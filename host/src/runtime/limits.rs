@@ -16,6 +16,16 @@ pub struct Limits {
     pub log_bytes: usize,
     /// Effects (messages, timers, list changes) one invocation may record.
     pub effects: usize,
+    /// Log lines kept per invocation (each is a timeline row, so an empty line is not free);
+    /// the rest are dropped and counted in one marker line.
+    pub log_lines: usize,
+    /// Bytes of state `handle` may return; more fails the invocation (the state is stored
+    /// with the run and handed back on every event).
+    pub state_bytes: usize,
+    /// Bytes of a `handle` error kept (it is stored with the event); the rest is cut, marked.
+    pub error_bytes: usize,
+    /// Timers one lead may have pending; `schedule` past it answers `limit-reached`.
+    pub timers_per_lead: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +36,10 @@ impl Default for Limits {
             wall_clock: Duration::from_secs(2),
             log_bytes: 64 * 1024,
             effects: 100,
+            log_lines: 100,
+            state_bytes: 64 * 1024,
+            error_bytes: 2048,
+            timers_per_lead: 100,
         }
     }
 }

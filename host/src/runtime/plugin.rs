@@ -134,6 +134,9 @@ impl LoadedPlugin {
         let fuel_used = self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data_mut();
         match result {
+            Ok(Some(new_state)) if new_state.len() > self.limits.state_bytes => {
+                Err(self.error(Failure::LimitExceeded(Limit::State(self.limits.state_bytes))))
+            }
             Ok(new_state) => Ok(HandleOutcome {
                 state: new_state,
                 effects: std::mem::take(&mut state.effects),
@@ -141,8 +144,7 @@ impl LoadedPlugin {
                 logs: state.log.take(),
                 fuel_used,
             }),
-            // The message is stored with the event: no NUL (PostgreSQL cannot hold it).
-            Err(message) => Err(self.error(Failure::Rejected(crate::domain::text::sanitize(&message).into_owned()))),
+            Err(message) => Err(self.error(Failure::Rejected(bounded_error(&message, self.limits.error_bytes)))),
         }
     }
 
@@ -266,6 +268,17 @@ impl LoadedPlugin {
     fn error(&self, failure: Failure) -> InvokeError {
         InvokeError { plugin: self.label(), failure }
     }
+}
+
+/// A `handle` error as it is kept (stored with the event, shown in the timeline): no control
+/// characters (PostgreSQL cannot hold a NUL) and at most `max` bytes, the cut marked.
+fn bounded_error(message: &str, max: usize) -> String {
+    let clean = crate::domain::text::sanitize(message);
+    if clean.len() <= max {
+        return clean.into_owned();
+    }
+    let cut = (0..=max).rev().find(|i| clean.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}… (truncated: {} bytes in all)", &clean[..cut], message.len())
 }
 
 /// A plugin's self-description must be usable as a name in the API and in logs.

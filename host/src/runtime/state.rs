@@ -30,6 +30,8 @@ pub struct HandleContext {
     pub email_suppressed: bool,
     /// Whether the lead's phone is suppressed.
     pub phone_suppressed: bool,
+    /// Timers of the lead waiting to fire.
+    pub pending_timers: usize,
 }
 
 /// Which export is running: capabilities that record effects exist only in `handle`.
@@ -55,6 +57,9 @@ pub(crate) struct InvocationState {
     pub(crate) ctx: HandleContext,
     pub(crate) lists: BTreeSet<String>,
     pub(crate) now_ms: i64,
+    /// The lead's pending timers, counting this invocation's schedules and cancels.
+    pub(crate) timers_pending: usize,
+    pub(crate) max_timers: usize,
 }
 
 impl InvocationState {
@@ -65,7 +70,7 @@ impl InvocationState {
         ctx: HandleContext,
         now_ms: i64,
     ) -> Self {
-        let log = LogBuffer::new(limits.log_bytes);
+        let log = LogBuffer::new(limits.log_bytes, limits.log_lines);
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput { log: log.clone(), source: "stdout" })
             .stderr(GuestOutput { log: log.clone(), source: "stderr" })
@@ -78,6 +83,7 @@ impl InvocationState {
             .insecure_random_seed(0x5eed)
             .build();
         let lists = ctx.lists.iter().cloned().collect();
+        let timers_pending = ctx.pending_timers;
         InvocationState {
             wasi,
             table: ResourceTable::new(),
@@ -92,6 +98,8 @@ impl InvocationState {
             ctx,
             lists,
             now_ms,
+            timers_pending,
+            max_timers: limits.timers_per_lead,
         }
     }
 }

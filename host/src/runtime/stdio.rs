@@ -1,6 +1,7 @@
 //! The invocation's log: plugin `log` calls and the guest's stdout/stderr land in one buffer
-//! capped at `Limits::log_bytes`. Past the cap lines are dropped (and one marker line says so);
-//! writes never fail, so a chatty guest is never broken by its own printing.
+//! capped at `Limits::log_bytes` and `Limits::log_lines` (each line is a timeline row, so an
+//! empty one counts too). Past a cap lines are dropped, and one marker line at the end says how
+//! many; writes never fail, so a chatty guest is never broken by its own printing.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -27,28 +28,26 @@ struct LogInner {
     lines: Vec<LogLine>,
     bytes: usize,
     cap: usize,
-    truncated: bool,
+    max_lines: usize,
+    /// Lines dropped since a cap was reached (then every later line is dropped too, so the
+    /// log keeps its order).
+    dropped: usize,
 }
 
 impl LogBuffer {
-    pub(crate) fn new(cap: usize) -> Self {
-        LogBuffer(Arc::new(Mutex::new(LogInner { lines: Vec::new(), bytes: 0, cap, truncated: false })))
+    pub(crate) fn new(cap: usize, max_lines: usize) -> Self {
+        LogBuffer(Arc::new(Mutex::new(LogInner { lines: Vec::new(), bytes: 0, cap, max_lines, dropped: 0 })))
     }
 
     fn lock(&self) -> MutexGuard<'_, LogInner> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Append one line, or drop it once the cap is reached.
+    /// Append one line, or count it as dropped once a cap is reached.
     pub(crate) fn push(&self, level: LogLevel, source: &'static str, text: &str) {
         let mut inner = self.lock();
-        if inner.truncated {
-            return;
-        }
-        if inner.bytes + text.len() > inner.cap {
-            inner.truncated = true;
-            let text = format!("log truncated: more than {} bytes in one invocation", inner.cap);
-            inner.lines.push(LogLine { level: LogLevel::Warn, source: "host", text });
+        if inner.dropped > 0 || inner.lines.len() >= inner.max_lines || inner.bytes + text.len() > inner.cap {
+            inner.dropped += 1;
             return;
         }
         inner.bytes += text.len();
@@ -57,9 +56,19 @@ impl LogBuffer {
         inner.lines.push(LogLine { level, source, text });
     }
 
-    /// Take the lines out.
+    /// Take the lines out, with a marker line last when some were dropped.
     pub(crate) fn take(&self) -> Vec<LogLine> {
-        std::mem::take(&mut self.lock().lines)
+        let mut inner = self.lock();
+        let mut lines = std::mem::take(&mut inner.lines);
+        if inner.dropped > 0 {
+            let text = format!(
+                "log truncated: {} log lines dropped (more than {} lines or {} bytes in one invocation)",
+                inner.dropped, inner.max_lines, inner.cap
+            );
+            lines.push(LogLine { level: LogLevel::Warn, source: "host", text });
+            inner.dropped = 0;
+        }
+        lines
     }
 }
 

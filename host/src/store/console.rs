@@ -402,7 +402,8 @@ impl Database {
     ) -> Result<Vec<DayRevenue>, StoreError> {
         const DAY_MS: i64 = 86_400_000;
         let rows = sqlx::query(
-            "SELECT purchased_at / 86400000 AS day, currency, CAST(SUM(price_cents) AS BIGINT) AS amount FROM leads
+            "SELECT purchased_at / 86400000 AS day, currency, SUM(CAST(price_cents AS DOUBLE PRECISION)) AS amount
+             FROM leads
              WHERE producer_id = $1 AND recovered_by IS NOT NULL AND price_cents IS NOT NULL AND currency IS NOT NULL
                AND purchased_at >= $2 AND purchased_at < $3
              GROUP BY purchased_at / 86400000, currency ORDER BY day, currency",
@@ -417,7 +418,7 @@ impl Database {
                 Ok(DayRevenue {
                     day: r.try_get("day")?,
                     currency: r.try_get("currency")?,
-                    amount_cents: r.try_get("amount")?,
+                    amount_cents: super::stats::cents(r.try_get("amount")?),
                 })
             })
             .collect()
@@ -426,7 +427,7 @@ impl Database {
     /// Recovered revenue credited to each message tag, per currency: (tag, currency, cents).
     pub async fn revenue_by_tag(&self, producer_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.tag, l.currency, CAST(SUM(l.price_cents) AS BIGINT) AS amount
+            "SELECT o.tag, l.currency, SUM(CAST(l.price_cents AS DOUBLE PRECISION)) AS amount
              FROM leads l JOIN outbox o ON o.id = l.recovered_by
              WHERE l.producer_id = $1 AND l.price_cents IS NOT NULL AND l.currency IS NOT NULL
              GROUP BY o.tag, l.currency ORDER BY o.tag, l.currency",
@@ -434,7 +435,9 @@ impl Database {
         .bind(producer_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("tag")?, r.try_get("currency")?, r.try_get("amount")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("tag")?, r.try_get("currency")?, super::stats::cents(r.try_get("amount")?))))
+            .collect()
     }
 
     /// A producer's name.

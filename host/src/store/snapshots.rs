@@ -37,6 +37,8 @@ pub struct LeadSnapshot {
     pub phone_suppressed: bool,
     pub lists: Vec<String>,
     pub messages: Vec<MessageSnapshot>,
+    /// Timers of the lead waiting to fire.
+    pub pending_timers: i64,
 }
 
 /// A message already queued for the lead.
@@ -92,7 +94,13 @@ impl Database {
 
     /// The lead with its lists, messages and suppression flags.
     pub async fn lead_snapshot(&self, lead_id: &str) -> Result<LeadSnapshot, StoreError> {
-        let row = sqlx::query("SELECT * FROM leads WHERE id = $1").bind(lead_id).fetch_one(&self.pool).await?;
+        let row = sqlx::query(
+            "SELECT l.*, (SELECT COUNT(*) FROM timers t WHERE t.lead_id = l.id) AS pending_timers FROM leads l
+             WHERE l.id = $1",
+        )
+        .bind(lead_id)
+        .fetch_one(&self.pool)
+        .await?;
         let producer_id: String = row.try_get("producer_id")?;
         let email: String = row.try_get("email")?;
         let phone: Option<String> = row.try_get("phone")?;
@@ -148,6 +156,7 @@ impl Database {
             purchased: row.try_get::<Option<i64>, _>("purchased_at")?.is_some(),
             lists,
             messages,
+            pending_timers: row.try_get("pending_timers")?,
         })
     }
 

@@ -29,6 +29,15 @@ pub struct Stats {
     pub by_tag: Vec<TagStats>,
 }
 
+/// A sum of prices read from SQL. Prices are summed as DOUBLE PRECISION, not integers: an
+/// integer SUM overflows (SQLite: an error; PostgreSQL: a numeric that no longer fits BIGINT),
+/// and one producer's stats page must not fail on large amounts. Exact while the sum is under
+/// 2^53 cents (ingest caps a price at 10^11 cents); beyond i64 it saturates.
+pub(crate) fn cents(sum: f64) -> i64 {
+    // `as` saturates (and maps NaN to 0).
+    sum.round() as i64
+}
+
 impl Database {
     pub async fn stats(&self, producer_id: &str) -> Result<Stats, StoreError> {
         let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1")
@@ -41,7 +50,7 @@ impl Database {
                 .fetch_one(&self.pool)
                 .await?;
         let revenue = sqlx::query(
-            "SELECT currency, CAST(SUM(price_cents) AS BIGINT) AS amount FROM leads
+            "SELECT currency, SUM(CAST(price_cents AS DOUBLE PRECISION)) AS amount FROM leads
              WHERE producer_id = $1 AND recovered_by IS NOT NULL AND price_cents IS NOT NULL AND currency IS NOT NULL
              GROUP BY currency ORDER BY currency",
         )
@@ -63,7 +72,7 @@ impl Database {
             recovered,
             recovered_revenue: revenue
                 .iter()
-                .map(|r| Ok(Revenue { currency: r.try_get("currency")?, amount_cents: r.try_get("amount")? }))
+                .map(|r| Ok(Revenue { currency: r.try_get("currency")?, amount_cents: cents(r.try_get("amount")?) }))
                 .collect::<Result<_, StoreError>>()?,
             by_tag: by_tag
                 .iter()

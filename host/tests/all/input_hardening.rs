@@ -411,3 +411,110 @@ async fn stored_components_have_a_quota_and_a_checked_version(db: Db) {
     assert_eq!(status, 404, "{db:?}");
     assert_eq!(upload("3").await.0, 201, "{db:?}: room again");
 }
+
+#[test]
+fn hmac_timestamps_at_the_ends_of_i64_are_refused_not_a_panic() {
+    use funnel_host::api::auth::verify_signature;
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let header = format!("t={t},v1=00");
+        for now in [T0 / 1000, i64::MAX, i64::MIN] {
+            let refused = verify_signature("secret", &header, b"{}", now).expect_err("refused");
+            assert_eq!(refused.status.as_u16(), 401, "t={t} now={now}: {}", refused.detail);
+        }
+    }
+}
+
+on_both!(stats_sums_do_not_overflow_and_amounts_are_bounded);
+async fn stats_sums_do_not_overflow_and_amounts_are_bounded(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let s = start(store.clone()).await;
+    let (producer, key) = s.producer().await;
+    // At ingest an amount is bounded.
+    let huge = event("e1", &producer, "ana@example.com").tap(&["checkout", "price", "amount_cents"], json!(i64::MAX));
+    let (status, problem) = s.post_event(huge).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["checkout.price.amount_cents".to_string()]), "{problem}");
+    // Rows stored before the bound (or many large ones) must not break the sums.
+    let each = i64::MAX / 2 + 1;
+    for (lead, message) in [("l1", "m1"), ("l2", "m2")] {
+        test_db
+            .execute(&format!(
+                "INSERT INTO leads (id, producer_id, checkout_id, email, price_cents, currency, status, captured_at,
+                     purchased_at, recovered_by)
+                 VALUES ('{lead}', '{producer}', 'c-{lead}', '{lead}@example.com', {each}, 'BRL', 'recovered', 0, {T0},
+                     '{message}');
+                 INSERT INTO outbox (id, producer_id, lead_id, channel, kind, tag, recipient, link_token,
+                     unsubscribe_token, status, next_attempt_at, queued_at, sent_at)
+                 VALUES ('{message}', '{producer}', '{lead}', 'email', 'recovery', 'email-1', '{lead}@example.com',
+                     'lt-{lead}', 'ut-{lead}', 'sent', 0, 0, 0);"
+            ))
+            .await;
+    }
+    let (status, stats) = s.get("/v1/stats", &key).await;
+    assert_eq!(status, 200, "{db:?}: {stats}");
+    assert_eq!(stats["recovered_revenue"][0]["amount_cents"], json!(i64::MAX), "{db:?}: saturated: {stats}");
+    let by_tag = store.revenue_by_tag(&producer).await.expect("by tag");
+    assert_eq!(by_tag, vec![("email-1".to_string(), "BRL".to_string(), i64::MAX)], "{db:?}");
+}
+
+#[test]
+fn a_plugins_logs_are_capped_by_count() {
+    let runtime = crate::support::runtime();
+    let plugin = crate::support::test_guest(&runtime);
+    let invocation = crate::support::invocation("empty-logs", funnel_host::runtime::wit::Event::Captured);
+    let outcome = plugin.handle(&invocation, Default::default()).expect("handled");
+    assert_eq!(outcome.logs.len(), 101, "100 lines and one marker");
+    let last = outcome.logs.last().expect("marker");
+    assert!(last.text.contains("900 log lines dropped"), "{last:?}");
+}
+
+#[test]
+fn a_plugins_state_is_capped() {
+    let runtime = crate::support::runtime();
+    let plugin = crate::support::test_guest(&runtime);
+    let invocation = crate::support::invocation("big-state", funnel_host::runtime::wit::Event::Captured);
+    // (Not expect_err: a 100 KB state would fill the failure message.)
+    let Err(failed) = plugin.handle(&invocation, Default::default()) else { panic!("the state limit did not stop it") };
+    assert_eq!(failed.limit(), Some(&funnel_host::runtime::Limit::State(64 * 1024)), "{failed}");
+    assert!(failed.to_string().contains("state limit (65536 bytes)"), "{failed}");
+}
+
+#[test]
+fn a_long_handle_error_is_truncated() {
+    let runtime = crate::support::runtime();
+    let plugin = crate::support::test_guest(&runtime);
+    let invocation = crate::support::invocation("long-error", funnel_host::runtime::wit::Event::Captured);
+    let failed = plugin.handle(&invocation, Default::default()).expect_err("rejected");
+    let funnel_host::runtime::Failure::Rejected(message) = &failed.failure else { panic!("{failed:?}") };
+    assert!(message.len() <= 2048 + 100, "{} bytes", message.len());
+    assert!(message.ends_with("(truncated: 100000 bytes in all)"), "{}", &message[message.len() - 60..]);
+}
+
+#[test]
+fn timers_per_lead_are_capped_in_the_capability() {
+    let runtime = crate::support::runtime();
+    let plugin = crate::support::test_guest(&runtime);
+    let invocation = crate::support::invocation("timer-flood", funnel_host::runtime::wit::Event::Captured);
+    let ctx = funnel_host::runtime::HandleContext { pending_timers: 95, ..Default::default() };
+    let outcome = plugin.handle(&invocation, ctx).expect("handled");
+    let scheduled =
+        outcome.effects.iter().filter(|e| matches!(e, funnel_host::runtime::Effect::Schedule { .. })).count();
+    assert_eq!(scheduled, 5, "up to 100 pending");
+    assert!(
+        outcome.logs.iter().any(|l| l.text.starts_with("timers refused=HostError::LimitReached(")),
+        "{:?}",
+        outcome.logs
+    );
+}
+
+on_both!(timers_per_lead_are_capped);
+async fn timers_per_lead_are_capped(db: Db) {
+    let (test_db, h) = Harness::with_guest(db, "timer-flood").await;
+    for i in 0..7 {
+        h.post(&format!("e{i}"), PlatformEventType::CheckoutUpdated, "c1", None).await;
+        h.settle().await;
+    }
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM timers").await, 100, "{db:?}");
+    let lead = lead_id(&h.post("e0", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    let refused = logs_starting(&h.timeline(&lead).await, "timers refused=");
+    assert_eq!(refused.len(), 1, "{db:?}: the seventh event met the cap: {refused:?}");
+}

@@ -54,7 +54,7 @@ enum Mode {
     EmptyLogs,
     /// Keeps 100,000 bytes of state.
     BigState,
-    /// Schedules 60 timers on every event and logs the first refusal (`timers refused=<error>`)
+    /// Schedules 15 timers on every event and logs the first refusal (`timers refused=<error>`)
     /// or `timers ok`.
     TimerFlood,
 }
@@ -167,7 +167,7 @@ impl Plugin for TestGuest {
                 Ok(Next::Continue)
             }
             Mode::TimerFlood => {
-                for i in 0..60 {
+                for i in 0..15 {
                     if let Err(e) = host::schedule(Duration::from_mins(60), &format!("flood-{i}")) {
                         host::log(LogLevel::Info, &format!("timers refused={e:?}"));
                         return Ok(Next::Continue);
