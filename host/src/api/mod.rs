@@ -201,7 +201,38 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(oversized_as_problem))
+        .layer(axum::middleware::from_fn(refuse_control_characters))
         .with_state(state)
+}
+
+/// A path or query holding a percent-encoded control character (`%00`, `%1F`, `%7F`) is
+/// refused before any handler runs: no id, name, token or cursor takes one, and a NUL bound to
+/// a PostgreSQL query fails it (a 500, on public routes too). The console's router uses it as well.
+pub async fn refuse_control_characters(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = request.uri();
+    for (part, text) in [("path", Some(uri.path())), ("query", uri.query())] {
+        if text.is_some_and(encodes_control_character) {
+            return problem::Problem::field(part, "must not contain control characters (%00 to %1F, %7F)")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether percent-encoded `text` decodes to a control character.
+fn encodes_control_character(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
 }
 
 /// axum answers a body over a route's limit with a plain-text 413 before any handler runs;

@@ -91,5 +91,6 @@ pub fn router(state: ConsoleState) -> Router {
             get(plugins::list).post(plugins::upload).layer(DefaultBodyLimit::max(crate::api::PLUGIN_LIMIT + 64 * 1024)),
         )
         .route("/console/stats", get(stats::page))
+        .layer(axum::middleware::from_fn(crate::api::refuse_control_characters))
         .with_state(state)
 }

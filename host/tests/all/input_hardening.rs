@@ -518,3 +518,24 @@ async fn timers_per_lead_are_capped(db: Db) {
     let refused = logs_starting(&h.timeline(&lead).await, "timers refused=");
     assert_eq!(refused.len(), 1, "{db:?}: the seventh event met the cap: {refused:?}");
 }
+
+on_both!(control_characters_in_paths_and_queries_are_refused);
+async fn control_characters_in_paths_and_queries_are_refused(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store).await;
+    let (_, key) = s.producer().await;
+    for path in [
+        "/v1/lists/a%00b/members",
+        "/v1/leads/%00",
+        "/v1/leads?cursor=%00",
+        "/v1/stats?from=%002026-01-01",
+        "/r/%00abc",
+        "/u/%1Fabc",
+        "/v1/plugins/a%7F/1",
+    ] {
+        let (status, problem) = s.send(reqwest::Method::GET, path, Some(&key), None).await;
+        assert_eq!(status, 422, "{db:?} {path}: {problem}");
+    }
+    let (status, problem) = s.send(reqwest::Method::POST, "/u/%00abc", None, None).await;
+    assert_eq!(status, 422, "{db:?}: {problem}");
+}
