@@ -118,33 +118,57 @@ pub async fn list(
     }
 }
 
-/// The multipart form: `csrf`, optional `name` and `version`, and the file `component`.
+/// The fields of the upload form.
+#[derive(Default)]
+struct UploadForm {
+    csrf: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    component: Option<Bytes>,
+}
+
+/// Read the multipart form, or the reason it could not be read.
+async fn read_form(multipart: &mut Multipart) -> Result<UploadForm, String> {
+    let mut form = UploadForm::default();
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+        let field_name = field.name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
+        match field_name.as_str() {
+            "csrf" => form.csrf = Some(text()),
+            "name" => form.name = Some(text()).filter(|n| !n.is_empty()),
+            "version" => form.version = Some(text()).filter(|v| !v.is_empty()),
+            "component" => form.component = Some(bytes),
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// The multipart form: `csrf`, optional `name` and `version`, and the file `component`. Held
+/// to the API's upload rules: the session is checked (the `Signed` extractor) before the body
+/// is read, the body must arrive within the runtime's `upload_deadline`, and console and API
+/// uploads share its `max_concurrent_uploads` slots.
 pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multipart: Multipart) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
-    let (mut csrf, mut name, mut version, mut component) = (None, None, None, None);
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let field_name = field.name().unwrap_or("").to_string();
-                match field.bytes().await {
-                    Ok(bytes) => {
-                        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
-                        match field_name.as_str() {
-                            "csrf" => csrf = Some(text()),
-                            "name" => name = Some(text()).filter(|n| !n.is_empty()),
-                            "version" => version = Some(text()).filter(|v| !v.is_empty()),
-                            "component" => component = Some(bytes),
-                            _ => {}
-                        }
-                    }
-                    Err(e) => return refuse(&state, &signed, format!("{} ({e})", t.upload_unreadable)).await,
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return refuse(&state, &signed, format!("{} ({e})", t.upload_unreadable)).await,
+    let runtime = state.app.plugins.runtime().clone();
+    let Some(_slot) = runtime.upload_slot() else {
+        let message = format!("{} ({})", t.upload_unreadable, t.upload_busy);
+        let mut busy = refuse_with(&state, &signed, StatusCode::SERVICE_UNAVAILABLE, message).await;
+        busy.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        return busy;
+    };
+    let deadline = runtime.config().upload_deadline;
+    let form = match tokio::time::timeout(deadline, read_form(&mut multipart)).await {
+        Ok(Ok(form)) => form,
+        Ok(Err(e)) => return refuse(&state, &signed, format!("{} ({e})", t.upload_unreadable)).await,
+        Err(_) => {
+            let message = format!("{} ({} {} s)", t.upload_unreadable, t.upload_too_slow, deadline.as_secs());
+            return refuse_with(&state, &signed, StatusCode::REQUEST_TIMEOUT, message).await;
         }
-    }
+    };
+    let UploadForm { csrf, name, version, component } = form;
     if let Err(refusal) = check_csrf(&signed, csrf.as_deref()) {
         return refusal.into_response();
     }
@@ -166,8 +190,12 @@ pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multi
 }
 
 async fn refuse(state: &ConsoleState, signed: &Signed, message: String) -> Response {
+    refuse_with(state, signed, StatusCode::UNPROCESSABLE_ENTITY, message).await
+}
+
+async fn refuse_with(state: &ConsoleState, signed: &Signed, status: StatusCode, message: String) -> Response {
     match page(state, signed, Some(message), None).await {
-        Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+        Ok(p) => render(status, &p),
         Err(e) => internal(signed.lang, e),
     }
 }

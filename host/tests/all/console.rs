@@ -352,10 +352,15 @@ struct Local {
 }
 
 async fn local(store: Database, public_url: &str) -> Local {
+    local_with(store, public_url, crate::support::runtime()).await
+}
+
+/// [`local`] over `runtime` (its upload deadline and slots).
+async fn local_with(store: Database, public_url: &str, runtime: funnel_host::runtime::Runtime) -> Local {
     let clock = Arc::new(VirtualClock::new(T0));
     let engine = Pipeline::new(PipelineParts {
         store: store.clone(),
-        runtime: Arc::new(crate::support::runtime()),
+        runtime: Arc::new(runtime),
         clock: clock.clone(),
         email: Arc::new(funnel_host::delivery::Discard),
         sms: Arc::new(funnel_host::delivery::Discard),
@@ -663,4 +668,58 @@ async fn console_reads_and_sessions_hold(db: Db) {
     let by_token = format!("SELECT COUNT(*) FROM console_sessions WHERE token_hash = '{}'", s.token);
     assert_eq!(test_db.count(&by_token).await, 0, "{db:?}: the token is stored hashed");
     assert_eq!(test_db.count("SELECT COUNT(*) FROM console_sessions").await, 1);
+}
+
+/// The console's upload form is held to the API's upload rules: the session is checked before
+/// the body is read, the body must arrive within the deadline, and uploads share the slots.
+#[tokio::test]
+async fn a_stalled_console_upload_is_cut_at_its_deadline_and_uploads_share_the_slots() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let (_h, key) = harness_with_key(&store).await;
+    let mut config = crate::support::runtime_config();
+    config.upload_deadline = std::time::Duration::from_secs(1);
+    config.max_concurrent_uploads = 1;
+    let server = local_with(store, "http://127.0.0.1", funnel_host::runtime::Runtime::new(config).expect("rt")).await;
+    let (session, _) = server.sign_in(&key).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let stalled = |cookie: String| {
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+            let head = format!(
+                "POST /console/plugins HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
+                 Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.expect("head");
+            stream
+        }
+    };
+    let status = |mut stream: tokio::net::TcpStream| async move {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .expect("read");
+        String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+    };
+    // Without a session: sent to the sign-in page before the body is read.
+    let line = status(stalled(String::new()).await).await;
+    assert!(line.starts_with("HTTP/1.1 303") || line.starts_with("HTTP/1.1 401"), "{line}");
+    // Signed in, a stalled body is cut at the deadline.
+    assert_eq!(status(stalled(session.cookie.clone()).await).await, "HTTP/1.1 408 Request Timeout");
+    // While one upload holds the only slot, another is told to retry. Two stalled uploads race
+    // for the slot: the one that loses is answered 503 at once; when the probe won instead (it
+    // is then cut at the deadline), try again with a fresh pair.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let holder = stalled(session.cookie.clone()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let line = status(stalled(session.cookie.clone()).await).await;
+        drop(holder);
+        if line == "HTTP/1.1 503 Service Unavailable" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no 503 while the slot is held (last: {line})");
+    }
 }

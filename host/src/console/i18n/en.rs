@@ -214,6 +214,8 @@ pub const EN: Strings = Strings {
     upload: "Upload",
     upload_no_file: "Choose a .wasm file to upload.",
     upload_unreadable: "The upload could not be read",
+    upload_busy: "other uploads are being checked: try again in a few seconds",
+    upload_too_slow: "it took longer than",
     uploaded: "Uploaded:",
     builtin: "built in",
     uploaded_badge: "uploaded",

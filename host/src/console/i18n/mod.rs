@@ -277,6 +277,8 @@ pub struct Strings {
     pub upload: &'static str,
     pub upload_no_file: &'static str,
     pub upload_unreadable: &'static str,
+    pub upload_busy: &'static str,
+    pub upload_too_slow: &'static str,
     pub uploaded: &'static str,
     pub builtin: &'static str,
     pub uploaded_badge: &'static str,

@@ -214,6 +214,8 @@ pub const PT_BR: Strings = Strings {
     upload: "Enviar",
     upload_no_file: "Escolha um arquivo .wasm para enviar.",
     upload_unreadable: "Não foi possível ler o envio",
+    upload_busy: "outros envios estão sendo verificados: tente de novo em alguns segundos",
+    upload_too_slow: "demorou mais de",
     uploaded: "Enviado:",
     builtin: "embutido",
     uploaded_badge: "enviado",
