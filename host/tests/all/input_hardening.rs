@@ -191,11 +191,20 @@ async fn emails_stored_by_an_older_release_are_found_in_any_case(db: Db) {
          INSERT INTO leads (id, producer_id, checkout_id, email, status, captured_at)
              VALUES ('l2', 'p1', 'c2', 'Unsub@Example.com', 'open', 0);
          INSERT INTO suppressions (producer_id, address, reason, created_at)
-             VALUES ('p1', 'unsub@example.com', 'unsubscribed', 0);",
+             VALUES ('p1', 'unsub@example.com', 'unsubscribed', 0);
+         INSERT INTO leads (id, producer_id, checkout_id, email, status, captured_at)
+             VALUES ('l3', 'p1', 'c3', ' Spaced@Example.com', 'open', 0);
+         INSERT INTO suppressions (producer_id, address, reason, created_at)
+             VALUES ('p1', ' spaced@example.com', 'unsubscribed', 0);
+         INSERT INTO list_members (producer_id, list_name, email, lead_id, added_at)
+             VALUES ('p1', 'vip', ' spaced@example.com', 'l3', 0);",
     )
     .await;
     let store = test_db.store().await;
     assert!(store.lead_snapshot("l2").await.expect("l2").email_suppressed, "{db:?}");
+    let spaced = store.lead_snapshot("l3").await.expect("l3");
+    assert!(spaced.email_suppressed, "{db:?}: a suppression stored untrimmed still holds");
+    assert_eq!(spaced.lists, vec!["vip".to_string()], "{db:?}: and a list membership");
     let mut conn = test_db.connect().await;
     let stored: String =
         sqlx::query_scalar("SELECT email FROM leads WHERE id = 'l1'").fetch_one(&mut conn).await.expect("l1");
