@@ -213,12 +213,19 @@ pub async fn refuse_control_characters(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    const MESSAGE: &str = "must not contain control characters (%00 to %1F, %7F)";
     let uri = request.uri();
-    for (part, text) in [("path", Some(uri.path())), ("query", uri.query())] {
-        if text.is_some_and(encodes_control_character) {
-            return problem::Problem::field(part, "must not contain control characters (%00 to %1F, %7F)")
-                .into_response();
-        }
+    if encodes_control_character(uri.path()) {
+        return problem::Problem::field("path", MESSAGE).into_response();
+    }
+    if let Some(query) = uri.query().filter(|q| encodes_control_character(q)) {
+        // Name the parameter (`version`), unless its name is the culprit.
+        let culprit = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, value)| key.contains(char::is_control) || value.contains(char::is_control))
+            .map(|(key, _)| key.into_owned())
+            .filter(|key| !key.contains(char::is_control))
+            .unwrap_or_else(|| "query".into());
+        return problem::Problem::field(&culprit, MESSAGE).into_response();
     }
     next.run(request).await
 }

@@ -546,5 +546,7 @@ async fn control_characters_in_paths_and_queries_are_refused(db: Db) {
         assert_eq!(status, 422, "{db:?} {path}: {problem}");
     }
     let (status, problem) = s.send(reqwest::Method::POST, "/u/%00abc", None, None).await;
-    assert_eq!(status, 422, "{db:?}: {problem}");
+    assert_eq!((status, paths(&problem)), (422, vec!["path".to_string()]), "{db:?}: {problem}");
+    let (status, problem) = s.send(reqwest::Method::GET, "/v1/leads?limit=5&cursor=a%00", Some(&key), None).await;
+    assert_eq!((status, paths(&problem)), (422, vec!["cursor".to_string()]), "{db:?}: names the parameter");
 }
