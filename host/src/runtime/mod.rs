@@ -34,9 +34,10 @@ mod stdio;
 pub mod upload;
 mod wasm_engine;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::Engine;
 #[cfg(doc)]
