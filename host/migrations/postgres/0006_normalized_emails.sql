@@ -1,4 +1,4 @@
--- Migration 0004: addresses are stored normalized (trimmed, lowercased), as ingest now stores
+-- Migration 0006: addresses are stored normalized (trimmed, lowercased), as ingest now stores
 -- them (domain::EmailAddress), so erasure, unsubscribe, suppression and lists compare with plain
 -- equality (issue 13, defects 7 and 8). Suppressions and list members were stored lowercased
 -- already (by Rust), but not trimmed; a row whose trimmed twin exists is left as it is (the

@@ -1,4 +1,4 @@
--- Migration 0003: a platform's event ids live in a column of their own, `platform_id`, unique per
+-- Migration 0005: a platform's event ids live in a column of their own, `platform_id`, unique per
 -- producer; `id` is the host's own (`<kind>:<uuid>`), so a platform event `e1#1` can never meet
 -- the host's second row of `e1` (issue 13, defect 6). Rows stored before keep their `id`; the
 -- platform's ids among them are copied: every id but the host's own shapes — timers, clicks,

@@ -35,7 +35,7 @@ impl Database {
         producer_id: &str,
         email: &crate::domain::EmailAddress,
     ) -> Result<(), StoreError> {
-        // Stored addresses are normalized (at ingest, and by migration 0004 for older rows):
+        // Stored addresses are normalized (at ingest, and by migration 0006 for older rows):
         // equality, never the database's LOWER(), which folds only ASCII on SQLite.
         let email = email.as_str();
         let mut tx = self.pool.begin().await?;

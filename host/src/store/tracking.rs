@@ -36,12 +36,13 @@ impl Database {
         .transpose()
     }
 
-    /// Record a click on a message (first click time kept) and queue a `clicked` event.
+    /// Record the first click on a message and queue a `clicked` event; later clicks (a person
+    /// again, a link scanner, a bot hammering the link) change nothing and run no plugin.
     pub async fn record_click(&self, message_id: &str, now: i64) -> Result<(), StoreError> {
         self.record_signal(message_id, "clicked_at", LeadEvent::Clicked { message_id: message_id.into() }, now).await
     }
 
-    /// Record an open of a message and queue an `opened` event.
+    /// Record the first open of a message and queue an `opened` event; later opens change nothing.
     pub async fn record_open(&self, message_id: &str, now: i64) -> Result<(), StoreError> {
         self.record_signal(message_id, "opened_at", LeadEvent::Opened { message_id: message_id.into() }, now).await
     }
@@ -54,8 +55,10 @@ impl Database {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let sql =
-            format!("UPDATE outbox SET {column} = COALESCE({column}, $1) WHERE id = $2 RETURNING lead_id, producer_id");
+        // Only the first signal of its kind per message: the plugin hears of it once.
+        let sql = format!(
+            "UPDATE outbox SET {column} = $1 WHERE id = $2 AND {column} IS NULL RETURNING lead_id, producer_id"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(message_id).fetch_optional(&mut *tx).await?;
         if let Some(row) = row {
             let lead_id: String = row.try_get("lead_id")?;

@@ -227,6 +227,14 @@ async fn tracked_links_click_through_and_unsubscribe_in_one_click(db: Db) {
     s.engine.settle().await.expect("settle");
     let (_, detail) = s.send(reqwest::Method::GET, &format!("/v1/leads/{lead}"), Some(&key), None).await;
     assert_eq!(detail["messages"][0]["clicked"], true, "{detail}");
+    // Clicking again (a person, a link scanner, a bot) still leads to the checkout but tells
+    // the plugin nothing new: one `clicked` event per message, however many clicks.
+    for _ in 0..5 {
+        let again = no_redirects.get(format!("{}/r/{}", s.base, link(&mail, "r"))).send().await.expect("click");
+        assert_eq!(again.status().as_u16(), 302);
+    }
+    s.engine.settle().await.expect("settle");
+    assert_eq!(_db.count("SELECT COUNT(*) FROM events WHERE kind = 'clicked'").await, 1, "{db:?}: one clicked event");
     let unknown = no_redirects.get(format!("{}/r/{}", s.base, "0".repeat(32))).send().await.expect("unknown");
     assert_eq!(unknown.status().as_u16(), 404);
 
