@@ -16,14 +16,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
-/// Constant-time comparison, so a token cannot be guessed byte by byte from timings.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
     match bearer(headers) {
-        Some(token) if same(token, &state.secrets.admin_token) => Ok(()),
+        Some(token) if state.secrets.admin_token.matches(token) => Ok(()),
         Some(_) => Err(Problem::unauthorized("the admin token is wrong")),
         None => Err(Problem::unauthorized("send the admin token as Authorization: Bearer <token>")),
     }
@@ -43,7 +38,7 @@ pub fn require_platform(state: &AppState, headers: &HeaderMap, body: &[u8], now_
         return verify_signature(&state.secrets.platform_secret, signature, body, now_s);
     }
     match bearer(headers) {
-        Some(token) if same(token, &state.secrets.platform_token) => Ok(()),
+        Some(token) if state.secrets.platform_token.matches(token) => Ok(()),
         Some(_) => Err(Problem::unauthorized("the platform token is wrong")),
         None => Err(Problem::unauthorized("send Authorization: Bearer <platform token> or a Funnel-Signature header")),
     }

@@ -22,6 +22,7 @@ mod openapi;
 pub mod plugins;
 pub mod problem;
 mod producers;
+pub mod secrets;
 mod stats;
 mod tracking;
 
@@ -36,13 +37,7 @@ use crate::clock::Clock;
 use crate::dispatch::plugins::PluginRegistry;
 use crate::store::Database;
 
-/// Secrets the API checks requests against.
-#[derive(Clone, Debug)]
-pub struct Secrets {
-    pub admin_token: String,
-    pub platform_token: String,
-    pub platform_secret: String,
-}
+pub use secrets::Secrets;
 
 /// What every handler can reach.
 #[derive(Clone)]

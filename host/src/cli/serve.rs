@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::UsageError;
-use crate::api::{self, AppState, Secrets};
+use crate::api::secrets::{GivenSecrets, load_secrets};
+use crate::api::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::console;
 use crate::delivery::file::FileTransport;
@@ -22,7 +23,7 @@ use crate::pipeline::loops::Loops;
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::scheduler::periodic::{Periodic, PeriodicJobs};
-use crate::store::{Database, new_token};
+use crate::store::Database;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -109,37 +110,19 @@ pub fn run(args: ServeArgs) -> Result<(), UsageError> {
     result
 }
 
-async fn secret(
-    store: &Database,
-    key: &str,
-    given: Option<String>,
-    generated: &mut Vec<(String, String)>,
-) -> Result<String, UsageError> {
-    if let Some(value) = given {
-        return Ok(value);
-    }
-    let existing = store.setting(key).await.map_err(|e| UsageError(e.to_string()))?;
-    if let Some(value) = existing {
-        return Ok(value);
-    }
-    let value = store.setting_or_insert(key, &new_token()).await.map_err(|e| UsageError(e.to_string()))?;
-    generated.push((key.to_string(), value.clone()));
-    Ok(value)
-}
-
 async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     let store = Database::connect(&args.database_url)
         .await
         .map_err(|e| UsageError(format!("cannot open the database {}: {e}", args.database_url)))?;
-    let mut generated = Vec::new();
-    let secrets = Secrets {
-        admin_token: secret(&store, "admin_token", args.admin_token, &mut generated).await?,
-        platform_token: secret(&store, "platform_token", args.platform_token, &mut generated).await?,
-        platform_secret: secret(&store, "platform_secret", args.platform_secret, &mut generated).await?,
+    let given = GivenSecrets {
+        admin_token: args.admin_token,
+        platform_token: args.platform_token,
+        platform_secret: args.platform_secret,
     };
+    let (secrets, generated) = load_secrets(&store, given).await.map_err(|e| UsageError(e.to_string()))?;
     for (key, value) in &generated {
         println!(
-            "generated {key}: {value}   (stored in the database; shown once; set FUNNEL_{} to choose your own)",
+            "generated {key}: {value}   (shown once: keep it; set FUNNEL_{} to choose your own)",
             key.to_uppercase()
         );
     }

@@ -133,6 +133,22 @@ impl Database {
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
     }
 
+    /// Set a value of the `settings` table, replacing what was there.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remove a value of the `settings` table.
+    pub async fn delete_setting(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM settings WHERE key = $1").bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Set a value of the `settings` table unless it exists; returns the value in force.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")

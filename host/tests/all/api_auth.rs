@@ -247,3 +247,44 @@ async fn coupons_are_checked_and_reach_only_their_product_and_plan(db: Db) {
     let other_lead = accepted["lead_id"].as_str().expect("lead");
     assert_eq!(coupon_seen(&s, &ka, other_lead).await, "None", "{db:?}: the coupon is for q1 only");
 }
+
+on_both!(generated_tokens_are_stored_as_hashes_and_shown_once);
+/// The admin and platform tokens `serve` generates are printed once and stored only as sha256
+/// hashes (like producers' API keys): a copy of the database does not hand out admin access.
+/// Tokens stored in plain text by an older release are hashed in place at the next start.
+async fn generated_tokens_are_stored_as_hashes_and_shown_once(db: Db) {
+    use funnel_host::api::secrets::{GivenSecrets, load_secrets};
+    let (test_db, store) = TestDb::with_store(db).await;
+    let (secrets, generated) = load_secrets(&store, GivenSecrets::default()).await.expect("secrets");
+    let shown: std::collections::HashMap<_, _> = generated.into_iter().collect();
+    let admin = shown.get("admin_token").expect("an admin token shown").clone();
+    let platform = shown.get("platform_token").expect("a platform token shown").clone();
+    assert!(shown.contains_key("platform_secret"), "{shown:?}");
+    assert!(secrets.admin_token.matches(&admin) && secrets.platform_token.matches(&platform));
+    assert!(!secrets.admin_token.matches("x") && !secrets.admin_token.matches(&platform));
+    for token in [&admin, &platform] {
+        let stored = test_db.count(&format!("SELECT COUNT(*) FROM settings WHERE value LIKE '%{token}%'")).await;
+        assert_eq!(stored, 0, "{db:?}: the token {token} is not in the database in plain text");
+    }
+
+    // The next start shows nothing and accepts the same tokens.
+    let (again, generated) = load_secrets(&store, GivenSecrets::default()).await.expect("secrets");
+    assert!(generated.is_empty(), "{db:?}: shown once: {generated:?}");
+    assert!(again.admin_token.matches(&admin) && again.platform_token.matches(&platform));
+
+    // A token an older release stored in plain text keeps working and is hashed in place.
+    let (legacy_db, legacy) = TestDb::with_store(db).await;
+    legacy_db.execute("INSERT INTO settings (key, value) VALUES ('admin_token', 'legacy-admin-token')").await;
+    let (secrets, generated) = load_secrets(&legacy, GivenSecrets::default()).await.expect("secrets");
+    assert!(secrets.admin_token.matches("legacy-admin-token"), "{db:?}");
+    assert!(!generated.iter().any(|(key, _)| key == "admin_token"), "{db:?}: {generated:?}");
+    let plain = legacy_db.count("SELECT COUNT(*) FROM settings WHERE value = 'legacy-admin-token'").await;
+    assert_eq!(plain, 0, "{db:?}: the plain copy is gone");
+    let (secrets, _) = load_secrets(&legacy, GivenSecrets::default()).await.expect("secrets");
+    assert!(secrets.admin_token.matches("legacy-admin-token"), "{db:?}: still accepted after the rewrite");
+
+    // Tokens given in the environment win and are not stored.
+    let given = GivenSecrets { admin_token: Some("given".into()), ..GivenSecrets::default() };
+    let (secrets, _) = load_secrets(&legacy, given).await.expect("secrets");
+    assert!(secrets.admin_token.matches("given") && !secrets.admin_token.matches("legacy-admin-token"));
+}
