@@ -94,6 +94,24 @@ pub struct ServeArgs {
     /// beside the folder (`<dir>.key`); an unsigned or tampered entry is recompiled, never run.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
     cache_dir: PathBuf,
+    /// Uploads read and checked at once; one more is told to retry (503 with Retry-After).
+    #[arg(long, env = "FUNNEL_MAX_CONCURRENT_UPLOADS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_uploads: u16,
+    /// Seconds an upload's whole body may take to arrive; a slower one is cut (408).
+    #[arg(long, env = "FUNNEL_UPLOAD_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    upload_timeout_secs: u64,
+    /// Compiled plugins kept in memory; the least recently used beyond this are loaded again
+    /// from the compile cache when next needed.
+    #[arg(long, env = "FUNNEL_MAX_LOADED_PLUGINS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_loaded_plugins: u32,
+    /// Components one producer may keep stored; past it an upload is refused (409) until one is
+    /// deleted.
+    #[arg(long, env = "FUNNEL_MAX_PLUGINS_PER_PRODUCER", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_plugins_per_producer: u32,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), UsageError> {
@@ -132,8 +150,15 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     let local = listener.local_addr().map_err(|e| UsageError(e.to_string()))?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{local}"));
     let runtime = Arc::new(
-        Runtime::new(RuntimeConfig { cache_dir: Some(args.cache_dir), ..RuntimeConfig::default() })
-            .map_err(|e| UsageError(e.to_string()))?,
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(args.cache_dir),
+            max_concurrent_uploads: usize::from(args.max_concurrent_uploads),
+            upload_deadline: Duration::from_secs(args.upload_timeout_secs),
+            max_loaded_plugins: args.max_loaded_plugins as usize,
+            max_plugins_per_producer: args.max_plugins_per_producer as usize,
+            ..RuntimeConfig::default()
+        })
+        .map_err(|e| UsageError(e.to_string()))?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let files =

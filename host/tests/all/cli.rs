@@ -265,3 +265,39 @@ fn push_says_to_bump_the_version_on_a_conflict() {
     assert!(err.contains("already uploaded with other bytes") && err.contains("bump the version"), "{err}");
     assert!(err.contains("re-bind it with PUT /v1/bindings"), "{err}");
 }
+
+/// The runtime's bounds for uploads and plugins are `serve` settings: one set in the
+/// environment takes effect, and a value that would refuse every upload is refused at start.
+#[tokio::test]
+async fn serve_takes_the_plugin_bounds_from_its_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
+    let serve = crate::process::spawn_with(&url, dir.path(), &[("FUNNEL_MAX_PLUGINS_PER_PRODUCER", "1")]);
+    let producer = serve.create_producer().await;
+    let key = producer["api_key"].as_str().expect("key");
+    let guest = funnel_host::guests::TEST_GUEST;
+    assert_eq!(serve.send(reqwest::Method::POST, "/v1/plugins?version=1", key, guest).await.0, 201);
+    let (status, problem) = serve.send(reqwest::Method::POST, "/v1/plugins?version=2", key, guest).await;
+    assert_eq!(status, 409, "a quota of one: {problem}");
+
+    for (setting, value) in [
+        ("FUNNEL_MAX_CONCURRENT_UPLOADS", "0"),
+        ("FUNNEL_MAX_LOADED_PLUGINS", "0"),
+        ("FUNNEL_UPLOAD_TIMEOUT_SECS", "0"),
+        ("FUNNEL_MAX_PLUGINS_PER_PRODUCER", "lots"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("FUNNEL_DATABASE_URL", &url)
+            .env(setting, value)
+            .output()
+            .expect("funnel runs");
+        assert_eq!(out.status.code(), Some(2), "{setting}={value}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&setting.to_lowercase().replace("funnel_", "").replace('_', "-")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
