@@ -96,6 +96,23 @@ impl Write for Capped {
 /// Render one template of `part` (HTML-escaped for [`Part::Html`]) within [`FUEL`] and the
 /// part's size limit.
 pub fn render(part: Part, source: &str, vars: &TemplateVars) -> Result<String, TemplateError> {
+    // The template is the producer's and minijinja has had panics on odd input (an error past
+    // column 65,535 of a line overflows its lexer's counter in debug builds): a panic is this
+    // template's error, never one that unwinds through the caller's task.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render_unguarded(part, source, vars))).unwrap_or_else(
+        |_| {
+            Err(TemplateError {
+                part: part.name(),
+                message: "the template engine could not read this template (it stopped on an internal error); \
+                          shorten its lines or simplify it"
+                    .into(),
+                over_limit: false,
+            })
+        },
+    )
+}
+
+fn render_unguarded(part: Part, source: &str, vars: &TemplateVars) -> Result<String, TemplateError> {
     let html = part == Part::Html;
     let mut env = Environment::new();
     env.set_auto_escape_callback(move |_| if html { AutoEscape::Html } else { AutoEscape::None });
@@ -349,6 +366,22 @@ mod tests {
             assert_eq!(render(part, template, &nameless).unwrap(), want, "{template}");
         }
         assert_eq!(render(Part::Text, "{{first_name}}, ainda dá tempo", &vars()).unwrap(), "Ana, ainda dá tempo");
+    }
+
+    /// Found by the fuzzer: minijinja's lexer counts columns in a u16, and an error past
+    /// column 65,535 of one line overflowed it (a panic in debug builds). A producer's template
+    /// is an error, never a panic that takes the dispatch task with it.
+    #[test]
+    fn a_template_with_an_error_past_column_65535_is_an_error_not_a_panic() {
+        for broken in ["{{ broken", "{{ \"open"] {
+            let source = format!("{}{broken}", "x".repeat(70_000));
+            for part in [Part::Html, Part::Subject] {
+                let rendered = render(part, &source, &vars());
+                assert!(rendered.is_err(), "{broken}: {:?}", rendered.map(|r| r.len()));
+            }
+        }
+        let long_line_ok = format!("{}{{{{ first_name }}}}", "x".repeat(70_000));
+        assert!(render(Part::Html, &long_line_ok, &vars()).is_ok_and(|r| r.ends_with("Ana")));
     }
 
     #[test]
