@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use super::UsageError;
 use crate::api::secrets::{GivenSecrets, load_secrets};
 use crate::api::{self, AppState};
@@ -189,7 +187,8 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         public_url,
         rate_caps: (Some(args.max_sends_per_minute), Some(args.max_producer_sends_per_minute)),
     }));
-    let work = Arc::new(Notify::new());
+    // The dispatcher's own notification: a drain under way with a free slot hears of new work.
+    let work = engine.dispatcher.new_work();
     let state =
         AppState { store, plugins: engine.plugins.clone(), clock, secrets: Arc::new(secrets), work: work.clone() };
     let jobs = PeriodicJobs {

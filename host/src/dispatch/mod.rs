@@ -74,6 +74,9 @@ pub struct Dispatcher {
     handler: Arc<LeadHandler>,
     /// Leads handled at once.
     in_flight: usize,
+    /// Told when events are accepted or timers fire: a [`drain`](Self::drain) with a free
+    /// slot claims again at once instead of waiting for a lead in flight to finish.
+    new_work: Arc<tokio::sync::Notify>,
 }
 
 /// Handles one claimed lead's events: what each in-flight lead's task shares. Its `id` names
@@ -122,7 +125,13 @@ impl Dispatcher {
             cursor: Mutex::new(String::new()),
             throttled: Mutex::new(HashMap::new()),
         };
-        Dispatcher { handler: Arc::new(handler), in_flight }
+        Dispatcher { handler: Arc::new(handler), in_flight, new_work: Arc::new(tokio::sync::Notify::new()) }
+    }
+
+    /// The notification that new work is due (events accepted, timers fired); `serve` gives
+    /// it to the API and the timer loop.
+    pub fn new_work(&self) -> Arc<tokio::sync::Notify> {
+        self.new_work.clone()
     }
 
     /// Stop claiming (for shutdown): a running [`drain`](Self::drain) starts no more leads
@@ -133,63 +142,113 @@ impl Dispatcher {
     }
 
     /// Handle every event that is due now; returns how many were handled.
+    ///
+    /// A throttled producer (its plugin keeps hitting its limits) has at most one lead in flight
+    /// here, so the other slots stay free for everyone else; and while a slot is free, news of
+    /// work ([`new_work`](Self::new_work)) makes this claim again at once, so another
+    /// producer's event does not wait behind a lead that runs to its limits.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
         // A failed claim: stop claiming.
         let mut first_error = None;
         // A lead that failed: reported at the end.
         let mut lead_error = None;
-        // Claimed leads not started yet, with the name of their lease.
-        let mut claimed: VecDeque<(String, Arc<str>)> = VecDeque::new();
+        // Claimed leads not started yet, with their producer and the name of their lease.
+        let mut claimed: VecDeque<ClaimedLead> = VecDeque::new();
+        // Leads in flight per producer.
+        let mut busy: HashMap<String, usize> = HashMap::new();
         let mut more = true;
         let mut tasks = JoinSet::new();
         loop {
-            while tasks.len() < self.in_flight && first_error.is_none() && !self.handler.stopping.load(Ordering::SeqCst)
-            {
-                if claimed.is_empty() && more {
-                    let h = &self.handler;
+            let h = &self.handler;
+            while tasks.len() < self.in_flight && first_error.is_none() && !h.stopping.load(Ordering::SeqCst) {
+                let throttled = h.throttled(h.clock.now_ms());
+                let held_back =
+                    |lead: &ClaimedLead| throttled.contains(&lead.producer_id) && busy.contains_key(&lead.producer_id);
+                if !claimed.iter().any(|lead| !held_back(lead)) && more {
                     let lease: Arc<str> = format!("{}/{}", h.id, h.claims.fetch_add(1, Ordering::Relaxed)).into();
                     let now = h.clock.now_ms();
                     let after = h.lock_cursor().clone();
-                    let throttled = h.throttled(now);
-                    let leads =
-                        h.store.claim_leads_fair(&lease, now, LEASE_MS, CLAIM_BATCH as i64, &after, &throttled).await;
+                    // A throttled producer with a lead in flight is not claimed from at all.
+                    let skip: HashSet<String> = throttled.iter().filter(|p| busy.contains_key(*p)).cloned().collect();
+                    let leads = h
+                        .store
+                        .claim_leads_fair(&lease, now, LEASE_MS, CLAIM_BATCH as i64, &after, &throttled, &skip)
+                        .await;
                     match leads {
                         Ok((leads, last)) => {
                             *h.lock_cursor() = last;
-                            more = leads.len() == CLAIM_BATCH;
-                            claimed.extend(leads.into_iter().map(|lead| (lead, lease.clone())));
+                            // Claim again while claims find leads (a throttled producer's
+                            // come one a claim); an empty claim ends it until a slot frees.
+                            more = !leads.is_empty();
+                            claimed.extend(leads.into_iter().map(|(lead_id, producer_id)| ClaimedLead {
+                                lead_id,
+                                producer_id,
+                                lease: lease.clone(),
+                            }));
                         }
                         Err(e) => first_error = Some(e),
                     }
                 }
-                let Some((lead, lease)) = claimed.pop_front() else { break };
+                let Some(at) = claimed.iter().position(|lead| !held_back(lead)) else { break };
+                let Some(lead) = claimed.remove(at) else { break };
+                *busy.entry(lead.producer_id.clone()).or_default() += 1;
                 let handler = self.handler.clone();
-                tasks.spawn(async move { handler.handle_lead(&lead, &lease).await });
+                tasks.spawn(async move {
+                    let result = handler.handle_lead(&lead.lead_id, &lead.lease).await;
+                    (lead.producer_id, result)
+                });
             }
-            match tasks.join_next().await {
-                Some(Ok(Ok(n))) => {
-                    handled += n;
-                    self.count_handled(n as u64).await;
+            if tasks.is_empty() {
+                break;
+            }
+            let free_slot = tasks.len() < self.in_flight && !h.stopping.load(Ordering::SeqCst);
+            let joined = tokio::select! {
+                biased;
+                joined = tasks.join_next() => joined,
+                _ = self.new_work.notified(), if free_slot => {
+                    more = true;
+                    continue;
                 }
-                // One lead's failure (its lead already given back) does not stop the others:
-                // it is reported once the step is over. Only a failed claim stops claiming.
-                Some(Ok(Err(e))) => {
-                    tracing::error!(error = %e, "a lead could not be handled; it goes back to the queue");
-                    lead_error.get_or_insert(e);
+            };
+            // A slot is free: what was held back or not due may be startable now.
+            more = true;
+            match joined {
+                Some(Ok((producer, result))) => {
+                    if let Some(n) = busy.get_mut(&producer) {
+                        *n -= 1;
+                        if *n == 0 {
+                            busy.remove(&producer);
+                        }
+                    }
+                    match result {
+                        Ok(n) => {
+                            handled += n;
+                            self.count_handled(n as u64).await;
+                        }
+                        // One lead's failure (its lead already given back) does not stop the
+                        // others: it is reported once the step is over. Only a failed claim
+                        // stops claiming.
+                        Err(e) => {
+                            tracing::error!(error = %e, "a lead could not be handled; it goes back to the queue");
+                            lead_error.get_or_insert(e);
+                        }
+                    }
                 }
                 Some(Err(join)) => {
+                    // The task's producer is unknown now; its count stays, which only holds
+                    // that producer back a little in this step if it is throttled.
                     tracing::error!(error = %join, "a dispatch task failed; its lead waits for its lease");
                     lead_error.get_or_insert(StoreError::Corrupt(format!("dispatch task failed: {join}")));
                 }
                 None => break,
             }
         }
-        // Claimed but never started (after an error): back to the queue at once.
-        for (lead, lease) in claimed {
+        // Claimed but never started (after an error, or held back): back to the queue at once.
+        for lead in claimed {
             let h = &self.handler;
-            if let Err(e) = h.store.release_lead(&lead, &lease, h.clock.now_ms()).await {
-                tracing::warn!(lead, error = %e, "could not give a lead back; its lease will run out");
+            if let Err(e) = h.store.release_lead(&lead.lead_id, &lead.lease, h.clock.now_ms()).await {
+                tracing::warn!(lead = lead.lead_id, error = %e, "could not give a lead back; its lease will run out");
             }
         }
         match first_error.or(lead_error) {
@@ -207,6 +266,14 @@ impl Dispatcher {
             tracing::warn!(error = %e, "could not vacuum the lead queue");
         }
     }
+}
+
+/// A lead this process claimed and has not started yet.
+struct ClaimedLead {
+    lead_id: String,
+    producer_id: String,
+    /// The name of the claim's lease.
+    lease: Arc<str>,
 }
 
 impl LeadHandler {

@@ -55,7 +55,9 @@ impl Database {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(self.claim_leads_fair(lease, now, lease_ms, limit, "", &HashSet::new()).await?.0)
+        let none = HashSet::new();
+        let (leads, _) = self.claim_leads_fair(lease, now, lease_ms, limit, "", &none, &none).await?;
+        Ok(leads.into_iter().map(|(lead, _)| lead).collect())
     }
 
     /// Lease up to `limit` due leads until `now + lease_ms`; `lease` names the lease (the
@@ -66,10 +68,13 @@ impl Database {
     /// behind it: up to `limit` producers with due leads are taken in turn, starting after
     /// `after` (the last one served, wrapping around), each gets an equal share of the claim
     /// (its oldest due leads), a producer in `throttled` (its plugin keeps hitting its limits)
-    /// one lead only, and slots left over go to producers with more, throttled ones last. The
-    /// leads are returned interleaved by producer; with the last producer served, for the next
-    /// claim's `after`. Costs one index probe per producer found plus one statement per
-    /// producer claimed from (two statements for a single producer).
+    /// one lead only however many slots are free, a producer in `skip` none (a throttled one
+    /// already busy in this process), and slots left over go to unthrottled producers with
+    /// more. The leads are returned with their producer (`""` for a row queued before
+    /// producers were recorded), interleaved by producer; with the last producer served, for
+    /// the next claim's `after`. Costs one index probe per producer found plus one statement
+    /// per producer claimed from (two statements for a single producer).
+    #[allow(clippy::too_many_arguments)] // each says who gets how much; a struct would only rename them
     pub async fn claim_leads_fair(
         &self,
         lease: &str,
@@ -78,12 +83,19 @@ impl Database {
         limit: i64,
         after: &str,
         throttled: &HashSet<String>,
-    ) -> Result<(Vec<String>, String), StoreError> {
+        skip: &HashSet<String>,
+    ) -> Result<(Vec<(String, String)>, String), StoreError> {
         let limit = limit.max(0) as usize;
-        let mut producers = self.due_producers(now, after, limit).await?;
+        let mut any_producer = false;
+        let mut found = |producers: Vec<String>| {
+            any_producer |= !producers.is_empty();
+            producers.into_iter().filter(|p| !skip.contains(p)).collect::<Vec<_>>()
+        };
+        let mut producers = found(self.due_producers(now, after, limit + skip.len()).await?);
+        producers.truncate(limit);
         if producers.len() < limit && !after.is_empty() {
-            for p in self.due_producers(now, "", limit - producers.len()).await? {
-                if p.as_str() > after {
+            for p in found(self.due_producers(now, "", limit + skip.len()).await?) {
+                if p.as_str() > after || producers.len() == limit || producers.contains(&p) {
                     break;
                 }
                 producers.push(p);
@@ -91,14 +103,17 @@ impl Database {
         }
         let mut claimed: Vec<(String, Vec<String>)> = Vec::with_capacity(producers.len());
         let mut remaining = limit;
+        if producers.is_empty() && any_producer {
+            // Every producer with due leads is skipped.
+            return Ok((Vec::new(), after.to_string()));
+        }
         if producers.is_empty() {
             // Rows without a producer (queued before it was recorded): oldest first.
             let leads = self.claim_due(lease, now, lease_ms, limit, None).await?;
-            return Ok((leads, after.to_string()));
+            return Ok((leads.into_iter().map(|lead| (lead, String::new())).collect(), after.to_string()));
         }
         let share = limit.div_ceil(producers.len()).max(1);
         let mut hungry = Vec::new();
-        let mut hungry_throttled = Vec::new();
         for p in &producers {
             if remaining == 0 {
                 break;
@@ -107,40 +122,43 @@ impl Database {
             let want = if is_throttled { 1 } else { share }.min(remaining);
             let leads = self.claim_due(lease, now, lease_ms, want, Some(p)).await?;
             remaining -= leads.len();
-            if leads.len() == want {
-                if is_throttled { hungry_throttled.push(p.clone()) } else { hungry.push(p.clone()) }
+            if leads.len() == want && !is_throttled {
+                hungry.push(p.clone());
             }
             claimed.push((p.clone(), leads));
         }
         let last = claimed.iter().rev().find(|(_, leads)| !leads.is_empty()).map(|(p, _)| p.clone());
-        // Left-over slots: to producers that may have more, unthrottled first.
-        for mut group in [hungry, hungry_throttled] {
-            while remaining > 0 && !group.is_empty() {
-                let per = remaining.div_ceil(group.len());
-                let mut still = Vec::new();
-                for p in group {
-                    if remaining == 0 {
-                        break;
-                    }
-                    let want = per.min(remaining);
-                    let leads = self.claim_due(lease, now, lease_ms, want, Some(&p)).await?;
-                    remaining -= leads.len();
-                    if leads.len() == want {
-                        still.push(p.clone());
-                    }
-                    if let Some((_, mine)) = claimed.iter_mut().find(|(q, _)| *q == p) {
-                        mine.extend(leads);
-                    }
+        // Left-over slots: to unthrottled producers that may have more.
+        let mut group = hungry;
+        while remaining > 0 && !group.is_empty() {
+            let per = remaining.div_ceil(group.len());
+            let mut still = Vec::new();
+            for p in group {
+                if remaining == 0 {
+                    break;
                 }
-                group = still;
+                let want = per.min(remaining);
+                let leads = self.claim_due(lease, now, lease_ms, want, Some(&p)).await?;
+                remaining -= leads.len();
+                if leads.len() == want {
+                    still.push(p.clone());
+                }
+                if let Some((_, mine)) = claimed.iter_mut().find(|(q, _)| *q == p) {
+                    mine.extend(leads);
+                }
             }
+            group = still;
         }
         // Interleaved: the first lead of each producer, then the second of each, …
         let mut leads = Vec::with_capacity(limit - remaining);
         let mut round = 0;
         loop {
             let before = leads.len();
-            leads.extend(claimed.iter().filter_map(|(_, mine)| mine.get(round).cloned()));
+            leads.extend(
+                claimed
+                    .iter()
+                    .filter_map(|(producer, mine)| mine.get(round).map(|lead| (lead.clone(), producer.clone()))),
+            );
             if leads.len() == before {
                 break;
             }

@@ -223,17 +223,24 @@ async fn a_throttled_producer_gets_one_lead_a_claim_while_others_want_the_slots(
     }
     let store = &a.engine.store;
     let throttled = std::collections::HashSet::from([a.producer.clone()]);
-    let (leads, _) = store.claim_leads_fair("w1", T0, 30_000, 4, "", &throttled).await.expect("claim");
-    let who: String = leads.iter().map(|l| owner[l]).collect();
+    let none = std::collections::HashSet::new();
+    let (leads, _) = store.claim_leads_fair("w1", T0, 30_000, 4, "", &throttled, &none).await.expect("claim");
+    let who: String = leads.iter().map(|(l, _)| owner[l]).collect();
     assert_eq!((who.matches('A').count(), who.matches('B').count()), (1, 3), "{db:?}: {who}");
     // Unthrottled, the two share equally, interleaved.
-    let (leads, _) = store.claim_leads_fair("w2", T0, 30_000, 4, "", &Default::default()).await.expect("claim");
-    let who: String = leads.iter().map(|l| owner[l]).collect();
+    let (leads, _) = store.claim_leads_fair("w2", T0, 30_000, 4, "", &none, &none).await.expect("claim");
+    let who: String = leads.iter().map(|(l, _)| owner[l]).collect();
     assert_eq!((who.matches('A').count(), who.matches('B').count()), (2, 2), "{db:?}: {who}");
-    // Alone, a throttled producer still gets every free slot.
-    let (leads, _) = store.claim_leads_fair("w3", T0, 30_000, 20, "", &throttled).await.expect("claim");
-    let who: String = leads.iter().map(|l| owner[l]).collect();
-    assert_eq!((who.matches('A').count(), who.matches('B').count()), (7, 5), "{db:?}: {who}");
+    // However many slots are free, a throttled producer gets one lead a claim (it may hold
+    // one slot of a dispatcher: more would only wait, holding their leases).
+    let (leads, _) = store.claim_leads_fair("w3", T0, 30_000, 20, "", &throttled, &none).await.expect("claim");
+    let who: String = leads.iter().map(|(l, _)| owner[l]).collect();
+    assert_eq!((who.matches('A').count(), who.matches('B').count()), (1, 5), "{db:?}: {who}");
+    assert!(leads.iter().all(|(l, p)| (owner[l] == 'A') == (*p == a.producer)), "{db:?}: each with its producer");
+    // A producer skipped (throttled and busy in this process) gets none.
+    let skip = std::collections::HashSet::from([a.producer.clone()]);
+    let (leads, _) = store.claim_leads_fair("w4", T0, 30_000, 20, "", &throttled, &skip).await.expect("claim");
+    assert!(leads.is_empty(), "{db:?}: only A has due leads left, and it is skipped: {leads:?}");
 }
 
 #[test]
@@ -380,4 +387,52 @@ async fn a_message_whose_claim_was_taken_over_mid_batch_is_not_sent_by_the_old_o
     assert_eq!(slow.sent.load(Ordering::SeqCst), 1, "{db:?}: the second message was left to its new owner");
     let statuses: Vec<String> = h.messages(&lead).await.into_iter().map(|m| m.status).collect();
     assert_eq!(statuses, ["sending", "sending"], "{db:?}: both held by the new owner, nothing recorded over it");
+}
+
+on_both!(a_throttled_producer_holds_one_slot_and_new_work_of_another_starts_at_once);
+/// Issue 13 #10, measured by the noisy-neighbour bench: producer A's plugin burns its fuel on
+/// every event. Once throttled, A holds at most one of the dispatcher's slots, and producer B's
+/// event posted while A's backlog is being worked through starts in the free slot as soon as
+/// the dispatcher hears of it — not after A's leads already claimed. Checked by order in the
+/// timeline (global `seq`), not by time.
+async fn a_throttled_producer_holds_one_slot_and_new_work_of_another_starts_at_once(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let a = Harness::new(test_db.store().await, T0).await;
+    a.bind_test_guest("loop", Some("fuel"), None).await;
+    let mut b = Harness::attach(test_db.store().await, T0).await;
+    b.producer = b.engine.store.create_producer("B", T0).await.expect("producer").id;
+    b.bind_test_guest("roundtrip", None, None).await;
+    let a_leads = 40;
+    for i in 0..a_leads {
+        a.post(&format!("a{i}"), PlatformEventType::CheckoutUpdated, &format!("a{i}"), Some("fuel")).await;
+    }
+    let failures = "SELECT COUNT(*) FROM timeline WHERE kind = 'retry'";
+    let drain = a.engine.dispatcher.drain();
+    let post_b = async {
+        wait_for(Duration::from_secs(60), "A's first failure", || async {
+            (test_db.count(failures).await >= 1).then_some(())
+        })
+        .await;
+        let lead = lead_id(&b.post("b0", PlatformEventType::CheckoutUpdated, "b0", None).await);
+        let failed_before = test_db.count(failures).await;
+        a.engine.dispatcher.new_work().notify_one();
+        (lead, failed_before)
+    };
+    let (drained, (b_lead, failed_at_post)) = tokio::join!(drain, post_b);
+    drained.expect("drain");
+    let b_handled = format!(
+        "SELECT COALESCE(MIN(seq), 0) FROM timeline WHERE lead_id = '{b_lead}' AND kind = 'log' AND detail LIKE '%plugin: event=%'"
+    );
+    let b_handled = test_db.count(&b_handled).await;
+    assert!(b_handled > 0, "{db:?}: B's event was handled in the same drain");
+    let a_before_b =
+        test_db.count(&format!("SELECT COUNT(*) FROM timeline WHERE kind = 'retry' AND seq < {b_handled}")).await;
+    // When B is posted, A (throttled) has one lead in flight: it may finish before B starts,
+    // and one more as the two race; not the rest of A's backlog.
+    assert!(failed_at_post < a_leads - 10, "{db:?}: B was posted after {failed_at_post} failures: too late to tell");
+    assert!(
+        a_before_b <= failed_at_post + 2,
+        "{db:?}: {a_before_b} of A's {a_leads} failures came before B's event was handled ({failed_at_post} when posted)"
+    );
+    assert_eq!(test_db.count(failures).await, a_leads, "{db:?}: every A lead was tried");
 }
