@@ -26,6 +26,7 @@ mod delivery;
 mod engine;
 mod example_js;
 mod example_python;
+mod fuzz;
 mod input_hardening;
 mod isolation;
 mod migrations;

@@ -1,7 +1,7 @@
 //! A test guest whose behaviour the binding's config picks, so one component covers the
 //! well-behaved case and each kind of hostile plugin the runtime must survive.
 //!
-//! Config: `{"mode": "..."}`; see [`Mode`].
+//! Config: `{"mode": "..."}` (and `"seed": N` for `random-effects`); see [`Mode`].
 
 use funnel_sdk::{Call, Capability, Duration, Event, LogLevel, MessageKind, Next, Plugin, PluginInfo, host};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,9 @@ struct TestGuest;
 #[serde(deny_unknown_fields)]
 struct Config {
     mode: Mode,
+    /// Seeds `random-effects` (with the event count, so each event differs).
+    #[serde(default)]
+    seed: u64,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -57,6 +60,13 @@ enum Mode {
     /// Schedules 15 timers on every event and logs the first refusal (`timers refused=<error>`)
     /// or `timers ok`.
     TimerFlood,
+    /// Makes random capability calls with random arguments (long, empty, control characters,
+    /// template syntax, huge durations, unknown timer ids) and returns a random outcome: the
+    /// fuzzer's plugin, seeded by `seed` and the event count.
+    RandomEffects,
+    /// A noisy neighbour: burns its fuel, sleeps to the wall-clock limit, bombs memory or floods
+    /// effects, picked by the lead's email (the digit before `@`, modulo 4).
+    Hostile,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -133,6 +143,15 @@ impl Plugin for TestGuest {
                 host::add_to_list("never").map_err(|e| e.to_string())?;
                 Err("failing on purpose after recording an email, a timer and a list change".to_string())
             }
+            Mode::RandomEffects => random_effects(call.config.seed ^ state.events.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            Mode::Hostile => {
+                let digit =
+                    call.lead.email.split('@').next().and_then(|l| l.chars().last()).and_then(|c| c.to_digit(10));
+                let mode = [Mode::Loop, Mode::SleepyLoop, Mode::MemoryBomb, Mode::EffectFlood]
+                    [digit.unwrap_or(0) as usize % 4];
+                let call = Call { config: &Config { mode, seed: 0 }, ..call };
+                Self::handle(call, state)
+            }
             Mode::FlakyFirstSecond => {
                 if call.now_ms < call.lead.captured_at_ms + 1000 {
                     return Err("failing on purpose during the lead's first second".to_string());
@@ -177,6 +196,115 @@ impl Plugin for TestGuest {
                 Ok(Next::Continue)
             }
         }
+    }
+}
+
+/// A small xorshift generator: the guest has no `rand` and needs none.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A string that is sometimes empty, sometimes long, with control characters, template
+    /// syntax, markup and multi-byte characters.
+    fn text(&mut self) -> String {
+        const PIECES: &[&str] = &[
+            "a",
+            "Ana",
+            " ",
+            "\0",
+            "\r\n",
+            "\t",
+            "\u{7f}",
+            "ç",
+            "🙂",
+            "{{",
+            "}}",
+            "{{first_name}}",
+            "{{checkout_url}}",
+            "{% if %}",
+            "{{ name | upper }}",
+            "<p>",
+            "</p>",
+            "<script>",
+            "@",
+            "\"",
+            "'",
+            "&amp;",
+            "\u{202e}",
+            ".",
+        ];
+        let len = match self.below(10) {
+            0 => 0,
+            1 => 2_000 + self.below(200_000) as usize,
+            _ => self.below(12) as usize,
+        };
+        let mut out = String::new();
+        while out.len() < len {
+            out.push_str(PIECES[self.below(PIECES.len() as u64) as usize]);
+            if len > 100 {
+                out.push_str(&"x".repeat(self.below(4_000) as usize));
+            }
+        }
+        out
+    }
+}
+
+/// Random capability calls, then a random outcome (continue, end, or an error string).
+fn random_effects(seed: u64) -> Result<Next, String> {
+    let mut rng = Rng(seed | 1);
+    let mut timers = vec!["not-a-timer".to_string()];
+    for _ in 0..rng.below(12) {
+        let _ = match rng.below(11) {
+            0 | 1 => {
+                let mut email = host::Email::new(&rng.text(), &rng.text(), &rng.text());
+                email.text = (rng.below(2) == 0).then(|| rng.text());
+                email.kind = if rng.below(2) == 0 { MessageKind::Recovery } else { MessageKind::Transactional };
+                host::send_email(&email).map(drop)
+            }
+            2 => host::send_sms(&rng.text(), &rng.text(), MessageKind::Recovery).map(drop),
+            3 | 4 => {
+                let after = match rng.below(4) {
+                    0 => 0,
+                    1 => u64::MAX,
+                    _ => rng.below(3_600_000),
+                };
+                host::schedule(Duration::from_millis(after), &rng.text()).map(|id| timers.push(id))
+            }
+            5 => {
+                host::cancel(&timers[rng.below(timers.len() as u64) as usize]);
+                Ok(())
+            }
+            6 => host::add_to_list(&rng.text()),
+            7 => host::remove_from_list(&rng.text()),
+            8 => {
+                let _ = (host::lists(), host::coupon(), host::messages());
+                Ok(())
+            }
+            9 => {
+                host::cancel_all();
+                Ok(())
+            }
+            _ => {
+                let level = [LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error][rng.below(4) as usize];
+                host::log(level, &rng.text());
+                Ok(())
+            }
+        };
+    }
+    match rng.below(4) {
+        0 => Ok(Next::End),
+        1 => Err(rng.text()),
+        _ => Ok(Next::Continue),
     }
 }
 
