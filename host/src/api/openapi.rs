@@ -1,9 +1,70 @@
 //! `GET /openapi.json`: the API's OpenAPI 3.1 document, generated from the route table the
 //! router is built from and the JSON Schemas of the request bodies (derived from the Rust types).
+//!
+//! schemars writes each body's named subschemas under its own `$defs`, referenced as
+//! `#/$defs/Name`; inside this document such a reference would resolve against the document's
+//! root and find nothing (schemathesis skipped those parts of the event bodies), so they are
+//! moved to `components/schemas` and the references rewritten to point there.
 
 use axum::Json;
 
 use super::{Auth, routes};
+
+/// The body of every error (`problem.rs`): RFC 9457 fields and the field-level `errors` list.
+fn problem_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "errors"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {
+                "type": "object",
+                "required": ["path", "message"],
+                "properties": {"path": {"type": "string"}, "message": {"type": "string"}}
+            }}
+        }
+    })
+}
+
+/// Move `schema`'s `$defs` into `defs` and point its references at `components/schemas`.
+fn hoist_defs(
+    mut schema: serde_json::Value,
+    defs: &mut serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    if let Some(serde_json::Value::Object(own)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (name, def) in own {
+            let def = hoist_defs(def, defs);
+            defs.insert(name, def);
+        }
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("$schema");
+    }
+    rewrite_refs(&mut schema);
+    schema
+}
+
+fn rewrite_refs(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(o) => {
+            for (key, v) in o.iter_mut() {
+                match v {
+                    serde_json::Value::String(r) if key == "$ref" => {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            *r = format!("#/components/schemas/{name}");
+                        }
+                    }
+                    _ => rewrite_refs(v),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
 
 fn security(auth: Auth) -> serde_json::Value {
     match auth {
@@ -17,13 +78,15 @@ fn security(auth: Auth) -> serde_json::Value {
 /// The document.
 pub fn build() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
+    let mut defs = serde_json::Map::new();
+    defs.insert("Problem".into(), problem_schema());
     for r in routes() {
         let mut op = serde_json::json!({
             "summary": r.summary,
             "security": security(r.auth),
             "responses": {
                 "default": {"description": "Errors are RFC 9457 problem+json with a field-level `errors` list",
-                            "content": {"application/problem+json": {}}}
+                            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             },
         });
         let params: Vec<serde_json::Value> = r
@@ -36,8 +99,7 @@ pub fn build() -> serde_json::Value {
             op["parameters"] = serde_json::Value::Array(params);
         }
         if let Some(schema) = r.body {
-            op["requestBody"] =
-                serde_json::json!({"required": true, "content": {"application/json": {"schema": schema()}}});
+            op["requestBody"] = serde_json::json!({"required": true, "content": {"application/json": {"schema": hoist_defs(schema(), &mut defs)}}});
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| serde_json::json!({}));
         entry[r.method] = op;
@@ -47,7 +109,7 @@ pub fn build() -> serde_json::Value {
         "info": {"title": "funnel", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Abandoned-checkout recovery with sandboxed WebAssembly strategies"},
         "paths": paths,
-        "components": {"securitySchemes": {
+        "components": {"schemas": defs, "securitySchemes": {
             "admin_token": {"type": "http", "scheme": "bearer"},
             "producer_key": {"type": "http", "scheme": "bearer"},
             "platform_token": {"type": "http", "scheme": "bearer"},

@@ -506,4 +506,24 @@ async fn openapi_documents_every_route_with_body_schemas() {
     let event_schema = &doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"];
     assert!(event_schema.to_string().contains("checkout"), "{event_schema}");
     assert!(doc["paths"]["/v1/leads/{id}"]["get"]["parameters"][0]["name"] == "id");
+    // Every reference resolves inside the document (schemathesis skipped `#/$defs/Price`).
+    let mut stack = vec![&doc];
+    let mut refs = 0;
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(r) = o.get("$ref").and_then(|r| r.as_str()) {
+                    let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r} is a local reference"));
+                    assert!(doc.pointer(pointer).is_some_and(|t| t.is_object()), "{r} resolves");
+                    refs += 1;
+                }
+                stack.extend(o.values());
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    assert!(refs > 0, "the event body's Price is a reference");
+    let error = &doc["paths"]["/v1/events"]["post"]["responses"]["default"]["content"]["application/problem+json"];
+    assert_eq!(error["schema"]["$ref"], "#/components/schemas/Problem");
 }
