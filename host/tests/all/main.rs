@@ -10,6 +10,7 @@
 
 mod api_server;
 mod browser;
+mod chaos;
 mod db;
 mod harness;
 mod process;

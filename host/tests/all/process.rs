@@ -32,8 +32,13 @@ pub fn spawn(url: &str, dir: &std::path::Path) -> Serve {
 
 /// Like [`spawn`], with more `FUNNEL_*` settings.
 pub fn spawn_with(url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
+    spawn_on("127.0.0.1:0", url, dir, settings)
+}
+
+/// Like [`spawn_with`], listening on `listen` (a restarted process keeps its address).
+pub fn spawn_on(listen: &str, url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .current_dir(dir)
         .env("FUNNEL_DATABASE_URL", url)
         .env("FUNNEL_ADMIN_TOKEN", ADMIN)
