@@ -31,6 +31,7 @@ mod fuzz;
 mod input_hardening;
 mod isolation;
 mod migrations;
+mod neighbour;
 mod plugin_flow;
 mod plugin_four_emails;
 mod plugin_new;

@@ -81,6 +81,11 @@ impl Serve {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Create a producer through the admin API; its JSON (`id`, `api_key`).
     pub async fn create_producer(&self) -> serde_json::Value {
         let resp = reqwest::Client::new()
