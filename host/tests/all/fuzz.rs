@@ -3,7 +3,8 @@
 //! refusal is problem+json naming the field it is about.
 //!
 //! Each property runs `PROPTEST_CASES` cases (64 unless set; uploads a quarter of that, each
-//! compiles a component) and writes `fuzz: <property>: <n> cases (<total> so far)` to stderr,
+//! compiles a component) from a fixed seed (`PROPTEST_RNG_SEED` picks another: CI runs the same
+//! cases every time, so a red run is a real one and never a roll of the dice) and writes `fuzz: <property>: <n> cases (<total> so far)` to stderr,
 //! which `cargo test` shows even for passing tests. A failure prints the shrunk input; proptest
 //! saves it under `proptest-regressions/` so the next run tries it first.
 //!
@@ -37,7 +38,10 @@ fn cases() -> u32 {
 /// Run `test` on `cases` inputs of `strategy`; fail with the shrunk input; report the count.
 fn fuzz<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>) {
     let ran = AtomicUsize::new(0);
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    let mut config = Config { cases, failure_persistence: None, ..Config::default() };
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(0x66_75_6e_6e_65_6c);
+    }
     let mut runner = TestRunner::new(config);
     let result = runner.run(&strategy, |input| {
         ran.fetch_add(1, Ordering::Relaxed);
@@ -440,6 +444,22 @@ fn fuzz_scenarios() {
         }
         Ok(())
     });
+}
+
+/// Found by `fuzz_plugin_effects_through_the_engine_sqlite` (a random seed: a plugin's 27 kB
+/// one-line subject): minijinja 2.24's lexer adds 1 to a `u16` column when it reports a syntax
+/// error past column 65535, which panics in a debug build (and wraps in release); the panic
+/// escaped the dispatch task as an engine error ("dispatch task failed … attempt to add with
+/// overflow") instead of failing that event.
+#[test]
+#[ignore = "defect (templates, issue 13 #1): a template with a syntax error past column 65535 panics minijinja's lexer \
+            in debug builds; render should refuse it (a length or line cap) instead"]
+fn a_template_with_an_error_past_column_65535_is_an_error_not_a_panic() {
+    use funnel_host::delivery::template::{TemplateVars, render};
+    // An unterminated string: a lexer error, reported at the (saturated) column 65535.
+    let source = format!("{}{{{{ \"open", "x".repeat(70_000));
+    let rendered = std::panic::catch_unwind(|| render("subject", &source, &TemplateVars::default(), false));
+    assert!(matches!(rendered, Ok(Err(_))), "an error, not a panic");
 }
 
 /// One byte-level change to a component.
