@@ -200,9 +200,11 @@ pub async fn run(config: ChaosConfig) -> Figures {
     }
     poster.await.expect("poster");
 
-    // Then wait for every email (the last lead's second one is 3 s after it was handled).
+    // Then wait for every email: the last lead's second one is 3 s after it was handled, but an
+    // event or a send held by a killed process waits for its lease to run out (30 s for events,
+    // 60 s for outbox rows), so the deadline leaves room for both.
     let expected = config.leads * EMAILS_PER_LEAD;
-    let deadline = Instant::now() + Duration::from_secs(60 + config.leads as u64 / 20);
+    let deadline = Instant::now() + Duration::from_secs(180 + config.leads as u64 / 20);
     loop {
         let got: HashSet<(String, String)> = mailbox.received().iter().filter_map(|m| key_of(m)).collect();
         if got.len() >= expected || Instant::now() > deadline {
