@@ -77,6 +77,9 @@ pub struct Dispatcher {
     /// Told when events are accepted or timers fire: a [`drain`](Self::drain) with a free
     /// slot claims again at once instead of waiting for a lead in flight to finish.
     new_work: Arc<tokio::sync::Notify>,
+    /// Told each time a lead's events were handled (messages may be queued): delivery need
+    /// not wait for a long drain to end.
+    handled_work: Arc<tokio::sync::Notify>,
 }
 
 /// Handles one claimed lead's events: what each in-flight lead's task shares. Its `id` names
@@ -125,13 +128,24 @@ impl Dispatcher {
             cursor: Mutex::new(String::new()),
             throttled: Mutex::new(HashMap::new()),
         };
-        Dispatcher { handler: Arc::new(handler), in_flight, new_work: Arc::new(tokio::sync::Notify::new()) }
+        Dispatcher {
+            handler: Arc::new(handler),
+            in_flight,
+            new_work: Arc::new(tokio::sync::Notify::new()),
+            handled_work: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     /// The notification that new work is due (events accepted, timers fired); `serve` gives
     /// it to the API and the timer loop.
     pub fn new_work(&self) -> Arc<tokio::sync::Notify> {
         self.new_work.clone()
+    }
+
+    /// The notification that a lead's events were handled, as each lead is done (not when the
+    /// whole drain is): `serve`'s delivery loop waits on it.
+    pub fn handled_work(&self) -> Arc<tokio::sync::Notify> {
+        self.handled_work.clone()
     }
 
     /// Stop claiming (for shutdown): a running [`drain`](Self::drain) starts no more leads
@@ -224,6 +238,9 @@ impl Dispatcher {
                     match result {
                         Ok(n) => {
                             handled += n;
+                            if n > 0 {
+                                self.handled_work.notify_one();
+                            }
                             self.count_handled(n as u64).await;
                         }
                         // One lead's failure (its lead already given back) does not stop the

@@ -44,7 +44,9 @@ impl Loops {
     /// Start the loops of `pipeline`; `dispatch` is the notification the API sends when it
     /// accepts events.
     pub fn start(pipeline: Arc<Pipeline>, dispatch: Arc<Notify>, jobs: PeriodicJobs) -> Loops {
-        let wake = Arc::new(Wakeups { dispatch, delivery: Arc::new(Notify::new()) });
+        // Delivery hears of each lead handled, not only of a drain's end: a drain may run
+        // long while a hostile producer's leads hit their limits one after another.
+        let wake = Arc::new(Wakeups { dispatch, delivery: pipeline.dispatcher.handled_work() });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         {
