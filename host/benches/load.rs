@@ -7,6 +7,10 @@
 //! `FUNNEL_BENCH_EVENTS` (default 100000) and `FUNNEL_BENCH_DATABASE_URL` (default a SQLite
 //! file in a temp dir; e.g. postgres://postgres@127.0.0.1:5432/test) choose the run. On
 //! PostgreSQL each run works in a schema of its own and drops it, so runs are repeatable.
+//! `FUNNEL_BENCH_CONSOLE_READERS=N` has N producers' browsers reload the console's leads page
+//! (a signed-in session, the real console router) while the events are ingested and handled,
+//! to compare `handled_events_per_s` with and without them; `FUNNEL_BENCH_CONSOLE_PAUSE_MS`
+//! (default 0: as fast as they can) is each browser's pause between two pages.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,7 +81,32 @@ async fn main() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    let readers: usize = std::env::var("FUNNEL_BENCH_CONSOLE_READERS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let session = store
+        .create_session(&producer.id, funnel_host::store::sessions::SessionPolicy::default(), t0)
+        .await
+        .expect("session");
+    let console = funnel_host::console::router(funnel_host::console::ConsoleState::new(state.clone(), &base));
+    tokio::spawn(async move { axum::serve(listener, api::router(state).merge(console)).await });
+    let pause = Duration::from_millis(
+        std::env::var("FUNNEL_BENCH_CONSOLE_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+    );
+    let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pages = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..readers {
+        let (http, url, cookie) =
+            (reqwest::Client::new(), format!("{base}/console/leads"), format!("funnel_session={}", session.token));
+        let (reading, pages) = (reading.clone(), pages.clone());
+        tokio::spawn(async move {
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let page = http.get(&url).header("cookie", &cookie).send().await.expect("page");
+                assert_eq!(page.status().as_u16(), 200, "the console's leads page");
+                let _ = page.bytes().await;
+                pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(pause).await;
+            }
+        });
+    }
     let worker = engine.clone();
     tokio::spawn(async move {
         loop {
@@ -109,8 +138,13 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let handled = started.elapsed();
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
     emit("ingest_events_per_s", n as f64 / posted.as_secs_f64(), "1/s");
     emit("handled_events_per_s", n as f64 / handled.as_secs_f64(), "1/s");
+    if readers > 0 {
+        let served = pages.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        emit("console_pages_per_s_meanwhile", served / handled.as_secs_f64(), "1/s");
+    }
 
     // The storage floor: the same number of rows, 1000 a transaction, one multi-row INSERT each.
     sqlx::any::install_default_drivers();

@@ -209,7 +209,7 @@ impl Database {
                 Bind::Int(i) => query.bind(i),
             };
         }
-        query.fetch_all(&self.pool).await?.iter().map(lead_row).collect()
+        query.fetch_all(&self.read).await?.iter().map(lead_row).collect()
     }
 
     /// The product ids a producer's leads name (for the report's filter), at most 200.
@@ -219,7 +219,7 @@ impl Database {
              ORDER BY product_id LIMIT 200",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -232,7 +232,7 @@ impl Database {
              FROM leads l WHERE l.id = $1 AND l.producer_id = $2"
         );
         let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lead_id).bind(producer_id).fetch_optional(&self.pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lead_id).bind(producer_id).fetch_optional(&self.read).await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(LeadDetail {
             row: lead_row(&r)?,
@@ -252,7 +252,7 @@ impl Database {
         )
         .bind(lead_id)
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -277,7 +277,7 @@ impl Database {
         )
         .bind(lead_id)
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -312,7 +312,7 @@ impl Database {
                 .bind(message_id)
                 .bind(lead_id)
                 .bind(producer_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?;
         Ok(html.flatten())
     }
@@ -324,7 +324,7 @@ impl Database {
              WHERE b.producer_id = $1 GROUP BY r.binding_id",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| Ok((r.try_get("binding_id")?, r.try_get("n")?))).collect()
     }
@@ -343,7 +343,7 @@ impl Database {
         )
         .bind(binding_id)
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         for r in &waiting {
             counts.entry(r.try_get("tag")?).or_default().waiting = r.try_get("n")?;
@@ -359,7 +359,7 @@ impl Database {
         )
         .bind(binding_id)
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         for r in &messages {
             let step = counts.entry(r.try_get("tag")?).or_default();
@@ -377,7 +377,7 @@ impl Database {
              WHERE producer_id = $1 ORDER BY name, created_at",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -411,7 +411,7 @@ impl Database {
         .bind(producer_id)
         .bind(from_day.saturating_mul(DAY_MS))
         .bind(to_day.saturating_add(1).saturating_mul(DAY_MS))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -433,7 +433,7 @@ impl Database {
              GROUP BY o.tag, l.currency ORDER BY o.tag, l.currency",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("tag")?, r.try_get("currency")?, super::stats::cents(r.try_get("amount")?))))
@@ -444,7 +444,7 @@ impl Database {
     pub async fn producer_name(&self, producer_id: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT name FROM producers WHERE id = $1")
             .bind(producer_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?)
     }
 }

@@ -45,7 +45,7 @@ impl Database {
         .bind(at)
         .bind(&id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let mut leads = Vec::with_capacity(ids.len());
         for id in ids {
@@ -61,7 +61,7 @@ impl Database {
         let row = sqlx::query("SELECT * FROM leads WHERE id = $1 AND producer_id = $2")
             .bind(lead_id)
             .bind(producer_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let snapshot = self.lead_snapshot(lead_id).await?;

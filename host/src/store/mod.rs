@@ -77,6 +77,11 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) pool: AnyPool,
+    /// Where reports read (the console's pages, `GET /v1/leads`, stats): on a SQLite file, a
+    /// read-only pool of its own, so a producer reloading a page never waits for — or holds
+    /// up — the one writer connection the engine commits through (WAL readers do not block
+    /// the writer). Elsewhere the same pool.
+    pub(crate) read: AnyPool,
     backend: Backend,
 }
 
@@ -120,7 +125,23 @@ impl Database {
             Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
         };
         migrations::run(&pool, backend).await?;
-        Ok(Database { pool, backend })
+        let read = match backend {
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
+                let read_only = url.replace("mode=rwc", "mode=ro");
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout=5000;").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(&read_only)?)
+                    .await?
+            }
+            _ => pool.clone(),
+        };
+        Ok(Database { pool, read, backend })
     }
 
     /// The backend in use.

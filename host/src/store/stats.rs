@@ -42,12 +42,12 @@ impl Database {
     pub async fn stats(&self, producer_id: &str) -> Result<Stats, StoreError> {
         let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1")
             .bind(producer_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await?;
         let recovered: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE producer_id = $1 AND recovered_by IS NOT NULL")
                 .bind(producer_id)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.read)
                 .await?;
         let revenue = sqlx::query(
             "SELECT currency, SUM(CAST(price_cents AS DOUBLE PRECISION)) AS amount FROM leads
@@ -55,7 +55,7 @@ impl Database {
              GROUP BY currency ORDER BY currency",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let by_tag = sqlx::query(
             "SELECT o.tag,
@@ -65,7 +65,7 @@ impl Database {
              FROM outbox o JOIN leads l ON l.id = o.lead_id WHERE o.producer_id = $1 GROUP BY o.tag ORDER BY o.tag",
         )
         .bind(producer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(Stats {
             leads,
