@@ -14,6 +14,7 @@ use super::problem::{FieldError, Problem, parse_json};
 use crate::domain::text::single_line_problem;
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::store::bindings::NewBinding;
+use crate::store::plugins::PluginStatus;
 
 /// The body of `PUT /v1/bindings`.
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -108,12 +109,7 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
         }
         None => {
             // An upload of this producer (its newest version), else an error naming the choices.
-            let sha = state.store.plugin_sha_by_name(producer, &b.plugin).await?.ok_or_else(|| {
-                Problem::field(
-                    "plugin",
-                    format!("unknown plugin {:?}: use four-emails, flow, or upload it with POST /v1/plugins", b.plugin),
-                )
-            })?;
+            let sha = checked_upload(state, producer, &b.plugin).await?;
             let bytes = state.store.plugin_bytes(&sha).await?;
             // Compiling (if not loaded yet) runs on a blocking thread.
             let plugins = state.plugins.clone();
@@ -175,6 +171,51 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
             Err(Problem::invalid_fields(errors))
         }
         Err(e) => Err(Problem::field("plugin", format!("the plugin failed to check the config: {e}"))),
+    }
+}
+
+/// The sha256 of the producer's newest upload named `name`, once its check is over: one
+/// still compiling is waited for, up to the runtime's `binding_wait` (then 409: retry); one
+/// that failed its check is refused with the reason.
+async fn checked_upload(state: &AppState, producer: &str, name: &str) -> Result<String, Problem> {
+    let wait = state.plugins.runtime().config().binding_wait;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let named = state.store.plugin_by_name(producer, name).await?.ok_or_else(|| {
+            Problem::field(
+                "plugin",
+                format!("unknown plugin {name:?}: use four-emails, flow, or upload it with POST /v1/plugins"),
+            )
+        })?;
+        match named.status {
+            PluginStatus::Ready => return Ok(named.sha256),
+            PluginStatus::Failed => {
+                let reason = named.reason.unwrap_or_default();
+                return Err(Problem::field(
+                    "plugin",
+                    format!("{name} failed its check when it was uploaded: {reason}; upload a fixed component"),
+                ));
+            }
+            PluginStatus::Compiling => {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    let message = format!(
+                        "{name} is still compiling after {} s: retry shortly (GET /v1/plugins shows when it is ready)",
+                        wait.as_secs_f64()
+                    );
+                    return Err(Problem {
+                        status: axum::http::StatusCode::CONFLICT,
+                        title: "Still compiling",
+                        detail: format!("plugin: {message}"),
+                        errors: vec![FieldError { path: "plugin".into(), message }],
+                    });
+                }
+                // Woken when a background check ends; looked at again at least every 250 ms
+                // (the check may end in another process).
+                let nap = (deadline - now).min(std::time::Duration::from_millis(250));
+                let _ = tokio::time::timeout(nap, state.plugins.wait_checked()).await;
+            }
+        }
     }
 }
 

@@ -196,6 +196,10 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         retention_days: args.retention_days,
         stats_rollup: Periodic::parse(&args.stats_rollup_schedule).map_err(UsageError)?,
     };
+    // Uploads whose background check a stopped process left unfinished are checked again.
+    if let Err(e) = crate::api::plugins::resume_compiling(state.clone()).await {
+        tracing::warn!(error = %e, "could not look for uploads left compiling");
+    }
     let loops = Loops::start(engine, work, jobs);
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     println!("console: http://{local}/console/ (sign in with a producer's API key)");

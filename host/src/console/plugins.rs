@@ -13,7 +13,7 @@ use super::leads::internal;
 use super::page::{Chrome, Tab, datetime, render};
 use super::session::{Signed, check_csrf};
 use super::strategy::scope_label;
-use crate::api::plugins::store_upload;
+use crate::api::plugins::{Uploaded, store_upload};
 
 pub struct PluginView {
     pub name: String,
@@ -153,7 +153,7 @@ pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multi
     let lang = signed.lang;
     let t = lang.strings();
     let runtime = state.app.plugins.runtime().clone();
-    let Some(_slot) = runtime.upload_slot() else {
+    let Some(slot) = runtime.upload_slot() else {
         let message = format!("{} ({})", t.upload_unreadable, t.upload_busy);
         let mut busy = refuse_with(&state, &signed, StatusCode::SERVICE_UNAVAILABLE, message).await;
         busy.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
@@ -175,11 +175,17 @@ pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multi
     let Some(component) = component.filter(|c: &Bytes| !c.is_empty()) else {
         return refuse(&state, &signed, t.upload_no_file.to_string()).await;
     };
-    match store_upload(&state.app, signed.producer(), name, version, component).await {
-        Ok((stored, _)) => {
-            let qs = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("uploaded", &format!("{} {}", stored.name, stored.version))
-                .finish();
+    match store_upload(&state.app, signed.producer(), name, version, component, Some(slot)).await {
+        Ok(uploaded) => {
+            let label = match uploaded {
+                Uploaded::Checked(stored, _) => format!("{} {}", stored.name, stored.version),
+                // Checked in the background: the list shows it compiling, then ready or failed.
+                Uploaded::Compiling { sha256, name, version } => {
+                    let named = [name, version].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                    if named.is_empty() { sha256.chars().take(12).collect() } else { named }
+                }
+            };
+            let qs = url::form_urlencoded::Serializer::new(String::new()).append_pair("uploaded", &label).finish();
             Redirect::to(&format!("/console/plugins?{qs}")).into_response()
         }
         Err(problem) => {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::guests;
 use crate::runtime::{LoadError, LoadedPlugin, Runtime, plugin::sha256_hex};
@@ -15,7 +15,9 @@ pub struct PluginRegistry {
     builtin_by_sha: HashMap<String, &'static [u8]>,
     builtin_sha_by_name: HashMap<&'static str, String>,
     /// Instance slots checks may use at once (see [`validation_slots`]).
-    validation: Semaphore,
+    validation: Arc<Semaphore>,
+    /// Woken whenever a background check of an upload ends (bindings waiting for it look again).
+    checked: Notify,
 }
 
 /// How many of the runtime's `pool` instance slots uploads and config checks may hold at once:
@@ -43,8 +45,8 @@ impl PluginRegistry {
             builtin_by_sha.insert(sha.clone(), *bytes);
             builtin_sha_by_name.insert(*name, sha);
         }
-        let validation = Semaphore::new(validation_slots(runtime.config().max_concurrent_instances as usize));
-        PluginRegistry { runtime, builtin_by_sha, builtin_sha_by_name, validation }
+        let validation = Arc::new(Semaphore::new(validation_slots(runtime.config().max_concurrent_instances as usize)));
+        PluginRegistry { runtime, builtin_by_sha, builtin_sha_by_name, validation, checked: Notify::new() }
     }
 
     /// The runtime plugins run in.
@@ -52,10 +54,21 @@ impl PluginRegistry {
         &self.runtime
     }
 
-    /// Wait for a slot to check an upload or a config in (run the check while holding it).
-    pub async fn validation_slot(&self) -> Option<SemaphorePermit<'_>> {
+    /// Wait for a slot to check an upload or a config in (run the check while holding it;
+    /// a background check takes it along).
+    pub async fn validation_slot(&self) -> Option<OwnedSemaphorePermit> {
         // The semaphore is never closed; `None` would only mean it was.
-        self.validation.acquire().await.ok()
+        self.validation.clone().acquire_owned().await.ok()
+    }
+
+    /// Say that a background check of an upload ended.
+    pub fn checked(&self) {
+        self.checked.notify_waiters();
+    }
+
+    /// Wait until a background check of an upload ends (any: the caller looks again).
+    pub async fn wait_checked(&self) {
+        self.checked.notified().await;
     }
 
     /// The sha256 of a built-in plugin.

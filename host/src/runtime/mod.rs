@@ -97,7 +97,15 @@ pub struct RuntimeConfig {
     /// How long an upload's body may take to arrive, all of it; a slower one is cut (408).
     pub upload_deadline: std::time::Duration,
     /// Uploads read and checked at once; one more is told to retry (503 with Retry-After).
+    /// An upload checked in the background keeps its slot until its check ends.
     pub max_concurrent_uploads: usize,
+    /// How long an upload's request waits for its check (compile and `describe()`); past it
+    /// the component is stored as `compiling`, answered 202, and checked in the background.
+    /// Zero: always in the background.
+    pub upload_check_budget: std::time::Duration,
+    /// How long binding a plugin that is still compiling waits for its check before it is
+    /// refused (409: retry).
+    pub binding_wait: std::time::Duration,
     /// Compiled plugins kept in memory; the least recently used beyond this are dropped and
     /// loaded again (from the compile cache on disk) when next needed.
     pub max_loaded_plugins: usize,
@@ -120,6 +128,10 @@ impl Default for RuntimeConfig {
             // Each upload holds up to 32 MiB while it is read and checked, and a compile
             // takes a core for up to 16 s (NOTES.md): two at once bound both.
             max_concurrent_uploads: 2,
+            // A Rust plugin compiles in 40 ms to 1 s and is answered as before; a Python or JS
+            // one (up to 16 s) is not held on the request.
+            upload_check_budget: std::time::Duration::from_secs(1),
+            binding_wait: std::time::Duration::from_secs(10),
             // A Rust plugin holds ~1 MiB compiled, a Python or JS one ~35 MB (NOTES.md).
             max_loaded_plugins: 64,
             max_plugins_per_producer: 50,

@@ -25,7 +25,13 @@ pub enum UploadError {
 
 /// Validate `bytes` and load them.
 pub(crate) fn validate(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, UploadError> {
-    let max = runtime.config().max_upload_bytes;
+    precheck(runtime.config().max_upload_bytes, bytes)?;
+    Ok(runtime.load(bytes)?)
+}
+
+/// The checks that cost nothing (size, header): an upload failing them is refused at once,
+/// before anything is compiled or stored.
+pub fn precheck(max: usize, bytes: &[u8]) -> Result<(), UploadError> {
     if bytes.is_empty() {
         return Err(UploadError::Empty);
     }
@@ -39,5 +45,5 @@ pub(crate) fn validate(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedPlug
     if bytes[4..8] == [1, 0, 0, 0] {
         return Err(UploadError::CoreModule);
     }
-    Ok(runtime.load(bytes)?)
+    Ok(())
 }

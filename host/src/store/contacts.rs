@@ -73,7 +73,8 @@ impl Database {
     /// The newest upload of a producer's plugin by name: its sha256.
     pub async fn plugin_sha_by_name(&self, producer_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 ORDER BY created_at DESC LIMIT 1",
+            "SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 AND status <> 'failed'
+             ORDER BY created_at DESC LIMIT 1",
         )
         .bind(producer_id)
         .bind(name)

@@ -58,6 +58,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(4, "0004_lead_queue_producer"),
     migration!(5, "0005_platform_event_ids"),
     migration!(6, "0006_normalized_emails"),
+    migration!(7, "0007_plugin_status"),
 ];
 
 /// The newest schema version this binary knows.

@@ -23,6 +23,8 @@ pub struct Server {
     /// Where emails and SMS are written.
     pub outbox: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// What the router serves from.
+    pub state: AppState,
 }
 
 pub async fn start(store: funnel_host::store::Database) -> Server {
@@ -71,8 +73,9 @@ pub async fn start_configured(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
-    Server { base, engine, clock, outbox, http: reqwest::Client::new() }
+    let router = api::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Server { base, engine, clock, outbox, http: reqwest::Client::new(), state }
 }
 
 /// The status and JSON body of a response; an error must be problem+json.

@@ -40,3 +40,4 @@ mod replicas;
 mod runtime_capabilities;
 mod runtime_limits;
 mod runtime_upload;
+mod uploads;
