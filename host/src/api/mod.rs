@@ -74,6 +74,8 @@ pub struct Route {
     pub auth: Auth,
     /// JSON Schema of the request body, if it is JSON.
     pub body: Option<fn() -> serde_json::Value>,
+    /// Documented answers (an OpenAPI `responses` object), beside the problem+json default.
+    pub responses: Option<fn() -> serde_json::Value>,
     handler: MethodRouter<AppState>,
 }
 
@@ -88,7 +90,7 @@ fn route(
     auth: Auth,
     handler: MethodRouter<AppState>,
 ) -> Route {
-    Route { method, path, summary, auth, body: None, handler }
+    Route { method, path, summary, auth, body: None, responses: None, handler }
 }
 
 /// Every route of the API.
@@ -108,16 +110,29 @@ pub fn routes() -> Vec<Route> {
                 post(producers::create),
             )
         },
-        route(
-            "post",
-            "/v1/plugins",
-            "Upload a plugin component (body: the .wasm bytes; ?name=&version=)",
-            Producer,
-            // The handler streams the body itself (after the key is checked), capped by the
-            // runtime's `max_upload_bytes`; this limit only lifts the router's 4 MiB default.
-            post(plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)),
-        ),
-        route("get", "/v1/plugins", "Your plugins and the built-ins", Producer, get(plugins::list)),
+        Route {
+            responses: Some(plugins::upload_responses),
+            ..route(
+                "post",
+                "/v1/plugins",
+                "Upload a plugin component (body: the .wasm bytes; ?name=&version=); 202 when it is checked in \
+                 the background",
+                Producer,
+                // The handler streams the body itself (after the key is checked), capped by the
+                // runtime's `max_upload_bytes`; this limit only lifts the router's 4 MiB default.
+                post(plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)),
+            )
+        },
+        Route {
+            responses: Some(plugins::list_responses),
+            ..route(
+                "get",
+                "/v1/plugins",
+                "Your plugins (each compiling, ready or failed) and the built-ins",
+                Producer,
+                get(plugins::list),
+            )
+        },
         route(
             "delete",
             "/v1/plugins/{name}/{version}",

@@ -98,6 +98,11 @@ pub fn build() -> serde_json::Value {
         if !params.is_empty() {
             op["parameters"] = serde_json::Value::Array(params);
         }
+        if let Some(responses) = r.responses
+            && let (Some(all), serde_json::Value::Object(these)) = (op["responses"].as_object_mut(), responses())
+        {
+            all.extend(these);
+        }
         if let Some(schema) = r.body {
             op["requestBody"] = serde_json::json!({"required": true, "content": {"application/json": {"schema": hoist_defs(schema(), &mut defs)}}});
         }

@@ -362,6 +362,52 @@ async fn store_checked(
     }
 }
 
+/// The stored component as a 201 or 200 answers it.
+fn stored_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "required": ["name", "version", "sha256", "info"], "properties": {
+        "name": {"type": "string"}, "version": {"type": "string"}, "sha256": {"type": "string"},
+        "info": {"type": "object", "properties": {"description": {"type": "string"},
+                 "capabilities": {"type": "array", "items": {"type": "string"}}}}}})
+}
+
+fn json_answer(description: &str, schema: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// `POST /v1/plugins`'s documented answers (OpenAPI `responses`).
+pub fn upload_responses() -> serde_json::Value {
+    let problem = |description: &str| serde_json::json!({"description": description, "content": {"application/problem+json": {}}});
+    serde_json::json!({
+        "201": json_answer("Checked within the request and stored", stored_schema()),
+        "200": json_answer("These bytes were stored under this name and version already", stored_schema()),
+        "202": json_answer(
+            "Stored; its check (compile, describe()) outlasted the request's budget and goes on in the \
+             background: GET /v1/plugins shows it compiling, then ready or failed with the reason",
+            serde_json::json!({"type": "object", "required": ["sha256", "status"], "properties": {
+                "sha256": {"type": "string"}, "status": {"const": "compiling"},
+                "name": {"type": "string", "description": "as given in ?name="},
+                "version": {"type": "string", "description": "as given in ?version="}}})),
+        "409": problem("The name and version hold other bytes, or the producer's quota is reached"),
+        "422": problem("Not a valid component of the funnel world; `errors` says why"),
+        "503": problem("Every upload slot is busy: retry after Retry-After seconds"),
+    })
+}
+
+/// `GET /v1/plugins`'s documented answer.
+pub fn list_responses() -> serde_json::Value {
+    let status = serde_json::json!({"enum": ["compiling", "ready", "failed"]});
+    serde_json::json!({"200": json_answer("Your stored components and the built-ins", serde_json::json!({
+        "type": "object", "properties": {
+            "plugins": {"type": "array", "items": {"type": "object", "required": ["sha256", "info", "status"],
+                "properties": {
+                    "name": {"type": "string", "description": "absent while an upload without ?name= compiles"},
+                    "version": {"type": "string"}, "sha256": {"type": "string"}, "info": {"type": "object"},
+                    "status": status,
+                    "reason": {"type": "string", "description": "why a failed component was refused"}}}},
+            "builtin": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "builtin": {"const": true}, "status": {"const": "ready"}}}}}}))})
+}
+
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
     let producer = require_producer(&state, &headers).await?;
     let builtins: Vec<serde_json::Value> = crate::guests::builtin_names()

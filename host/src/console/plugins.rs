@@ -25,6 +25,11 @@ pub struct PluginView {
     pub capabilities: String,
     pub uploaded_at: String,
     pub used_by: Vec<String>,
+    /// The check's status, in the page's language (`compiling`, `ready`, `failed`), its CSS
+    /// class, and why it failed.
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub failure: Option<String>,
 }
 
 #[derive(Template)]
@@ -80,14 +85,27 @@ async fn page(
                 .join(", "),
             uploaded_at: String::new(),
             used_by: used_by(&loaded.sha256),
+            status: t.plugin_ready,
+            status_class: "s-recovered",
+            failure: None,
         });
     }
     for row in store.plugin_rows(signed.producer()).await? {
         let info: serde_json::Value = serde_json::from_str(&row.info_json).unwrap_or_default();
+        let (status, status_class) = match row.status.as_str() {
+            "compiling" => (t.plugin_compiling, "m-queued"),
+            "failed" => (t.plugin_failed, "m-failed"),
+            _ => (t.plugin_ready, "s-recovered"),
+        };
+        // An upload without a name has none (its version is a placeholder) until its check ends.
+        let unnamed = row.name.is_empty();
         plugins.push(PluginView {
             used_by: used_by(&row.sha256),
-            name: row.name,
-            version: row.version,
+            name: if unnamed { row.sha256.chars().take(12).collect() } else { row.name },
+            version: if unnamed { String::new() } else { row.version },
+            status,
+            status_class,
+            failure: row.failure,
             builtin: false,
             size: size_text(row.size),
             sha256: row.sha256,

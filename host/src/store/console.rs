@@ -100,6 +100,9 @@ pub struct PluginRow {
     pub size: i64,
     pub info_json: String,
     pub created_at: i64,
+    /// `compiling`, `ready` or `failed` (see `store::plugins`), and why it failed.
+    pub status: String,
+    pub failure: Option<String>,
 }
 
 /// Recovered revenue of one day (days since 1970-01-01, UTC) in one currency.
@@ -373,7 +376,8 @@ impl Database {
     /// A producer's uploaded plugins with their sizes, by name then upload time.
     pub async fn plugin_rows(&self, producer_id: &str) -> Result<Vec<PluginRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, sha256, CAST(LENGTH(bytes) AS BIGINT) AS size, info_json, created_at FROM plugins
+            "SELECT name, version, sha256, CAST(LENGTH(bytes) AS BIGINT) AS size, info_json, created_at, status, failure
+             FROM plugins
              WHERE producer_id = $1 ORDER BY name, created_at",
         )
         .bind(producer_id)
@@ -388,6 +392,8 @@ impl Database {
                     size: r.try_get("size")?,
                     info_json: r.try_get("info_json")?,
                     created_at: r.try_get("created_at")?,
+                    status: r.try_get("status")?,
+                    failure: r.try_get("failure")?,
                 })
             })
             .collect()

@@ -151,3 +151,19 @@ async fn uploads_left_compiling_by_a_stopped_process_finish_at_start(db: Db) {
     funnel_host::api::plugins::resume_compiling(restarted.state.clone()).await.expect("resume");
     assert_eq!(settled_upload(&restarted, &key, &sha).await["status"], "ready", "{db:?}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_says_202_and_the_statuses() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = crate::api_server::start(store).await;
+    let (status, doc) = s.send(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    let upload = &doc["paths"]["/v1/plugins"]["post"]["responses"];
+    for code in ["201", "202", "409", "422", "default"] {
+        assert!(upload[code].is_object(), "{code}: {upload}");
+    }
+    let item = &doc["paths"]["/v1/plugins"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+        ["plugins"]["items"];
+    assert_eq!(item["properties"]["status"]["enum"], json!(["compiling", "ready", "failed"]), "{item}");
+    assert!(item["properties"]["reason"].is_object(), "{item}");
+}

@@ -282,6 +282,11 @@ pub struct Strings {
     pub uploaded: &'static str,
     pub builtin: &'static str,
     pub uploaded_badge: &'static str,
+    /// An upload's check: still compiling, ready, failed (with the reason beside it).
+    pub plugin_compiling: &'static str,
+    pub plugin_ready: &'static str,
+    pub plugin_failed: &'static str,
+    pub plugin_status: &'static str,
     pub size: &'static str,
     pub capabilities: &'static str,
     pub uploaded_at: &'static str,
