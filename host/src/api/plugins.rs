@@ -169,7 +169,7 @@ pub async fn store_upload(
         name: name.clone().unwrap_or_default(),
         version: match (&name, &version) {
             (Some(_), Some(version)) => version.clone(),
-            // Without a name, the row's key until describe() says it (never shown as a version).
+            // Not given: the row's key until describe() says it (never shown as a version).
             _ => sha256.clone(),
         },
         sha256: sha256.clone(),
@@ -200,6 +200,7 @@ pub async fn store_upload(
             let (state, producer) = (state.clone(), producer.to_string());
             let (key_name, key_version) = (placeholder.name.clone(), placeholder.version.clone());
             let given = (name.clone(), version.clone());
+            let sha256 = sha256.clone();
             tokio::spawn(async move {
                 let checked = check.await;
                 // The slots go back only once the check is over.
@@ -209,7 +210,7 @@ pub async fn store_upload(
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(join) => Err(format!("the check stopped: {join}")),
                 };
-                record(&state, &producer, (&key_name, &key_version), &sha256_hex(&body), outcome).await;
+                record(&state, &producer, (&key_name, &key_version), &sha256, outcome).await;
             });
         }
     }

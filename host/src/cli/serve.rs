@@ -110,6 +110,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FUNNEL_MAX_PLUGINS_PER_PRODUCER", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_plugins_per_producer: u32,
+    /// Milliseconds an upload's request waits for its check (compile, describe()); past it the
+    /// component is stored as `compiling`, answered 202 and checked in the background
+    /// (default 1000, 10000 in a debug build; 0: always in the background).
+    #[arg(long, env = "FUNNEL_UPLOAD_CHECK_BUDGET_MS", value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    upload_check_budget_ms: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), UsageError> {
@@ -154,6 +159,9 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
             upload_deadline: Duration::from_secs(args.upload_timeout_secs),
             max_loaded_plugins: args.max_loaded_plugins as usize,
             max_plugins_per_producer: args.max_plugins_per_producer as usize,
+            upload_check_budget: args
+                .upload_check_budget_ms
+                .map_or(RuntimeConfig::default().upload_check_budget, Duration::from_millis),
             ..RuntimeConfig::default()
         })
         .map_err(|e| UsageError(e.to_string()))?,

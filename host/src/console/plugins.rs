@@ -102,7 +102,7 @@ async fn page(
         plugins.push(PluginView {
             used_by: used_by(&row.sha256),
             name: if unnamed { row.sha256.chars().take(12).collect() } else { row.name },
-            version: if unnamed { String::new() } else { row.version },
+            version: if unnamed || row.version == row.sha256 { String::new() } else { row.version },
             status,
             status_class,
             failure: row.failure,

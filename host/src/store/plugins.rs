@@ -463,13 +463,14 @@ impl Database {
         rows.iter()
             .map(|r| {
                 let info: String = r.try_get("info_json")?;
-                let name: String = r.try_get("name")?;
-                // An unnamed upload's version is a placeholder (its sha256), not a version.
-                let version = if name.is_empty() { String::new() } else { r.try_get("version")? };
+                let (name, sha256): (String, String) = (r.try_get("name")?, r.try_get("sha256")?);
+                // An upload given no version, still compiling, has a placeholder (its sha256).
+                let version: String = r.try_get("version")?;
+                let version = if name.is_empty() || version == sha256 { String::new() } else { version };
                 Ok(ListedPlugin {
                     name,
                     version,
-                    sha256: r.try_get("sha256")?,
+                    sha256,
                     info: serde_json::from_str(&info).map_err(|e| StoreError::Corrupt(format!("plugin info: {e}")))?,
                     status: PluginStatus::parse(&r.try_get::<String, _>("status")?)?,
                     reason: r.try_get("failure")?,

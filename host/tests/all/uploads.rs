@@ -167,3 +167,31 @@ async fn the_openapi_document_says_202_and_the_statuses() {
     assert_eq!(item["properties"]["status"]["enum"], json!(["compiling", "ready", "failed"]), "{item}");
     assert!(item["properties"]["reason"].is_object(), "{item}");
 }
+
+#[tokio::test]
+async fn funnel_serve_with_a_zero_budget_answers_202_then_binds_and_handles_events_after_a_restart() {
+    use crate::process::{event as numbered_event, spawn_with, wait_for};
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = [("FUNNEL_UPLOAD_CHECK_BUDGET_MS", "0")];
+    let first = spawn_with(&test_db.url, dir.path(), &settings);
+    let producer = first.create_producer().await;
+    let (id, key) = (producer["id"].as_str().expect("id"), producer["api_key"].as_str().expect("key"));
+    let path = "/v1/plugins?name=test-guest&version=0.1.0";
+    let (status, body) = first.send(reqwest::Method::POST, path, key, guests::TEST_GUEST.to_vec()).await;
+    assert_eq!((status, &body["status"]), (202, &json!("compiling")), "{body}");
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "count"}});
+    let (status, bound) = first.bind(key, &binding).await;
+    assert_eq!(status, 200, "the binding waited for the check: {bound}");
+    drop(first);
+    // A new process: nothing loaded in memory, the compiled code in the cache.
+    let second = spawn_with(&test_db.url, dir.path(), &settings);
+    let (status, list) = second.send(reqwest::Method::GET, "/v1/plugins", key, "").await;
+    assert_eq!((status, &list["plugins"][0]["status"]), (200, &json!("ready")), "{list}");
+    assert_eq!(second.post_event(&numbered_event(1, id)).await.0, 202);
+    wait_for(Duration::from_secs(60), "the event to be handled at its first attempt", || async {
+        let done = test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done' AND attempts = 0").await;
+        (done == 1).then_some(())
+    })
+    .await;
+}
