@@ -412,16 +412,19 @@ impl Database {
         version: &str,
     ) -> Result<DeletePlugin, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let sha: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
+        let found =
+            sqlx::query("SELECT sha256, status FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
                 .bind(producer_id)
                 .bind(name)
                 .bind(version)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(sha) = sha else { return Ok(DeletePlugin::NotFound) };
+        let Some(found) = found else { return Ok(DeletePlugin::NotFound) };
+        let (sha, status): (String, String) = (found.try_get("sha256")?, found.try_get("status")?);
+        // Only a ready copy serves a binding or a run (a compiling one may yet fail and lose its
+        // bytes): the last ready copy of bytes in use stays.
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM plugins WHERE sha256 = $1 AND status <> 'failed') AS copies,
+            "SELECT (SELECT COUNT(*) FROM plugins WHERE sha256 = $1 AND status = 'ready') AS copies,
                     (SELECT COUNT(*) FROM bindings WHERE plugin_sha256 = $1) AS bindings,
                     (SELECT COUNT(*) FROM runs WHERE plugin_sha256 = $1 AND status = 'active') AS runs",
         )
@@ -430,7 +433,7 @@ impl Database {
         .await?;
         let (copies, bindings, runs): (i64, i64, i64) =
             (row.try_get("copies")?, row.try_get("bindings")?, row.try_get("runs")?);
-        if copies == 1 && bindings + runs > 0 {
+        if status == "ready" && copies == 1 && bindings + runs > 0 {
             return Ok(DeletePlugin::InUse { bindings, runs });
         }
         sqlx::query("DELETE FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")

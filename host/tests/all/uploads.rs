@@ -195,3 +195,28 @@ async fn funnel_serve_with_a_zero_budget_answers_202_then_binds_and_handles_even
     })
     .await;
 }
+
+on_both!(the_last_ready_copy_of_bound_bytes_stays_beside_a_compiling_one);
+async fn the_last_ready_copy_of_bound_bytes_stays_beside_a_compiling_one(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let s = server(store, Duration::from_secs(60), Duration::from_secs(10)).await;
+    let (producer, key) = s.producer().await;
+    let (status, body) = upload(&s, &key, "?name=test-guest&version=1", guests::TEST_GUEST).await;
+    assert_eq!(status, 201, "{db:?}: {body}");
+    let binding = json!({"plugin": "test-guest", "config": {"mode": "count"}});
+    let (status, bound) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 200, "{bound}");
+    // The same bytes, still compiling under another version (they may yet fail and lose them).
+    let sha = body["sha256"].as_str().expect("sha");
+    test_db
+        .execute(&format!(
+            "INSERT INTO plugins (sha256, producer_id, name, version, bytes, info_json, created_at, status)
+             SELECT sha256, producer_id, name, '2', bytes, info_json, created_at + 1, 'compiling' FROM plugins
+             WHERE producer_id = '{producer}' AND sha256 = '{sha}'"
+        ))
+        .await;
+    let (status, problem) = s.send(reqwest::Method::DELETE, "/v1/plugins/test-guest/1", Some(&key), None).await;
+    assert_eq!(status, 409, "{db:?}: the only ready copy of the binding's bytes: {problem}");
+    let resp = s.request(reqwest::Method::DELETE, "/v1/plugins/test-guest/2", Some(&key)).send().await.expect("delete");
+    assert_eq!(resp.status().as_u16(), 204, "{db:?}: the compiling copy can go");
+}
