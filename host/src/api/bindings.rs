@@ -1,6 +1,7 @@
 //! `PUT /v1/bindings`, `GET /v1/bindings`: which plugin and config serve a scope. A config is
 //! stored only when the plugin's own `validate-config` accepts it; otherwise 422 with the
-//! plugin's errors, each with its path.
+//! plugin's errors, each with its path. An upload still compiling (checked in the background)
+//! is waited for up to the runtime's `binding_wait`, then 409 at `plugin`; a failed one is 422.
 
 use axum::Json;
 use axum::body::Bytes;
