@@ -79,25 +79,36 @@ impl CompileCache {
 
 fn read_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
     use rand::RngCore;
+    let read = |path: &Path| -> std::io::Result<[u8; 32]> {
+        let stored = std::fs::read(path)?;
+        stored
+            .try_into()
+            .map_err(|stored: Vec<u8>| std::io::Error::other(format!("it holds {} bytes, not 32", stored.len())))
+    };
+    if path.exists() {
+        return read(path);
+    }
+    // Written whole to a file of our own, then linked under the final name: the link either
+    // appears with all 32 bytes or fails because another process (or thread) got there first,
+    // whose key is then used. Never a half-written key read by a racing start.
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp{}-{:016x}", std::process::id(), rand::rng().next_u64()));
+    let tmp = PathBuf::from(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(&key)?;
-            file.sync_all()?;
-            Ok(key)
-        }
-        // Another process created it first (or it was there): use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let stored = std::fs::read(path)?;
-            stored
-                .try_into()
-                .map_err(|stored: Vec<u8>| std::io::Error::other(format!("it holds {} bytes, not 32", stored.len())))
-        }
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(&key)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
         Err(e) => Err(e),
     }
 }
