@@ -104,9 +104,12 @@ async fn token(
         store.delete_setting(name).await?;
         return Ok(digest);
     }
+    let parse = |stored: &str| {
+        TokenDigest::from_hex(stored)
+            .ok_or_else(|| StoreError::Corrupt(format!("setting {hashed_key} is not a sha256 hex digest")))
+    };
     if let Some(stored) = store.setting(&hashed_key).await? {
-        return TokenDigest::from_hex(&stored)
-            .ok_or_else(|| StoreError::Corrupt(format!("setting {hashed_key} is not a sha256 hex digest")));
+        return parse(&stored);
     }
     let fresh = new_token();
     let digest = TokenDigest::of(&fresh);
@@ -116,7 +119,6 @@ async fn token(
         Ok(digest)
     } else {
         // Another replica starting at the same moment generated it first and showed it.
-        TokenDigest::from_hex(&stored)
-            .ok_or_else(|| StoreError::Corrupt(format!("setting {hashed_key} is not a sha256 hex digest")))
+        parse(&stored)
     }
 }

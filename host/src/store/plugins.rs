@@ -114,43 +114,7 @@ impl Database {
         bytes: &[u8],
         now: i64,
     ) -> Result<PutPlugin, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO plugins (sha256, producer_id, name, version, bytes, info_json, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (producer_id, name, version) DO NOTHING",
-        )
-        .bind(&plugin.sha256)
-        .bind(producer_id)
-        .bind(&plugin.name)
-        .bind(&plugin.version)
-        .bind(bytes)
-        .bind(plugin.info.to_string())
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(PutPlugin::Stored);
-        }
-        match self.plugin_status(producer_id, &plugin.name, &plugin.version).await? {
-            // A failed upload under this name and version holds nothing: this one takes its place.
-            Some((_, PluginStatus::Failed)) => {
-                self.replace(producer_id, plugin, bytes, PluginStatus::Ready, now).await?;
-                Ok(PutPlugin::Stored)
-            }
-            Some((sha256, status)) if sha256 == plugin.sha256 => {
-                if status == PluginStatus::Compiling {
-                    // Checked here meanwhile: ready, whatever its background check finds.
-                    self.mark_ready(producer_id, &plugin.name, &plugin.version, plugin).await?;
-                }
-                Ok(PutPlugin::AlreadyStored)
-            }
-            Some((sha256, _)) => Ok(PutPlugin::Taken { sha256 }),
-            None => Err(StoreError::Corrupt(format!(
-                "plugin {}@{} was neither stored nor found: removed meanwhile?",
-                plugin.name, plugin.version
-            ))),
-        }
+        self.insert_plugin(producer_id, plugin, bytes, PluginStatus::Ready, now).await
     }
 
     /// The sha256 and status stored under a producer's name and version.
@@ -229,9 +193,24 @@ impl Database {
         bytes: &[u8],
         now: i64,
     ) -> Result<PutPlugin, StoreError> {
+        self.insert_plugin(producer_id, plugin, bytes, PluginStatus::Compiling, now).await
+    }
+
+    /// Store `plugin` as `status` under its name and version, unless they hold other bytes
+    /// (`Taken`). A failed upload under that name and version holds nothing and gives way; the
+    /// same bytes again change nothing, except that bytes checked now (`Ready`) make a row
+    /// still compiling ready, whatever its background check finds.
+    async fn insert_plugin(
+        &self,
+        producer_id: &str,
+        plugin: &StoredPlugin,
+        bytes: &[u8],
+        status: PluginStatus,
+        now: i64,
+    ) -> Result<PutPlugin, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO plugins (sha256, producer_id, name, version, bytes, info_json, created_at, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'compiling')
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (producer_id, name, version) DO NOTHING",
         )
         .bind(&plugin.sha256)
@@ -241,6 +220,7 @@ impl Database {
         .bind(bytes)
         .bind(plugin.info.to_string())
         .bind(now)
+        .bind(status_name(status))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -249,10 +229,15 @@ impl Database {
         }
         match self.plugin_status(producer_id, &plugin.name, &plugin.version).await? {
             Some((_, PluginStatus::Failed)) => {
-                self.replace(producer_id, plugin, bytes, PluginStatus::Compiling, now).await?;
+                self.replace(producer_id, plugin, bytes, status, now).await?;
                 Ok(PutPlugin::Stored)
             }
-            Some((sha256, _)) if sha256 == plugin.sha256 => Ok(PutPlugin::AlreadyStored),
+            Some((sha256, stored)) if sha256 == plugin.sha256 => {
+                if status == PluginStatus::Ready && stored == PluginStatus::Compiling {
+                    self.mark_ready(producer_id, &plugin.name, &plugin.version, plugin).await?;
+                }
+                Ok(PutPlugin::AlreadyStored)
+            }
             Some((sha256, _)) => Ok(PutPlugin::Taken { sha256 }),
             None => Err(StoreError::Corrupt(format!(
                 "plugin {}@{} was neither stored nor found: removed meanwhile?",
