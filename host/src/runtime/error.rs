@@ -85,7 +85,7 @@ pub enum LoadError {
     Compile(String),
     /// The component does not fit the `funnel` world.
     #[error(
-        "the component does not implement the funnel world (funnel:plugin@0.1.0): {0}; build it against wit/funnel.wit \
+        "the component does not implement the funnel world (funnel:plugin@0.2.0 or 0.1.0): {0}; build it against wit/funnel.wit \
          with `funnel plugin build`"
     )]
     WrongWorld(String),

@@ -79,6 +79,19 @@ pub mod wit {
     }
 }
 
+/// The 0.1.0 contract (`host/wit-0.1.0/`), frozen: components built against it import
+/// `funnel:plugin/host@0.1.0`, which the linker defines beside the current version with the same
+/// implementations (`capabilities::v0_1`). Its types are the current ones: the contract only
+/// ever adds, so every 0.1.0 type is structurally the same as today's.
+pub mod wit_0_1 {
+    wasmtime::component::bindgen!({
+        path: "wit-0.1.0",
+        world: "funnel",
+        imports: { default: trappable },
+        with: { "funnel:plugin/types": super::wit::funnel::plugin::types },
+    });
+}
+
 /// How the runtime is set up; every field has a sane default.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -187,6 +200,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         wit::Funnel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        // Components built against 0.1.0 import the older names; see `wit_0_1`.
+        capabilities::v0_1::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = epoch::EpochTicker::start(&engine)?;
         let cache = config.cache_dir.as_deref().map(cache::CompileCache::open).transpose()?;
         let upload_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads));

@@ -23,6 +23,7 @@ mod api_auth;
 mod api_edges;
 mod cli;
 mod console;
+mod contract_versions;
 mod delivery;
 mod engine;
 mod example_js;

@@ -55,7 +55,7 @@ fn refuses_a_component_of_another_world() {
     let runtime = runtime();
     let err = runtime.validate_upload(guests::WRONG_WORLD).unwrap_err();
     assert!(matches!(err, UploadError::Load(LoadError::WrongWorld(_))), "{err:?}");
-    assert!(err.to_string().contains("funnel:plugin@0.1.0"), "{err}");
+    assert!(err.to_string().contains("funnel:plugin@0.2.0 or 0.1.0"), "{err}");
 }
 
 #[test]

@@ -7,9 +7,14 @@ use serde_json::Value;
 /// Simulate a built-in plugin; the scenario and config are JSON values, and so are the lines
 /// (as `funnel simulate` prints them).
 pub async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
+    simulate_source(PluginSource::Builtin(plugin.into()), config, scenario).await
+}
+
+/// Simulate any plugin: a built-in name or a component's bytes.
+pub async fn simulate_source(plugin: PluginSource, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
     let scenario = Scenario::parse(&scenario.to_string()).map_err(|e| SimError::Scenario(e.to_string()))?;
     let lines = sim::run(SimulateInput {
-        plugin: PluginSource::Builtin(plugin.into()),
+        plugin,
         config_json: config.to_string(),
         scenario,
         verbose: false,

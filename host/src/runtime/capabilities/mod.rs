@@ -11,6 +11,7 @@ mod log;
 mod messages;
 mod sms;
 mod timers;
+pub mod v0_1;
 
 use super::effects::Effect;
 use super::error::Limit;
