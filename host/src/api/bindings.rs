@@ -6,11 +6,10 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::{FieldError, Problem, parse_json};
 use crate::domain::text::single_line_problem;
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
@@ -35,10 +34,9 @@ fn yes() -> bool {
 
 pub async fn put(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let b: PutBinding = parse_json(&body)?;
     let saved = save(&state, &producer, &b).await?;
     let stored = saved.binding;
@@ -237,7 +235,9 @@ pub async fn save(state: &AppState, producer: &str, b: &PutBinding) -> Result<Sa
     Ok(SavedBinding { binding: stored, report })
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    ProducerCaller(producer): ProducerCaller,
+) -> Result<Json<serde_json::Value>, Problem> {
     Ok(Json(serde_json::json!({"bindings": state.store.bindings(&producer).await?})))
 }

@@ -3,18 +3,17 @@
 //! entry stays, so the person is never contacted again.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::Problem;
 
 pub async fn erase(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Path(email): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let email = crate::domain::EmailAddress::parse(&email).map_err(|e| Problem::field("email", e.to_string()))?;
     state.store.erase_contact(&producer, &email).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::{FieldError, Problem, parse_json};
 
 /// The body of `POST /v1/coupons`.
@@ -23,10 +23,9 @@ pub struct NewCoupon {
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let c: NewCoupon = parse_json(&body)?;
     let mut errors = Vec::new();
     for (path, value) in [("product_id", &c.product_id), ("plan_id", &c.plan_id)] {

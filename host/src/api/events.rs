@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_platform;
+use super::auth::PlatformCaller;
 use super::problem::{FieldError, Problem, parse_json};
 use crate::domain::text::single_line_problem;
 use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
@@ -148,11 +148,10 @@ fn answer(outcome: IngestOutcome) -> serde_json::Value {
 
 pub async fn one(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: PlatformCaller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let now = state.clock.now_ms();
-    require_platform(&state, &headers, &body, now / 1000)?;
     let parsed: EventBody = parse_json(&body)?;
     let mut errors = Vec::new();
     let event = check(parsed, "", &mut errors);
@@ -168,11 +167,10 @@ pub async fn one(
 
 pub async fn batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: PlatformCaller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let now = state.clock.now_ms();
-    require_platform(&state, &headers, &body, now / 1000)?;
     let parsed: BatchBody = parse_json(&body)?;
     if parsed.events.is_empty() || parsed.events.len() > MAX_BATCH {
         return Err(Problem::field("events", format!("send 1 to {MAX_BATCH} events (got {})", parsed.events.len())));

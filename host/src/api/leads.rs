@@ -3,11 +3,10 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::Problem;
 use crate::store::leads::LeadSummary;
 
@@ -37,10 +36,9 @@ fn lead_json(lead: &LeadSummary) -> serde_json::Value {
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Problem::field("limit", format!("must be 1 to 500 (got {limit})")));
@@ -61,10 +59,9 @@ pub async fn list(
 
 pub async fn one(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let lead = state
         .store
         .lead_summary(&producer, &id)

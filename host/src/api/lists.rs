@@ -2,14 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::Problem;
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    ProducerCaller(producer): ProducerCaller,
+) -> Result<Json<serde_json::Value>, Problem> {
     let lists: Vec<serde_json::Value> = state
         .store
         .lists(&producer)
@@ -22,10 +23,9 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
 
 pub async fn members(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let members: Vec<serde_json::Value> = state
         .store
         .list_members(&producer, &name)

@@ -83,6 +83,30 @@ fn schema<T: schemars::JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
 }
 
+impl Route {
+    /// A route whose callers `auth` names; the router guards it accordingly (see [`auth`]).
+    pub fn new(
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        auth: Auth,
+        handler: MethodRouter<AppState>,
+    ) -> Route {
+        Route { method, path, summary, auth, body: None, responses: None, handler }
+    }
+
+    /// The handler behind the guard of the route's `auth`.
+    fn guarded(self, state: &AppState) -> MethodRouter<AppState> {
+        use axum::middleware::from_fn_with_state;
+        match self.auth {
+            Auth::Public => self.handler,
+            Auth::Admin => self.handler.route_layer(from_fn_with_state(state.clone(), auth::admin)),
+            Auth::Producer => self.handler.route_layer(from_fn_with_state(state.clone(), auth::producer)),
+            Auth::Platform => self.handler.route_layer(from_fn_with_state(state.clone(), auth::platform)),
+        }
+    }
+}
+
 fn route(
     method: &'static str,
     path: &'static str,
@@ -90,7 +114,7 @@ fn route(
     auth: Auth,
     handler: MethodRouter<AppState>,
 ) -> Route {
-    Route { method, path, summary, auth, body: None, responses: None, handler }
+    Route::new(method, path, summary, auth, handler)
 }
 
 /// Every route of the API.
@@ -195,14 +219,21 @@ pub fn routes() -> Vec<Route> {
 
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
+    router_from(routes(), state)
+}
+
+/// A router serving `routes`, each behind the guard its table entry names.
+pub fn router_from(routes: Vec<Route>, state: AppState) -> Router {
     let mut by_path: std::collections::BTreeMap<&'static str, MethodRouter<AppState>> =
         std::collections::BTreeMap::new();
-    for r in routes() {
-        let merged = match by_path.remove(r.path) {
-            Some(existing) => existing.merge(r.handler),
-            None => r.handler,
+    for r in routes {
+        let path = r.path;
+        let handler = r.guarded(&state);
+        let merged = match by_path.remove(path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
         };
-        by_path.insert(r.path, merged);
+        by_path.insert(path, merged);
     }
     let mut router = Router::new();
     for (path, handler) in by_path {

@@ -9,14 +9,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::{FieldError, Problem};
 use crate::runtime::LoadedPlugin;
 use crate::runtime::plugin::{sha256_hex, version_problem};
@@ -35,16 +35,15 @@ pub struct UploadQuery {
 /// Seconds a client told to wait for an upload slot waits.
 const RETRY_AFTER_S: u64 = 5;
 
-/// The body is a stream, not `Bytes`: the key is checked from the headers before a byte of the
+/// The body is a stream, not `Bytes`: the route's guard checks the key before a byte of the
 /// body is read (a bogus key costs nothing), then the body is read within the runtime's
 /// `upload_deadline`, in one of its `max_concurrent_uploads` slots.
 pub async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let config = state.plugins.runtime().config().clone();
     let Some(slot) = state.plugins.runtime().upload_slot() else {
         let busy = Problem::new(
@@ -409,8 +408,10 @@ pub fn list_responses() -> serde_json::Value {
                 "name": {"type": "string"}, "builtin": {"const": true}, "status": {"const": "ready"}}}}}}))})
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    ProducerCaller(producer): ProducerCaller,
+) -> Result<Json<serde_json::Value>, Problem> {
     let builtins: Vec<serde_json::Value> = crate::guests::builtin_names()
         .map(|n| serde_json::json!({"name": n, "builtin": true, "status": "ready"}))
         .collect();
@@ -421,10 +422,9 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
 /// binding or a running lead still needs (and no other stored copy has) stays: 409.
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     match state.store.delete_plugin(&producer, &name, &version).await? {
         DeletePlugin::Deleted => Ok(StatusCode::NO_CONTENT),
         DeletePlugin::NotFound => Err(Problem::not_found(format!("no stored component {name}@{version}"))),

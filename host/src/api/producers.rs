@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_admin;
+use super::auth::AdminCaller;
 use super::problem::{Problem, parse_json};
 
 /// The body of `POST /v1/admin/producers`.
@@ -19,10 +19,9 @@ pub struct NewProducer {
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
-    require_admin(&state, &headers)?;
     let input: NewProducer = parse_json(&body)?;
     let name = input.name.trim();
     if name.is_empty() || name.len() > 200 {

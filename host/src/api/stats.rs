@@ -5,13 +5,12 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::require_producer;
+use super::auth::ProducerCaller;
 use super::problem::Problem;
 use crate::store::rollup::DailyRow;
 
@@ -26,10 +25,9 @@ pub struct StatsQuery {
 
 pub async fn stats(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ProducerCaller(producer): ProducerCaller,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let producer = require_producer(&state, &headers).await?;
     let range = day_range(&q)?;
     let stats = state.store.stats(&producer).await?;
     let mut body = serde_json::to_value(stats).map_err(Problem::internal)?;

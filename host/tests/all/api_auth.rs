@@ -66,6 +66,62 @@ async fn every_route_refuses_a_missing_wrong_or_other_roles_credential(db: Db) {
     assert_eq!(leads["leads"], json!([]), "{db:?}");
 }
 
+/// Serve `routes` alone, built the way `api::router` builds the real table.
+async fn serve_routes(s: &Server, routes: Vec<api::Route>) -> String {
+    let router = api::router_from(routes, s.state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+#[tokio::test]
+async fn a_route_is_guarded_by_its_table_entry_even_when_its_handler_checks_nothing() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let open = || axum::routing::post(|| async { "open" });
+    let routes = vec![
+        api::Route::new("post", "/admin", "checks nothing", Auth::Admin, open()),
+        api::Route::new("post", "/platform", "checks nothing", Auth::Platform, open()),
+        api::Route::new("post", "/producer", "checks nothing", Auth::Producer, open()),
+        api::Route::new(
+            "post",
+            "/whoami",
+            "names its producer",
+            Auth::Producer,
+            axum::routing::post(|auth::ProducerCaller(id): auth::ProducerCaller| async move { id }),
+        ),
+        // A handler that needs a producer on a route the table calls public fails closed.
+        api::Route::new(
+            "post",
+            "/misdeclared",
+            "needs a producer, declared public",
+            Auth::Public,
+            axum::routing::post(|auth::ProducerCaller(id): auth::ProducerCaller| async move { id }),
+        ),
+    ];
+    let base = serve_routes(&s, routes).await;
+    let post = |path: &str, token: Option<&str>| {
+        let req = s.http.post(format!("{base}{path}"));
+        let req = match token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        };
+        async move {
+            let resp = req.send().await.expect("send");
+            (resp.status().as_u16(), resp.text().await.expect("body"))
+        }
+    };
+    for (path, right) in [("/admin", ADMIN), ("/platform", PLATFORM), ("/producer", key.as_str())] {
+        assert_eq!(post(path, None).await.0, 401, "{path} without a credential");
+        assert_eq!(post(path, Some("wrong")).await.0, 401, "{path} with a wrong one");
+        assert_eq!(post(path, Some(right)).await, (200, "open".to_string()), "{path} with its own");
+    }
+    assert_eq!(post("/whoami", Some(&key)).await, (200, producer), "the handler gets the key's producer");
+    assert_eq!(post("/misdeclared", Some(&key)).await.0, 401, "no table entry, no producer");
+}
+
 /// Post `body` to `/v1/events` signed at `t` (Unix seconds) with `secret`.
 async fn signed(s: &Server, secret: &str, t: i64, body: &str) -> u16 {
     s.http
