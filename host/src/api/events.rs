@@ -135,14 +135,39 @@ async fn known_producers(
     if errors.is_empty() { Ok(()) } else { Err(Problem::invalid("unknown producer", errors)) }
 }
 
-fn answer(outcome: IngestOutcome) -> serde_json::Value {
-    match &outcome {
-        IngestOutcome::Accepted { .. } => crate::metrics::EVENTS_ACCEPTED.inc(),
-        IngestOutcome::Duplicate { .. } => crate::metrics::EVENTS_DUPLICATE.inc(),
-    }
+/// What became of one posted event.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct EventAnswer {
+    pub status: EventStatus,
+    /// The lead the event belongs to; null while no event of the checkout carried an email.
+    pub lead_id: Option<String>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored now; it will be handled.
+    Accepted,
+    /// An event with this id was stored before; nothing changed.
+    Duplicate,
+}
+
+/// `POST /v1/events/batch`'s answer: one entry per event, in the order sent.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct BatchAnswer {
+    pub results: Vec<EventAnswer>,
+}
+
+fn answer(outcome: IngestOutcome) -> EventAnswer {
     match outcome {
-        IngestOutcome::Accepted { lead_id } => serde_json::json!({"status": "accepted", "lead_id": lead_id}),
-        IngestOutcome::Duplicate { lead_id } => serde_json::json!({"status": "duplicate", "lead_id": lead_id}),
+        IngestOutcome::Accepted { lead_id } => {
+            crate::metrics::EVENTS_ACCEPTED.inc();
+            EventAnswer { status: EventStatus::Accepted, lead_id }
+        }
+        IngestOutcome::Duplicate { lead_id } => {
+            crate::metrics::EVENTS_DUPLICATE.inc();
+            EventAnswer { status: EventStatus::Duplicate, lead_id }
+        }
     }
 }
 
@@ -150,7 +175,7 @@ pub async fn one(
     State(state): State<AppState>,
     _: PlatformCaller,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Json<EventAnswer>), Problem> {
     let now = state.clock.now_ms();
     let parsed: EventBody = parse_json(&body)?;
     let mut errors = Vec::new();
@@ -169,7 +194,7 @@ pub async fn batch(
     State(state): State<AppState>,
     _: PlatformCaller,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Json<BatchAnswer>), Problem> {
     let now = state.clock.now_ms();
     let parsed: BatchBody = parse_json(&body)?;
     if parsed.events.is_empty() || parsed.events.len() > MAX_BATCH {
@@ -190,5 +215,5 @@ pub async fn batch(
     let outcomes = state.store.ingest_batch(&events, now).await?;
     let results: Vec<_> = outcomes.into_iter().map(answer).collect();
     state.work.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"results": results}))))
+    Ok((StatusCode::ACCEPTED, Json(BatchAnswer { results })))
 }

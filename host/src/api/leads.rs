@@ -22,23 +22,104 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn lead_json(lead: &LeadSummary) -> serde_json::Value {
-    serde_json::json!({
-        "id": lead.id, "email": lead.email, "status": lead.status, "product_id": lead.product_id, "plan_id": lead.plan_id,
-        "value": lead.price_cents.map(|c| serde_json::json!({"amount_cents": c, "currency": lead.currency})),
-        "captured_at": rfc3339(lead.captured_at),
-        "messages": lead.messages.iter().map(|m| serde_json::json!({
-            "id": m.id, "tag": m.tag, "channel": m.channel, "kind": m.kind, "status": m.status,
-            "queued_at": rfc3339(m.queued_at), "clicked": m.clicked, "opened": m.opened,
-        })).collect::<Vec<_>>(),
-    })
+/// A lead as the API shows it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct LeadView {
+    pub id: String,
+    pub email: String,
+    /// `open`, `recovering`, `recovered`, `lost`, `unsubscribed`, `refunded` or `parked` (its events
+    /// stopped by a plugin limit).
+    pub status: String,
+    pub product_id: Option<String>,
+    pub plan_id: Option<String>,
+    /// The cart's price, when the platform sent one.
+    pub value: Option<MoneyView>,
+    /// RFC 3339.
+    pub captured_at: String,
+    /// Oldest first.
+    pub messages: Vec<MessageView>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct MoneyView {
+    pub amount_cents: i64,
+    pub currency: Option<String>,
+}
+
+/// A message a plugin sent the lead.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub tag: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// `recovery` or `transactional`.
+    pub kind: String,
+    /// `queued`, `sent`, `dropped`, `bounced` or `failed`.
+    pub status: String,
+    /// RFC 3339.
+    pub queued_at: String,
+    pub clicked: bool,
+    pub opened: bool,
+}
+
+/// `GET /v1/leads`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct LeadPage {
+    pub leads: Vec<LeadView>,
+    /// Pass as `?cursor=` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/leads/{id}`'s answer: the lead and its timeline.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct LeadWithTimeline {
+    #[serde(flatten)]
+    pub lead: LeadView,
+    /// Oldest first.
+    pub timeline: Vec<TimelineLine>,
+}
+
+/// One line of a lead's timeline.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct TimelineLine {
+    /// RFC 3339.
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+fn lead_view(lead: &LeadSummary) -> LeadView {
+    LeadView {
+        id: lead.id.clone(),
+        email: lead.email.clone(),
+        status: lead.status.clone(),
+        product_id: lead.product_id.clone(),
+        plan_id: lead.plan_id.clone(),
+        value: lead.price_cents.map(|amount_cents| MoneyView { amount_cents, currency: lead.currency.clone() }),
+        captured_at: rfc3339(lead.captured_at),
+        messages: lead
+            .messages
+            .iter()
+            .map(|m| MessageView {
+                id: m.id.clone(),
+                tag: m.tag.clone(),
+                channel: m.channel.clone(),
+                kind: m.kind.clone(),
+                status: m.status.clone(),
+                queued_at: rfc3339(m.queued_at),
+                clicked: m.clicked,
+                opened: m.opened,
+            })
+            .collect(),
+    }
 }
 
 pub async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<LeadPage>, Problem> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Problem::field("limit", format!("must be 1 to 500 (got {limit})")));
@@ -54,27 +135,25 @@ pub async fn list(
     let leads = state.store.list_leads(&producer, after, limit).await?;
     let next =
         if leads.len() as i64 == limit { leads.last().map(|l| format!("{}.{}", l.captured_at, l.id)) } else { None };
-    Ok(Json(serde_json::json!({"leads": leads.iter().map(lead_json).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(Json(LeadPage { leads: leads.iter().map(lead_view).collect(), next_cursor: next }))
 }
 
 pub async fn one(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<LeadWithTimeline>, Problem> {
     let lead = state
         .store
         .lead_summary(&producer, &id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no lead {id:?} of yours")))?;
-    let timeline: Vec<serde_json::Value> = state
+    let timeline = state
         .store
         .timeline(&id, 0)
         .await?
         .into_iter()
-        .map(|e| serde_json::json!({"at": rfc3339(e.at), "kind": e.kind, "detail": e.detail}))
+        .map(|e| TimelineLine { at: rfc3339(e.at), kind: e.kind, detail: e.detail })
         .collect();
-    let mut body = lead_json(&lead);
-    body["timeline"] = serde_json::Value::Array(timeline);
-    Ok(Json(body))
+    Ok(Json(LeadWithTimeline { lead: lead_view(&lead), timeline }))
 }

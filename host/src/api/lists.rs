@@ -7,31 +7,53 @@ use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::Problem;
 
+/// `GET /v1/lists`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Lists {
+    pub lists: Vec<ListSize>,
+}
+
+/// A list and how many contacts are on it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ListSize {
+    pub name: String,
+    pub members: i64,
+}
+
+/// `GET /v1/lists/{name}/members`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ListMembers {
+    pub name: String,
+    pub members: Vec<ListMember>,
+}
+
+/// A contact on a list, and the lead that put them there.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ListMember {
+    pub email: String,
+    pub lead_id: String,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let lists: Vec<serde_json::Value> = state
-        .store
-        .lists(&producer)
-        .await?
-        .into_iter()
-        .map(|(name, members)| serde_json::json!({"name": name, "members": members}))
-        .collect();
-    Ok(Json(serde_json::json!({ "lists": lists })))
+) -> Result<Json<Lists>, Problem> {
+    let lists =
+        state.store.lists(&producer).await?.into_iter().map(|(name, members)| ListSize { name, members }).collect();
+    Ok(Json(Lists { lists }))
 }
 
 pub async fn members(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let members: Vec<serde_json::Value> = state
+) -> Result<Json<ListMembers>, Problem> {
+    let members = state
         .store
         .list_members(&producer, &name)
         .await?
         .into_iter()
-        .map(|(email, lead_id)| serde_json::json!({"email": email, "lead_id": lead_id}))
+        .map(|(email, lead_id)| ListMember { email, lead_id })
         .collect();
-    Ok(Json(serde_json::json!({"name": name, "members": members})))
+    Ok(Json(ListMembers { name, members }))
 }

@@ -83,6 +83,39 @@ fn schema<T: schemars::JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
 }
 
+/// What one documented status of a route answers with.
+enum Answer {
+    /// A JSON body of this schema (of the type the handler returns).
+    Json(serde_json::Value),
+    /// A body of this content type that is not JSON (an HTML page, Prometheus text).
+    Other(&'static str),
+    /// No body (204, a redirect).
+    Empty,
+}
+
+/// An OpenAPI `responses` object from `(status, description, answer)` entries.
+fn answers(entries: Vec<(&str, &str, Answer)>) -> serde_json::Value {
+    let mut all = serde_json::Map::new();
+    for (status, description, answer) in entries {
+        let content = match answer {
+            Answer::Json(schema) => serde_json::json!({"application/json": {"schema": schema}}),
+            Answer::Other(content_type) => serde_json::json!({ content_type: {"schema": {"type": "string"}} }),
+            Answer::Empty => serde_json::json!(null),
+        };
+        let mut entry = serde_json::json!({ "description": description });
+        if !content.is_null() {
+            entry["content"] = content;
+        }
+        all.insert(status.to_string(), entry);
+    }
+    serde_json::Value::Object(all)
+}
+
+/// `200` answering `T` as JSON.
+fn ok<T: schemars::JsonSchema>(description: &str) -> serde_json::Value {
+    answers(vec![("200", description, Answer::Json(schema::<T>()))])
+}
+
 impl Route {
     /// A route whose callers `auth` names; the router guards it accordingly (see [`auth`]).
     pub fn new(
@@ -121,11 +154,31 @@ fn route(
 pub fn routes() -> Vec<Route> {
     use Auth::*;
     vec![
-        route("get", "/healthz", "Liveness; the database answers", Public, get(health::healthz)),
-        route("get", "/metrics", "Prometheus metrics", Public, get(health::metrics)),
-        route("get", "/openapi.json", "This document", Public, get(openapi::document)),
+        Route {
+            responses: Some(|| ok::<health::Health>("The database answers")),
+            ..route("get", "/healthz", "Liveness; the database answers", Public, get(health::healthz))
+        },
+        Route {
+            responses: Some(|| {
+                answers(vec![("200", "Prometheus text exposition", Answer::Other("text/plain; version=0.0.4"))])
+            }),
+            ..route("get", "/metrics", "Prometheus metrics", Public, get(health::metrics))
+        },
+        Route {
+            responses: Some(|| {
+                answers(vec![("200", "OpenAPI 3.1", Answer::Json(serde_json::json!({"type": "object"})))])
+            }),
+            ..route("get", "/openapi.json", "This document", Public, get(openapi::document))
+        },
         Route {
             body: Some(schema::<producers::NewProducer>),
+            responses: Some(|| {
+                answers(vec![(
+                    "201",
+                    "Created; the API key is shown this once",
+                    Answer::Json(schema::<producers::CreatedProducer>()),
+                )])
+            }),
             ..route(
                 "post",
                 "/v1/admin/producers",
@@ -157,13 +210,16 @@ pub fn routes() -> Vec<Route> {
                 get(plugins::list),
             )
         },
-        route(
-            "delete",
-            "/v1/plugins/{name}/{version}",
-            "Delete a stored component no binding or running lead needs",
-            Producer,
-            delete(plugins::delete),
-        ),
+        Route {
+            responses: Some(|| answers(vec![("204", "Deleted", Answer::Empty)])),
+            ..route(
+                "delete",
+                "/v1/plugins/{name}/{version}",
+                "Delete a stored component no binding or running lead needs",
+                Producer,
+                delete(plugins::delete),
+            )
+        },
         Route {
             body: Some(schema::<bindings::PutBinding>),
             ..route(
@@ -181,14 +237,34 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             body: Some(schema::<events::EventBody>),
+            responses: Some(|| {
+                answers(vec![(
+                    "202",
+                    "Stored (or a duplicate of a stored event); handled in the background",
+                    Answer::Json(schema::<events::EventAnswer>()),
+                )])
+            }),
             ..route("post", "/v1/events", "One platform event", Platform, post(events::one))
         },
         Route {
             body: Some(schema::<events::BatchBody>),
+            responses: Some(|| {
+                answers(vec![(
+                    "202",
+                    "Every event stored (or a duplicate), in the order sent",
+                    Answer::Json(schema::<events::BatchAnswer>()),
+                )])
+            }),
             ..route("post", "/v1/events/batch", "Up to 1000 platform events", Platform, post(events::batch))
         },
-        route("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list)),
-        route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one)),
+        Route {
+            responses: Some(|| ok::<leads::LeadPage>("A page of your leads")),
+            ..route("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list))
+        },
+        Route {
+            responses: Some(|| ok::<leads::LeadWithTimeline>("The lead, its messages and its timeline")),
+            ..route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
+        },
         route(
             "get",
             "/v1/stats",
@@ -196,24 +272,42 @@ pub fn routes() -> Vec<Route> {
             Producer,
             get(stats::stats),
         ),
-        route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list)),
-        route("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members)),
-        route(
-            "delete",
-            "/v1/contacts/{email}",
-            "Erase a person's data (LGPD / GDPR)",
-            Producer,
-            delete(contacts::erase),
-        ),
-        route(
-            "get",
-            "/r/{token}",
-            "Tracked link: records a click, redirects to the checkout",
-            Public,
-            get(tracking::click),
-        ),
-        route("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page)),
-        route("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe)),
+        Route {
+            responses: Some(|| ok::<lists::Lists>("Your lists, by name")),
+            ..route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))
+        },
+        Route {
+            responses: Some(|| ok::<lists::ListMembers>("The list's members (none for a list never used)")),
+            ..route("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members))
+        },
+        Route {
+            responses: Some(|| answers(vec![("204", "Erased (also when nothing was stored)", Answer::Empty)])),
+            ..route(
+                "delete",
+                "/v1/contacts/{email}",
+                "Erase a person's data (LGPD / GDPR)",
+                Producer,
+                delete(contacts::erase),
+            )
+        },
+        Route {
+            responses: Some(|| answers(vec![("302", "Redirect to the checkout (Location)", Answer::Empty)])),
+            ..route(
+                "get",
+                "/r/{token}",
+                "Tracked link: records a click, redirects to the checkout",
+                Public,
+                get(tracking::click),
+            )
+        },
+        Route {
+            responses: Some(|| answers(vec![("200", "An HTML page with the button", Answer::Other("text/html"))])),
+            ..route("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page))
+        },
+        Route {
+            responses: Some(|| answers(vec![("200", "An HTML page saying it is done", Answer::Other("text/html"))])),
+            ..route("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe))
+        },
     ]
 }
 

@@ -1,5 +1,6 @@
 //! `GET /openapi.json`: the API's OpenAPI 3.1 document, generated from the route table the
-//! router is built from and the JSON Schemas of the request bodies (derived from the Rust types).
+//! router is built from and the JSON Schemas of the request and response bodies (derived from the
+//! Rust types the handlers parse and answer with).
 //!
 //! schemars writes each body's named subschemas under its own `$defs`, referenced as
 //! `#/$defs/Name`; inside this document such a reference would resolve against the document's
@@ -101,7 +102,12 @@ pub fn build() -> serde_json::Value {
         if let Some(responses) = r.responses
             && let (Some(all), serde_json::Value::Object(these)) = (op["responses"].as_object_mut(), responses())
         {
-            all.extend(these);
+            for (status, mut answer) in these {
+                if let Some(schema) = answer.pointer_mut("/content/application~1json/schema") {
+                    *schema = hoist_defs(schema.take(), &mut defs);
+                }
+                all.insert(status, answer);
+            }
         }
         if let Some(schema) = r.body {
             op["requestBody"] = serde_json::json!({"required": true, "content": {"application/json": {"schema": hoist_defs(schema(), &mut defs)}}});

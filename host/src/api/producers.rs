@@ -17,11 +17,20 @@ pub struct NewProducer {
     name: String,
 }
 
+/// `POST /v1/admin/producers`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct CreatedProducer {
+    pub id: String,
+    pub name: String,
+    /// The producer's API key, shown this once (the server keeps only its digest).
+    pub api_key: String,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     _: AdminCaller,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Json<CreatedProducer>), Problem> {
     let input: NewProducer = parse_json(&body)?;
     let name = input.name.trim();
     if name.is_empty() || name.len() > 200 {
@@ -31,5 +40,8 @@ pub async fn create(
         return Err(Problem::field("name", problem));
     }
     let created = state.store.create_producer(name, state.clock.now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"id": created.id, "name": name, "api_key": created.api_key}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedProducer { id: created.id, name: name.to_string(), api_key: created.api_key }),
+    ))
 }
