@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::Problem;
+use crate::domain::{Channel, MessageKind, MessageStatus};
 use crate::store::leads::LeadSummary;
 
 #[derive(Deserialize)]
@@ -51,12 +52,9 @@ pub struct MoneyView {
 pub struct MessageView {
     pub id: String,
     pub tag: String,
-    /// `email` or `sms`.
-    pub channel: String,
-    /// `recovery` or `transactional`.
-    pub kind: String,
-    /// `queued`, `sent`, `dropped`, `bounced` or `failed`.
-    pub status: String,
+    pub channel: Channel,
+    pub kind: MessageKind,
+    pub status: MessageStatus,
     /// RFC 3339.
     pub queued_at: String,
     pub clicked: bool,
@@ -104,9 +102,9 @@ fn lead_view(lead: &LeadSummary) -> LeadView {
             .map(|m| MessageView {
                 id: m.id.clone(),
                 tag: m.tag.clone(),
-                channel: m.channel.clone(),
-                kind: m.kind.clone(),
-                status: m.status.clone(),
+                channel: m.channel,
+                kind: m.kind,
+                status: m.status,
                 queued_at: rfc3339(m.queued_at),
                 clicked: m.clicked,
                 opened: m.opened,

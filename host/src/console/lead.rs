@@ -152,10 +152,10 @@ fn message_view(t: &'static Strings, m: &MessageRow, recovered_by: Option<&str>)
     let opt = |v: Option<i64>| v.map(datetime).unwrap_or_default();
     MessageView {
         id: m.id.clone(),
-        channel: m.channel.clone(),
+        channel: m.channel.to_string(),
         tag: m.tag.clone(),
-        status: m.status.clone(),
-        status_label: message_status_label(t, &m.status),
+        status: m.status.to_string(),
+        status_label: message_status_label(t, m.status),
         reason: m.reason.clone().unwrap_or_default(),
         subject: m.subject.clone().unwrap_or_default(),
         text: m.text.clone().unwrap_or_default(),

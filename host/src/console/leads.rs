@@ -8,6 +8,8 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
+
+use crate::domain::MessageStatus;
 use serde::Deserialize;
 
 use super::ConsoleState;
@@ -140,15 +142,13 @@ pub fn status_label(t: &'static Strings, status: &str) -> &'static str {
     }
 }
 
-pub fn message_status_label(t: &'static Strings, status: &str) -> &'static str {
+pub fn message_status_label(t: &'static Strings, status: MessageStatus) -> &'static str {
     match status {
-        "queued" => t.msg_queued,
-        "sending" => t.msg_queued,
-        "sent" => t.msg_sent,
-        "dropped" => t.msg_dropped,
-        "bounced" => t.msg_bounced,
-        "failed" => t.msg_failed,
-        _ => t.status_other,
+        MessageStatus::Queued | MessageStatus::Sending => t.msg_queued,
+        MessageStatus::Sent => t.msg_sent,
+        MessageStatus::Dropped => t.msg_dropped,
+        MessageStatus::Bounced => t.msg_bounced,
+        MessageStatus::Failed => t.msg_failed,
     }
 }
 
@@ -178,7 +178,7 @@ pub fn lead_view(lang: Lang, row: &LeadRow) -> LeadView {
             .last_message
             .as_ref()
             .map(|(tag, channel, status, at)| {
-                format!("{tag} ({channel}, {}) · {}", message_status_label(t, status), datetime(*at))
+                format!("{tag} ({channel}, {}) · {}", message_status_label(t, *status), datetime(*at))
             })
             .unwrap_or_default(),
     }

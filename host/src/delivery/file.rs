@@ -32,7 +32,7 @@ impl Transport for FileTransport {
         let temporary =
             |e: std::io::Error| SendError::Temporary(format!("cannot write to {}: {e}", self.dir.display()));
         tokio::fs::create_dir_all(&self.dir).await.map_err(temporary)?;
-        let (name, content) = if m.channel == "sms" {
+        let (name, content) = if m.channel == crate::domain::Channel::Sms {
             let body = serde_json::json!({"to": m.recipient, "body": m.text, "reference": m.id}).to_string();
             (format!("{}.sms.json", m.id), body)
         } else {

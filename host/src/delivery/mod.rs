@@ -20,6 +20,7 @@ pub mod template;
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::domain::{Channel, MessageKind};
 use crate::store::outbox::{OutboxMessage, Outcome};
 use crate::store::{Database, StoreError};
 
@@ -74,7 +75,7 @@ pub fn send_time_veto(message: &OutboxMessage) -> Option<&'static str> {
     if message.suppressed {
         return Some("suppressed");
     }
-    if message.kind == "recovery" && message.lead_purchased {
+    if message.kind == MessageKind::Recovery && message.lead_purchased {
         return Some("purchased");
     }
     None
@@ -170,7 +171,10 @@ impl Deliverer {
         if let Some(at) = wait_until {
             return Outcome::Deferred { at };
         }
-        let transport = if message.channel == "sms" { &self.sms } else { &self.email };
+        let transport = match message.channel {
+            Channel::Sms => &self.sms,
+            Channel::Email => &self.email,
+        };
         match transport.send(message).await {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(why)) => Outcome::Bounced(why),

@@ -2,7 +2,7 @@
 //! plugin receives, and the writes its effects become (templates rendered, links tracked).
 
 use crate::delivery::template::{self, Part, TemplateVars};
-use crate::domain::LeadEvent;
+use crate::domain::{self, LeadEvent};
 use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
 use crate::runtime::{Effect, HandleContext, LogLine};
 use crate::store::commit::{NewOutbox, Write};
@@ -59,14 +59,18 @@ fn sent_message(m: &MessageSnapshot) -> SentMessage {
     SentMessage {
         id: m.id.clone(),
         tag: m.tag.clone(),
-        channel: if m.channel == "sms" { Channel::Sms } else { Channel::Email },
-        kind: if m.kind == "transactional" { MessageKind::Transactional } else { MessageKind::Recovery },
-        status: match m.status.as_str() {
-            "sent" => MessageStatus::Sent,
-            "dropped" => MessageStatus::Dropped,
-            "bounced" => MessageStatus::Bounced,
-            "failed" => MessageStatus::Failed,
-            _ => MessageStatus::Queued,
+        channel: match m.channel {
+            domain::Channel::Email => Channel::Email,
+            domain::Channel::Sms => Channel::Sms,
+        },
+        kind: wit_kind(m.kind),
+        // A message being sent is still queued as far as the plugin knows.
+        status: match m.status {
+            domain::MessageStatus::Queued | domain::MessageStatus::Sending => MessageStatus::Queued,
+            domain::MessageStatus::Sent => MessageStatus::Sent,
+            domain::MessageStatus::Dropped => MessageStatus::Dropped,
+            domain::MessageStatus::Bounced => MessageStatus::Bounced,
+            domain::MessageStatus::Failed => MessageStatus::Failed,
         },
         queued_at_ms: m.queued_at,
         clicked: m.clicked,
@@ -107,10 +111,17 @@ fn level_name(level: wit::LogLevel) -> &'static str {
     }
 }
 
-fn kind_name(kind: MessageKind) -> &'static str {
+fn wit_kind(kind: domain::MessageKind) -> MessageKind {
     match kind {
-        MessageKind::Recovery => "recovery",
-        MessageKind::Transactional => "transactional",
+        domain::MessageKind::Recovery => MessageKind::Recovery,
+        domain::MessageKind::Transactional => MessageKind::Transactional,
+    }
+}
+
+fn domain_kind(kind: MessageKind) -> domain::MessageKind {
+    match kind {
+        MessageKind::Recovery => domain::MessageKind::Recovery,
+        MessageKind::Transactional => domain::MessageKind::Transactional,
     }
 }
 
@@ -163,8 +174,8 @@ pub fn writes(
                     || email.text.as_deref().is_some_and(template::uses_coupon);
                 Write::Outbox(NewOutbox {
                     id: email.id,
-                    channel: "email",
-                    kind: kind_name(email.kind),
+                    channel: domain::Channel::Email,
+                    kind: domain_kind(email.kind),
                     tag: email.tag,
                     recipient: lead.email.clone(),
                     subject: Some(template::render(Part::Subject, &email.subject, &vars)?),
@@ -177,8 +188,8 @@ pub fn writes(
             }
             Effect::Sms(sms) => Write::Outbox(NewOutbox {
                 id: sms.id,
-                channel: "sms",
-                kind: kind_name(sms.kind),
+                channel: domain::Channel::Sms,
+                kind: domain_kind(sms.kind),
                 tag: sms.tag,
                 recipient: lead.phone.clone().unwrap_or_default(),
                 subject: None,

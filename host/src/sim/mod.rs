@@ -214,7 +214,7 @@ async fn apply(
                 .await?
                 .messages
                 .into_iter()
-                .filter(|m| m.status == "sent")
+                .filter(|m| m.status == crate::domain::MessageStatus::Sent)
                 .map(|m| m.id)
                 .collect();
             let Some(message_id) = sent.get(n - 1) else {

@@ -23,8 +23,8 @@ pub enum Write {
 #[derive(Clone, Debug)]
 pub struct NewOutbox {
     pub id: String,
-    pub channel: &'static str,
-    pub kind: &'static str,
+    pub channel: crate::domain::Channel,
+    pub kind: crate::domain::MessageKind,
     pub tag: String,
     pub recipient: String,
     pub subject: Option<String>,
@@ -112,8 +112,8 @@ impl Database {
                     .bind(&m.id)
                     .bind(producer_id)
                     .bind(lead_id)
-                    .bind(m.channel)
-                    .bind(m.kind)
+                    .bind(m.channel.as_str())
+                    .bind(m.kind.as_str())
                     .bind(&m.tag)
                     .bind(&m.recipient)
                     .bind(&m.subject)

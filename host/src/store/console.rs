@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Database, StoreError};
+use super::{Database, StoreError, stored_word};
+use crate::domain::{Channel, MessageKind, MessageStatus};
 
 /// Which leads the report shows. Every part is optional; times are Unix ms, `to` exclusive.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub struct LeadRow {
     pub status: String,
     pub captured_at: i64,
     /// The newest message: (tag, channel, status, queued at).
-    pub last_message: Option<(String, String, String, i64)>,
+    pub last_message: Option<(String, Channel, MessageStatus, i64)>,
 }
 
 /// A lead with what the timeline page shows about it.
@@ -65,10 +66,10 @@ pub struct EventRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageRow {
     pub id: String,
-    pub channel: String,
-    pub kind: String,
+    pub channel: Channel,
+    pub kind: MessageKind,
     pub tag: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub reason: Option<String>,
     pub subject: Option<String>,
     /// The text body (the whole SMS for SMS).
@@ -133,7 +134,12 @@ fn like_pattern(text: &str) -> String {
 fn lead_row(r: &AnyRow) -> Result<LeadRow, StoreError> {
     let tag: Option<String> = r.try_get("last_tag")?;
     let last_message = match tag {
-        Some(tag) => Some((tag, r.try_get("last_channel")?, r.try_get("last_status")?, r.try_get("last_at")?)),
+        Some(tag) => Some((
+            tag,
+            stored_word(r, "leads", "last_channel", Channel::parse)?,
+            stored_word(r, "leads", "last_status", MessageStatus::parse)?,
+            r.try_get("last_at")?,
+        )),
         None => None,
     };
     Ok(LeadRow {
@@ -286,10 +292,10 @@ impl Database {
             .map(|r| {
                 Ok(MessageRow {
                     id: r.try_get("id")?,
-                    channel: r.try_get("channel")?,
-                    kind: r.try_get("kind")?,
+                    channel: stored_word(r, "outbox", "channel", Channel::parse)?,
+                    kind: stored_word(r, "outbox", "kind", MessageKind::parse)?,
                     tag: r.try_get("tag")?,
-                    status: r.try_get("status")?,
+                    status: stored_word(r, "outbox", "status", MessageStatus::parse)?,
                     reason: r.try_get("reason")?,
                     subject: r.try_get("subject")?,
                     text: r.try_get("text")?,

@@ -71,6 +71,26 @@ pub enum StoreError {
     Migration(#[from] migrations::MigrationError),
     #[error("{0}")]
     Corrupt(String),
+    /// A stored word this build does not know (written by a newer build, or by hand).
+    #[error("{table} row {row:?}: unknown {column} {value:?}")]
+    UnknownValue { table: &'static str, row: String, column: &'static str, value: String },
+}
+
+/// Read the word in `column` of `row` (of `table`, whose `id` column names the row) as `T`.
+pub(crate) fn stored_word<T>(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+    column: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    use sqlx::Row;
+    let value: String = row.try_get(column)?;
+    parse(&value).ok_or_else(|| StoreError::UnknownValue {
+        table,
+        row: row.try_get::<String, _>("id").unwrap_or_default(),
+        column,
+        value,
+    })
 }
 
 /// The handle every module writes and reads through. Cheap to clone.
@@ -192,4 +212,21 @@ pub fn new_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Channel;
+
+    #[tokio::test]
+    async fn an_unknown_stored_word_is_an_error_naming_table_row_column_and_value() {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect("sqlite::memory:").await.expect("sqlite in memory");
+        let row = sqlx::query("SELECT 'msg-7' AS id, 'fax' AS channel").fetch_one(&pool).await.expect("a row");
+        let err = stored_word(&row, "outbox", "channel", Channel::parse).expect_err("fax is no channel");
+        assert_eq!(err.to_string(), r#"outbox row "msg-7": unknown channel "fax""#);
+        let row = sqlx::query("SELECT 'msg-8' AS id, 'sms' AS channel").fetch_one(&pool).await.expect("a row");
+        assert_eq!(stored_word(&row, "outbox", "channel", Channel::parse).ok(), Some(Channel::Sms));
+    }
 }

@@ -6,7 +6,8 @@
 
 use sqlx::Row;
 
-use super::{Backend, Database, StoreError};
+use super::{Backend, Database, StoreError, stored_word};
+use crate::domain::{Channel, MessageKind};
 
 /// A claimed message with what the send-time rules need.
 #[derive(Clone, Debug)]
@@ -14,8 +15,8 @@ pub struct OutboxMessage {
     pub id: String,
     pub producer_id: String,
     pub lead_id: String,
-    pub channel: String,
-    pub kind: String,
+    pub channel: Channel,
+    pub kind: MessageKind,
     pub tag: String,
     pub recipient: String,
     pub subject: Option<String>,
@@ -82,8 +83,8 @@ impl Database {
                 id: r.try_get("id")?,
                 producer_id: r.try_get("producer_id")?,
                 lead_id: r.try_get("lead_id")?,
-                channel: r.try_get("channel")?,
-                kind: r.try_get("kind")?,
+                channel: stored_word(&r, "outbox", "channel", Channel::parse)?,
+                kind: stored_word(&r, "outbox", "kind", MessageKind::parse)?,
                 tag: r.try_get("tag")?,
                 recipient: r.try_get("recipient")?,
                 subject: r.try_get("subject")?,
@@ -168,7 +169,7 @@ impl Database {
         }
         let detail = serde_json::json!({
             "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
-            "body": if message.channel == "sms" { message.text.clone() } else { None }, "coupon": message.coupon,
+            "body": if message.channel == Channel::Sms { message.text.clone() } else { None }, "coupon": message.coupon,
             "reason": reason,
         })
         .to_string();
@@ -178,7 +179,7 @@ impl Database {
                     .bind(&message.lead_id)
                     .execute(&mut *tx)
                     .await?;
-                super::timeline::append(&mut tx, &message.lead_id, now, &message.channel, &detail).await?;
+                super::timeline::append(&mut tx, &message.lead_id, now, message.channel.as_str(), &detail).await?;
             }
             Outcome::Dropped(_) => super::timeline::append(&mut tx, &message.lead_id, now, "dropped", &detail).await?,
             Outcome::Bounced(_) => {

@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 
-use super::{Database, StoreError};
-use crate::domain::LeadEvent;
+use super::{Database, StoreError, stored_word};
+use crate::domain::{Channel, LeadEvent, MessageKind, MessageStatus};
 
 /// A lead's pending event, oldest first.
 #[derive(Clone, Debug)]
@@ -46,9 +46,9 @@ pub struct LeadSnapshot {
 pub struct MessageSnapshot {
     pub id: String,
     pub tag: String,
-    pub channel: String,
-    pub kind: String,
-    pub status: String,
+    pub channel: Channel,
+    pub kind: MessageKind,
+    pub status: MessageStatus,
     pub queued_at: i64,
     pub clicked: bool,
     pub opened: bool,
@@ -131,9 +131,9 @@ impl Database {
             messages.push(MessageSnapshot {
                 id: m.try_get("id")?,
                 tag: m.try_get("tag")?,
-                channel: m.try_get("channel")?,
-                kind: m.try_get("kind")?,
-                status: m.try_get("status")?,
+                channel: stored_word(m, "outbox", "channel", Channel::parse)?,
+                kind: stored_word(m, "outbox", "kind", MessageKind::parse)?,
+                status: stored_word(m, "outbox", "status", MessageStatus::parse)?,
                 queued_at: m.try_get("queued_at")?,
                 clicked: m.try_get::<Option<i64>, _>("clicked_at")?.is_some(),
                 opened: m.try_get::<Option<i64>, _>("opened_at")?.is_some(),

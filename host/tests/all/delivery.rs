@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use funnel_host::delivery::smtp::SmtpTransport;
-use funnel_host::domain::PlatformEventType;
+use funnel_host::domain::{Channel, MessageKind, MessageStatus, PlatformEventType};
 
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id};
@@ -41,7 +41,7 @@ async fn a_temporary_refusal_is_retried_and_delivered_once(db: Db) {
     let received = mailbox.received();
     assert_eq!((mailbox.rcpts().len(), received.len()), (2, 1), "{db:?}: delivered once, by the retry at 30 s");
     let email = h.message(&lead, "email").await;
-    assert_eq!(email.status, "sent", "{db:?}");
+    assert_eq!(email.status, MessageStatus::Sent, "{db:?}");
     assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "{}", received[0]);
     assert!(received[0].contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     assert!(received[0].contains("Subject: Hi Ana"), "{}", received[0]);
@@ -54,7 +54,7 @@ async fn a_permanent_refusal_bounces_and_suppresses(db: Db) {
     let (_db, h) = harness_with_smtp(db, &url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ghost", None).await);
     h.settle().await;
-    assert_eq!(h.message(&lead, "email").await.status, "bounced", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Bounced, "{db:?}");
     assert_eq!(mailbox.rcpts(), ["ghost@example.com"], "{db:?}: one try");
     let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
     assert!(snapshot.email_suppressed, "{db:?}: the address is suppressed");
@@ -63,7 +63,7 @@ async fn a_permanent_refusal_bounces_and_suppresses(db: Db) {
     // answers `suppressed`, so nothing is queued and the server is never asked again.
     h.at(20 * 60_000).await;
     assert_eq!(mailbox.rcpts().len(), 1, "{db:?}: the host never tried the bounced address again");
-    let emails = h.messages(&lead).await.into_iter().filter(|m| m.channel == "email").count();
+    let emails = h.messages(&lead).await.into_iter().filter(|m| m.channel == Channel::Email).count();
     assert_eq!(emails, 1, "{db:?}: no second email was queued");
     let timeline = h.timeline(&lead).await;
     assert!(
@@ -80,14 +80,14 @@ async fn a_message_queued_before_an_unsubscribe_is_dropped_at_send_time(db: Db) 
     // The plugin queues its email while the address is fine; the person unsubscribes before
     // delivery (the one-click link of an earlier message). The host checks again at send time.
     h.engine.dispatcher.drain().await.expect("drain");
-    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Queued, "{db:?}");
     h.engine.store.unsubscribe_lead(&lead, T0).await.expect("unsubscribe");
     h.engine.deliverer.deliver_due().await.expect("deliver");
     assert!(mailbox.rcpts().is_empty(), "{db:?}: the server was never asked");
-    assert_eq!(h.message(&lead, "email").await.status, "dropped", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Dropped, "{db:?}");
     let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("in the timeline");
     assert!(dropped.detail.contains("\"reason\":\"suppressed\""), "{db:?}: {}", dropped.detail);
-    assert_eq!(h.message(&lead, "sms").await.status, "sent", "{db:?}: the phone was not unsubscribed");
+    assert_eq!(h.message(&lead, "sms").await.status, MessageStatus::Sent, "{db:?}: the phone was not unsubscribed");
 }
 
 on_both!(a_server_that_is_down_then_up_gets_the_message);
@@ -97,11 +97,15 @@ async fn a_server_that_is_down_then_up_gets_the_message(db: Db) {
     let (_db, h) = harness_with_smtp(db, &reserved.url).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
-    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}: connection refused: queued for a retry");
+    assert_eq!(
+        h.message(&lead, "email").await.status,
+        MessageStatus::Queued,
+        "{db:?}: connection refused: queued for a retry"
+    );
     let mailbox = reserved.start();
     h.at(30_000).await;
     assert_eq!(mailbox.received().len(), 1, "{db:?}");
-    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Sent, "{db:?}");
 }
 
 on_both!(delivery_gives_up_after_its_last_attempt);
@@ -126,7 +130,7 @@ async fn delivery_gives_up_after_its_last_attempt(db: Db) {
         h.at(at).await;
         assert_eq!(mailbox.rcpts().len(), attempt + 1, "{db:?}: attempt {} at {} ms", attempt + 1, at - first);
     }
-    assert_eq!(h.message(&lead, "email").await.status, "failed", "{db:?}: given up after the eighth");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Failed, "{db:?}: given up after the eighth");
     let failed = h.timeline(&lead).await.into_iter().find(|e| e.kind == "send_failed").expect("in the timeline");
     assert!(failed.detail.contains("451"), "{db:?}: the last error is kept: {}", failed.detail);
     h.at(at + 24 * 3_600_000).await;
@@ -183,7 +187,7 @@ async fn a_twilio_style_gateway_gets_a_form_and_a_4xx_is_permanent(db: Db) {
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     h.settle().await;
     assert_eq!(seen.lock().expect("lock").clone(), ["To=%2B5511999990000&From=Loja&Body=Hi+Ana"], "{db:?}");
-    assert_eq!(h.message(&lead, "sms").await.status, "bounced", "{db:?}");
+    assert_eq!(h.message(&lead, "sms").await.status, MessageStatus::Bounced, "{db:?}");
 }
 
 on_both!(a_crash_between_claim_and_send_delivers_later_with_the_same_message_id);
@@ -195,7 +199,7 @@ async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id(
     h.engine.scheduler.tick().await.expect("tick");
     h.engine.dispatcher.drain().await.expect("drain");
     let claimed = h.engine.store.claim_messages(h.clock_now(), 60_000, 10).await.expect("claim");
-    let email = claimed.iter().find(|m| m.channel == "email").expect("the email was claimed").clone();
+    let email = claimed.iter().find(|m| m.channel == Channel::Email).expect("the email was claimed").clone();
     drop(claimed);
     // Another worker: nothing while the dead one's lease runs, the message once it expires.
     h.at(59_999).await;
@@ -204,7 +208,7 @@ async fn a_crash_between_claim_and_send_delivers_later_with_the_same_message_id(
     let received = mailbox.received();
     assert_eq!((mailbox.rcpts().len(), received.len()), (1, 1), "{db:?}");
     assert!(received[0].contains(&format!("Message-ID: <{}@funnel>", email.id)), "same Message-ID: {}", received[0]);
-    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Sent, "{db:?}");
 }
 
 on_both!(the_per_producer_rate_cap_defers_without_losing_anything);
@@ -227,7 +231,7 @@ async fn the_per_producer_rate_cap_defers_without_losing_anything(db: Db) {
     async fn sent(h: &Harness, leads: &[String]) -> usize {
         let mut n = 0;
         for lead in leads {
-            n += h.messages(lead).await.iter().filter(|m| m.status == "sent").count();
+            n += h.messages(lead).await.iter().filter(|m| m.status == MessageStatus::Sent).count();
         }
         n
     }
@@ -259,7 +263,7 @@ async fn a_purchase_between_queue_and_send_drops_recovery_but_not_transactional(
     h.engine.dispatcher.drain().await.expect("drain");
     h.post("e2", PlatformEventType::OrderPaid, "ana", None).await;
     h.engine.deliverer.deliver_due().await.expect("deliver");
-    assert_eq!(h.message(&lead, "email").await.status, "dropped", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Dropped, "{db:?}");
     assert!(mailbox.rcpts().is_empty(), "{db:?}: the recovery email never reached the server");
     assert_eq!(sms_seen.lock().expect("lock").len(), 1, "{db:?}: the transactional SMS still went");
     let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("visible in the timeline");
@@ -313,13 +317,13 @@ async fn two_deliverers_on_postgres_send_each_message_once() {
 }
 
 /// An outbox message to `recipient` as the transports see it (no store needed).
-fn outbox_message(channel: &str, recipient: &str) -> funnel_host::store::outbox::OutboxMessage {
+fn outbox_message(channel: Channel, recipient: &str) -> funnel_host::store::outbox::OutboxMessage {
     funnel_host::store::outbox::OutboxMessage {
         id: "m1".into(),
         producer_id: "p1".into(),
         lead_id: "l1".into(),
-        channel: channel.into(),
-        kind: "recovery".into(),
+        channel,
+        kind: MessageKind::Recovery,
         tag: "t".into(),
         recipient: recipient.into(),
         subject: Some("Oi".into()),
@@ -360,7 +364,7 @@ async fn an_smtp_server_that_never_greets_fails_the_send_at_its_deadline() {
     let transport = SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into())
         .expect("smtp transport")
         .with_deadlines(test_deadlines());
-    let result = send_bounded(&transport, &outbox_message("email", "ana@example.com")).await;
+    let result = send_bounded(&transport, &outbox_message(Channel::Email, "ana@example.com")).await;
     match result {
         Err(funnel_host::delivery::SendError::Temporary(why)) => {
             assert!(why.contains("timed out") && why.contains("greeting"), "names the step: {why}")
@@ -377,7 +381,7 @@ async fn an_sms_gateway_that_never_answers_fails_the_send_at_its_deadline() {
         funnel_host::delivery::sms::SmsGateway::new(&url, funnel_host::delivery::sms::SmsFormat::Json, "Loja")
             .expect("gateway")
             .with_deadlines(test_deadlines());
-    let result = send_bounded(&gateway, &outbox_message("sms", "+5511999990000")).await;
+    let result = send_bounded(&gateway, &outbox_message(Channel::Sms, "+5511999990000")).await;
     match result {
         Err(funnel_host::delivery::SendError::Temporary(why)) => assert!(why.contains("timed out"), "{why}"),
         other => panic!("a temporary failure (retried with backoff), not {other:?}"),
@@ -395,7 +399,7 @@ async fn a_send_that_times_out_is_a_failed_attempt_retried_with_backoff(db: Db) 
     h.bind_test_guest("roundtrip", None, None).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
     tokio::time::timeout(std::time::Duration::from_secs(60), h.settle()).await.expect("settle ends");
-    assert_eq!(h.message(&lead, "email").await.status, "queued", "{db:?}: waiting for its retry");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Queued, "{db:?}: waiting for its retry");
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "{db:?}: one attempt");
     // The retry comes with the usual backoff (30 s after the first attempt), and times out too.
     h.at(29_999).await;

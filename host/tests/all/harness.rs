@@ -204,7 +204,8 @@ impl Harness {
 
     /// The lead's only message on `channel` ("email", "sms").
     pub async fn message(&self, lead: &str, channel: &str) -> MessageSnapshot {
-        let mut found: Vec<_> = self.messages(lead).await.into_iter().filter(|m| m.channel == channel).collect();
+        let mut found: Vec<_> =
+            self.messages(lead).await.into_iter().filter(|m| m.channel.as_str() == channel).collect();
         assert_eq!(found.len(), 1, "one {channel} message for lead {lead}: {found:?}");
         found.remove(0)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use funnel_host::domain::PlatformEventType;
+use funnel_host::domain::{Channel, MessageStatus, PlatformEventType};
 
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id, logs_starting};
@@ -150,16 +150,20 @@ async fn a_delivery_claim_taken_over_is_not_finished_by_its_old_owner(db: Db) {
     h.engine.dispatcher.drain().await.expect("drain");
     // A worker claims the email and stalls past its lease; another takes it over and sends it.
     let claimed = h.engine.store.claim_messages(h.clock_now(), 60_000, 10).await.expect("claim");
-    let stale = claimed.into_iter().find(|m| m.channel == "email").expect("the email was claimed");
+    let stale = claimed.into_iter().find(|m| m.channel == Channel::Email).expect("the email was claimed");
     h.at(60_000).await;
     assert_eq!(mailbox.received().len(), 1, "{db:?}: sent by the new owner");
-    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Sent, "{db:?}");
     // The old owner wakes up: its outcome is not recorded over the new owner's.
     let retry = Outcome::Retry { at: h.clock_now() + 30_000, error: "451 late".into() };
     h.engine.store.finish_message(&stale, &retry, h.clock_now()).await.expect("finish");
-    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}: not queued again by the old owner");
+    assert_eq!(
+        h.message(&lead, "email").await.status,
+        MessageStatus::Sent,
+        "{db:?}: not queued again by the old owner"
+    );
     h.engine.store.finish_message(&stale, &Outcome::Sent, h.clock_now()).await.expect("finish");
-    assert_eq!(h.message(&lead, "email").await.status, "sent", "{db:?}: the old owner changed nothing");
+    assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Sent, "{db:?}: the old owner changed nothing");
     let sent = h.timeline(&lead).await.into_iter().filter(|e| e.kind == "email").count();
     assert_eq!(sent, 1, "{db:?}: one sent entry in the timeline");
     // Later (the guest's 20-minute timer sends another email): that one was never sent again.
@@ -385,7 +389,7 @@ async fn a_message_whose_claim_was_taken_over_mid_batch_is_not_sent_by_the_old_o
     // One batch of two messages (an email and an SMS); the first send outlasts the lease.
     h.engine.deliverer.deliver_due().await.expect("deliver");
     assert_eq!(slow.sent.load(Ordering::SeqCst), 1, "{db:?}: the second message was left to its new owner");
-    let statuses: Vec<String> = h.messages(&lead).await.into_iter().map(|m| m.status).collect();
+    let statuses: Vec<String> = h.messages(&lead).await.into_iter().map(|m| m.status.to_string()).collect();
     assert_eq!(statuses, ["sending", "sending"], "{db:?}: both held by the new owner, nothing recorded over it");
 }
 

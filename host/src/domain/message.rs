@@ -1,0 +1,97 @@
+//! What a message is: its [`Channel`], its [`MessageKind`] and where it is in its life
+//! ([`MessageStatus`]). The store keeps each as text and parses it back on read; a value this
+//! build does not know is an error naming the row (see `store::StoreError::UnknownValue`), never
+//! a guess.
+
+/// An enum stored as one lowercase word: `as_str` for writing, `parse` for reading back.
+macro_rules! stored_words {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The word stored and shown for it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+
+            /// The value a stored word names; `None` for a word this build does not know.
+            pub fn parse(word: &str) -> Option<Self> {
+                match word {
+                    $($word => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_words! {
+    /// How a message reaches the person.
+    Channel {
+        Email = "email",
+        Sms = "sms",
+    }
+}
+
+stored_words! {
+    /// What a message is for: a `recovery` message is dropped at send time when the lead has
+    /// bought; a `transactional` one (a thank-you) still goes.
+    MessageKind {
+        Recovery = "recovery",
+        Transactional = "transactional",
+    }
+}
+
+stored_words! {
+    /// Where a message is in its life.
+    MessageStatus {
+        /// Waiting for delivery (or for its next attempt).
+        Queued = "queued",
+        /// Claimed by a deliverer, which is sending it now.
+        Sending = "sending",
+        /// Handed to the email server or SMS gateway.
+        Sent = "sent",
+        /// Not sent on purpose (the lead bought, or the address is suppressed).
+        Dropped = "dropped",
+        /// Refused permanently by the receiving server.
+        Bounced = "bounced",
+        /// Gave up after retries.
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_word_parses_back_to_its_value_and_nothing_else_parses() {
+        for status in [
+            MessageStatus::Queued,
+            MessageStatus::Sending,
+            MessageStatus::Sent,
+            MessageStatus::Dropped,
+            MessageStatus::Bounced,
+            MessageStatus::Failed,
+        ] {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).ok(), Some(serde_json::json!(status.as_str())));
+        }
+        assert_eq!(Channel::parse("sms"), Some(Channel::Sms));
+        assert_eq!(Channel::parse("SMS"), None, "stored words are exact");
+        assert_eq!(MessageKind::parse("promo"), None);
+    }
+}
