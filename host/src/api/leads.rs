@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::Problem;
-use crate::domain::{Channel, MessageKind, MessageStatus};
+use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
 use crate::store::leads::LeadSummary;
 
 #[derive(Deserialize)]
@@ -28,9 +28,7 @@ fn rfc3339(ms: i64) -> String {
 pub struct LeadView {
     pub id: String,
     pub email: String,
-    /// `open`, `recovering`, `recovered`, `lost`, `unsubscribed`, `refunded` or `parked` (its events
-    /// stopped by a plugin limit).
-    pub status: String,
+    pub status: LeadStatus,
     pub product_id: Option<String>,
     pub plan_id: Option<String>,
     /// The cart's price, when the platform sent one.
@@ -91,7 +89,7 @@ fn lead_view(lead: &LeadSummary) -> LeadView {
     LeadView {
         id: lead.id.clone(),
         email: lead.email.clone(),
-        status: lead.status.clone(),
+        status: lead.status,
         product_id: lead.product_id.clone(),
         plan_id: lead.plan_id.clone(),
         value: lead.price_cents.map(|amount_cents| MoneyView { amount_cents, currency: lead.currency.clone() }),

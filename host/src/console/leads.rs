@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 
-use crate::domain::MessageStatus;
+use crate::domain::{LeadStatus, MessageStatus};
 use serde::Deserialize;
 
 use super::ConsoleState;
@@ -24,7 +24,15 @@ const PAGE: i64 = 50;
 const CSV_PAGE: i64 = 1000;
 
 /// The statuses a lead can have, in the order the filter offers them.
-pub const STATUSES: &[&str] = &["open", "recovering", "recovered", "purchased", "refunded", "unsubscribed"];
+pub const STATUSES: &[LeadStatus] = &[
+    LeadStatus::Open,
+    LeadStatus::Recovering,
+    LeadStatus::Recovered,
+    LeadStatus::Purchased,
+    LeadStatus::Refunded,
+    LeadStatus::Unsubscribed,
+    LeadStatus::Parked,
+];
 
 /// The report's query string, as typed.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -56,7 +64,7 @@ impl FilterQuery {
     fn filter(&self, t: &Strings) -> Result<LeadFilter, Vec<FieldProblem>> {
         let mut problems = Vec::new();
         let status = self.status.trim();
-        if !status.is_empty() && !STATUSES.contains(&status) {
+        if !status.is_empty() && LeadStatus::parse(status).is_none() {
             problems.push(("status", t.filter_bad_status.to_string()));
         }
         let mut date = |field: &'static str, text: &str, plus_days: i64| {
@@ -130,15 +138,15 @@ pub struct LeadView {
 }
 
 /// The label of a status in the language (the raw value for one this version does not know).
-pub fn status_label(t: &'static Strings, status: &str) -> &'static str {
+pub fn status_label(t: &'static Strings, status: LeadStatus) -> &'static str {
     match status {
-        "open" => t.status_open,
-        "recovering" => t.status_recovering,
-        "recovered" => t.status_recovered,
-        "purchased" => t.status_purchased,
-        "refunded" => t.status_refunded,
-        "unsubscribed" => t.status_unsubscribed,
-        _ => t.status_other,
+        LeadStatus::Open => t.status_open,
+        LeadStatus::Recovering => t.status_recovering,
+        LeadStatus::Recovered => t.status_recovered,
+        LeadStatus::Purchased => t.status_purchased,
+        LeadStatus::Refunded => t.status_refunded,
+        LeadStatus::Unsubscribed => t.status_unsubscribed,
+        LeadStatus::Parked => t.status_parked,
     }
 }
 
@@ -171,8 +179,8 @@ pub fn lead_view(lang: Lang, row: &LeadRow) -> LeadView {
             (Some(cents), Some(currency)) => money(lang, cents, currency),
             _ => String::new(),
         },
-        status: row.status.clone(),
-        status_label: status_label(t, &row.status),
+        status: row.status.to_string(),
+        status_label: status_label(t, row.status),
         captured_at: datetime(row.captured_at),
         last_message: row
             .last_message
@@ -230,7 +238,7 @@ pub async fn report(State(state): State<ConsoleState>, signed: Signed, Query(q):
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = LeadsPage {
         c: Chrome::signed(&signed, Tab::Leads, t.leads_title),
-        statuses: STATUSES.iter().map(|s| (*s, status_label(t, s))).collect(),
+        statuses: STATUSES.iter().map(|s| (s.as_str(), status_label(t, *s))).collect(),
         products,
         problems,
         leads: leads.iter().map(|row| lead_view(lang, row)).collect(),
@@ -269,7 +277,7 @@ fn csv_line(row: &LeadRow) -> String {
         row.plan_id.clone().unwrap_or_default(),
         amount,
         row.currency.clone().unwrap_or_default(),
-        row.status.clone(),
+        row.status.to_string(),
         chrono::DateTime::from_timestamp_millis(row.captured_at).map(|t| t.to_rfc3339()).unwrap_or_default(),
         tag,
         sent_at,

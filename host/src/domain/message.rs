@@ -73,6 +73,26 @@ stored_words! {
     }
 }
 
+stored_words! {
+    /// Where a lead is, as "my leads" shows it.
+    LeadStatus {
+        /// Captured; no recovery message sent yet.
+        Open = "open",
+        /// A recovery message was sent; not bought yet.
+        Recovering = "recovering",
+        /// Bought after a recovery message was sent (the sale counts as recovered).
+        Recovered = "recovered",
+        /// Bought without a recovery message.
+        Purchased = "purchased",
+        /// The order was refunded.
+        Refunded = "refunded",
+        /// The person unsubscribed before buying.
+        Unsubscribed = "unsubscribed",
+        /// Its events were stopped by a plugin limit; an operator looks at it.
+        Parked = "parked",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

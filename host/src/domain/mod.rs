@@ -5,7 +5,8 @@
 //! - [`event`]: platform events (`checkout.updated`, `order.paid`, …), the checkout they are
 //!   about, and the events a lead's plugin is told about.
 //! - [`email`]: [`EmailAddress`], a bare address normalized once where it enters.
-//! - [`message`]: a message's channel, kind and status, stored as words and parsed back.
+//! - [`message`]: a message's channel, kind and status, and a lead's status, stored as words
+//!   and parsed back.
 //! - [`text`]: which control characters a field may hold.
 
 pub mod email;
@@ -15,4 +16,4 @@ pub mod text;
 
 pub use email::EmailAddress;
 pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};
-pub use message::{Channel, MessageKind, MessageStatus};
+pub use message::{Channel, LeadStatus, MessageKind, MessageStatus};

@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Database, StoreError, stored_word};
-use crate::domain::{Channel, MessageKind, MessageStatus};
+use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
 
 /// Which leads the report shows. Every part is optional; times are Unix ms, `to` exclusive.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct LeadRow {
     pub plan_id: Option<String>,
     pub price_cents: Option<i64>,
     pub currency: Option<String>,
-    pub status: String,
+    pub status: LeadStatus,
     pub captured_at: i64,
     /// The newest message: (tag, channel, status, queued at).
     pub last_message: Option<(String, Channel, MessageStatus, i64)>,
@@ -150,7 +150,7 @@ fn lead_row(r: &AnyRow) -> Result<LeadRow, StoreError> {
         plan_id: r.try_get("plan_id")?,
         price_cents: r.try_get("price_cents")?,
         currency: r.try_get("currency")?,
-        status: r.try_get("status")?,
+        status: stored_word(r, "leads", "status", LeadStatus::parse)?,
         captured_at: r.try_get("captured_at")?,
         last_message,
     })

@@ -10,7 +10,7 @@ use super::{Database, StoreError};
 pub struct LeadSummary {
     pub id: String,
     pub email: String,
-    pub status: String,
+    pub status: crate::domain::LeadStatus,
     pub product_id: Option<String>,
     pub plan_id: Option<String>,
     pub price_cents: Option<i64>,
@@ -68,7 +68,7 @@ impl Database {
         Ok(Some(LeadSummary {
             id: lead_id.to_string(),
             email: row.try_get("email")?,
-            status: row.try_get("status")?,
+            status: super::stored_word(&row, "leads", "status", crate::domain::LeadStatus::parse)?,
             product_id: row.try_get("product_id")?,
             plan_id: row.try_get("plan_id")?,
             price_cents: row.try_get("price_cents")?,

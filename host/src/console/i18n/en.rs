@@ -66,7 +66,7 @@ pub const EN: Strings = Strings {
     status_purchased: "Purchased",
     status_refunded: "Refunded",
     status_unsubscribed: "Unsubscribed",
-    status_other: "Other",
+    status_parked: "Stopped by a plugin limit",
     msg_queued: "queued",
     msg_sent: "sent",
     msg_dropped: "dropped",

@@ -129,7 +129,7 @@ pub struct Strings {
     pub status_purchased: &'static str,
     pub status_refunded: &'static str,
     pub status_unsubscribed: &'static str,
-    pub status_other: &'static str,
+    pub status_parked: &'static str,
     pub msg_queued: &'static str,
     pub msg_sent: &'static str,
     pub msg_dropped: &'static str,

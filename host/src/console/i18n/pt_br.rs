@@ -66,7 +66,7 @@ pub const PT_BR: Strings = Strings {
     status_purchased: "Comprou",
     status_refunded: "Reembolsado",
     status_unsubscribed: "Descadastrado",
-    status_other: "Outro",
+    status_parked: "Parado por um limite do plugin",
     msg_queued: "na fila",
     msg_sent: "enviada",
     msg_dropped: "descartada",
