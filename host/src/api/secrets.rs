@@ -32,7 +32,7 @@ impl TokenDigest {
     /// Whether `presented` is the token, in time independent of where they differ.
     pub fn matches(&self, presented: &str) -> bool {
         let presented = TokenDigest::of(presented);
-        self.0.iter().zip(presented.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &presented.0[..]).into()
     }
 }
 

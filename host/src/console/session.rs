@@ -72,7 +72,7 @@ pub fn set_cookie(state: &ConsoleState, name: &str, value: Option<&str>) -> (axu
 
 /// Constant-time comparison: a token cannot be found byte by byte from timings.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 /// Why a console request was refused.

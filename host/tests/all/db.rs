@@ -8,8 +8,6 @@
 //! `FUNNEL_REQUIRE_POSTGRES` is set), so a skip is never silent; CI sets both, and a PostgreSQL
 //! test that runs without a reachable database fails.
 
-use std::path::PathBuf;
-
 use funnel_host::store::Database;
 use sqlx::{AnyConnection, Connection};
 
@@ -50,8 +48,12 @@ pub struct TestDb {
 }
 
 enum Cleanup {
-    Dir(PathBuf),
-    Schema { base: String, name: String },
+    /// Held only to be dropped: dropping it removes the directory.
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema {
+        base: String,
+        name: String,
+    },
 }
 
 /// The PostgreSQL server's URL, or a failure saying how to configure it.
@@ -71,9 +73,8 @@ impl TestDb {
         let id = uuid::Uuid::new_v4().simple();
         match kind {
             Db::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("funnel-test-{id}"));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let url = format!("sqlite:{}", dir.join("funnel.db").display());
+                let dir = tempfile::Builder::new().prefix("funnel-test-").tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("funnel.db").display());
                 TestDb { kind, url, cleanup: Cleanup::Dir(dir) }
             }
             Db::Postgres => {
@@ -161,9 +162,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
-            Cleanup::Dir(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
+            Cleanup::Dir(_) => {}
             Cleanup::Schema { base, name } => {
                 // Drop runs inside the test's runtime, which cannot be blocked on: a thread of
                 // its own with its own runtime. `lock_timeout`: a connection the test left in
