@@ -78,6 +78,7 @@ async fn main() {
         clock: clock.clone(),
         secrets: Arc::new(Secrets { admin_token: "a".into(), platform_token: "p".into(), platform_secret: "s".into() }),
         work: Arc::new(tokio::sync::Notify::new()),
+        webhook_targets: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -14,6 +14,7 @@
 //! - [`dispatch`]: one lead at a time, one transaction per event.
 //! - [`scheduler`]: durable timers coming due.
 //! - [`delivery`]: send-time rules, templates, transports.
+//! - [`webhooks`]: outgoing webhooks to producers' endpoints (SSRF guard, signed deliveries).
 //! - [`domain`]: the types every module speaks (events, checkouts, prices), parsed once.
 //! - [`clock`]: real or virtual time; [`pipeline`] wires the above to one clock.
 //! - [`sim`]: `funnel simulate`, the same engine on a virtual clock.
@@ -35,3 +36,4 @@ pub mod runtime;
 pub mod scheduler;
 pub mod sim;
 pub mod store;
+pub mod webhooks;

@@ -39,8 +39,14 @@ pub static MESSAGES_DROPPED: Counter =
     Counter::new("funnel_messages_dropped_total", "Messages dropped by send-time rules");
 pub static MESSAGES_BOUNCED: Counter = Counter::new("funnel_messages_bounced_total", "Messages refused permanently");
 pub static MESSAGES_RETRIED: Counter = Counter::new("funnel_messages_retried_total", "Temporary send failures");
+pub static WEBHOOKS_DELIVERED: Counter =
+    Counter::new("funnel_webhooks_delivered_total", "Webhook deliveries answered with a 2xx");
+pub static WEBHOOKS_RETRIED: Counter =
+    Counter::new("funnel_webhooks_retried_total", "Webhook attempts that failed and will be retried");
+pub static WEBHOOKS_FAILED: Counter =
+    Counter::new("funnel_webhooks_failed_total", "Webhook deliveries given up after a day of retries");
 
-const COUNTERS: [&Counter; 11] = [
+const COUNTERS: [&Counter; 14] = [
     &EVENTS_ACCEPTED,
     &EVENTS_DUPLICATE,
     &INVOCATIONS_OK,
@@ -52,6 +58,9 @@ const COUNTERS: [&Counter; 11] = [
     &MESSAGES_DROPPED,
     &MESSAGES_BOUNCED,
     &MESSAGES_RETRIED,
+    &WEBHOOKS_DELIVERED,
+    &WEBHOOKS_RETRIED,
+    &WEBHOOKS_FAILED,
 ];
 
 /// The text exposition of every counter plus the given gauges.

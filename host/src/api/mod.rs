@@ -9,6 +9,7 @@
 //! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `lists`, `plugins`,
 //!   `contacts` (erasure), `health`: the routes.
 //! - `tracking`: the public click and unsubscribe links.
+//! - [`webhooks`]: the producer's outgoing webhooks and their deliveries.
 
 pub mod auth;
 pub mod bindings;
@@ -25,6 +26,7 @@ mod producers;
 pub mod secrets;
 mod stats;
 mod tracking;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ pub struct AppState {
     pub secrets: Arc<Secrets>,
     /// Woken when new work is stored, so the engine loop does not wait for its next tick.
     pub work: Arc<Notify>,
+    /// Where webhooks may point (`FUNNEL_WEBHOOK_ALLOW_PRIVATE`); checked at registration.
+    pub webhook_targets: crate::webhooks::TargetPolicy,
 }
 
 /// Largest request body (a batch of 1000 events fits; plugin uploads have their own route).
@@ -272,6 +276,41 @@ pub fn routes() -> Vec<Route> {
             Producer,
             get(stats::stats),
         ),
+        Route {
+            body: Some(schema::<webhooks::NewWebhook>),
+            responses: Some(webhooks::create_responses),
+            ..route(
+                "post",
+                "/v1/webhooks",
+                "Register a webhook for event types; returns its signing secret once",
+                Producer,
+                post(webhooks::create),
+            )
+        },
+        Route {
+            responses: Some(webhooks::list_responses),
+            ..route("get", "/v1/webhooks", "Your webhooks (without their secrets)", Producer, get(webhooks::list))
+        },
+        Route {
+            responses: Some(webhooks::delete_responses),
+            ..route(
+                "delete",
+                "/v1/webhooks/{id}",
+                "Delete a webhook and its deliveries",
+                Producer,
+                delete(webhooks::delete),
+            )
+        },
+        Route {
+            responses: Some(webhooks::deliveries_responses),
+            ..route(
+                "get",
+                "/v1/webhooks/{id}/deliveries",
+                "A webhook's deliveries with their attempts and status codes, newest first (?cursor=&limit=)",
+                Producer,
+                get(webhooks::deliveries),
+            )
+        },
         Route {
             responses: Some(|| ok::<lists::Lists>("Your lists, by name")),
             ..route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))

@@ -22,6 +22,7 @@ use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::scheduler::periodic::{Periodic, PeriodicJobs};
 use crate::store::Database;
+use crate::webhooks::{SenderSettings, TargetPolicy};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -115,6 +116,11 @@ pub struct ServeArgs {
     /// (default 1000, 10000 in a debug build; 0: always in the background).
     #[arg(long, env = "FUNNEL_UPLOAD_CHECK_BUDGET_MS", value_parser = clap::value_parser!(u64).range(0..=600_000))]
     upload_check_budget_ms: Option<u64>,
+    /// Let webhooks point at loopback, private (RFC 1918, fc00::/7), link-local and other
+    /// non-public addresses. Off by default: a producer's webhook could otherwise reach
+    /// services inside the network funnel runs in. For tests and single-tenant installs.
+    #[arg(long, env = "FUNNEL_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), UsageError> {
@@ -186,19 +192,29 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         None => files,
     };
     let console_public_url = public_url.clone();
-    let engine = Arc::new(Pipeline::new(PipelineParts {
-        store: store.clone(),
-        runtime,
-        clock: clock.clone(),
-        email,
-        sms,
-        public_url,
-        rate_caps: (Some(args.max_sends_per_minute), Some(args.max_producer_sends_per_minute)),
-    }));
+    let webhook_targets = TargetPolicy { allow_private: args.webhook_allow_private };
+    let engine = Arc::new(
+        Pipeline::new(PipelineParts {
+            store: store.clone(),
+            runtime,
+            clock: clock.clone(),
+            email,
+            sms,
+            public_url,
+            rate_caps: (Some(args.max_sends_per_minute), Some(args.max_producer_sends_per_minute)),
+        })
+        .with_webhooks(webhook_targets, SenderSettings::default()),
+    );
     // The dispatcher's own notification: a drain under way with a free slot hears of new work.
     let work = engine.dispatcher.new_work();
-    let state =
-        AppState { store, plugins: engine.plugins.clone(), clock, secrets: Arc::new(secrets), work: work.clone() };
+    let state = AppState {
+        store,
+        plugins: engine.plugins.clone(),
+        clock,
+        secrets: Arc::new(secrets),
+        work: work.clone(),
+        webhook_targets,
+    };
     let jobs = PeriodicJobs {
         retention: Periodic::parse(&args.retention_schedule).map_err(UsageError)?,
         retention_days: args.retention_days,

@@ -1,4 +1,4 @@
-//! `serve`'s engine as independent tasks: timers, dispatch, delivery and the periodic jobs each
+//! `serve`'s engine as independent tasks: timers, dispatch, delivery, webhooks and the periodic jobs each
 //! run in a task of their own, woken by a [`Notify`] (new work) and by a tick (work that
 //! becomes due with time: retries, leases, timers). A step that fails is logged and tried again
 //! at the next wake-up; a step that panics is caught at the task boundary. None waits for
@@ -24,6 +24,10 @@ use crate::store::StoreError;
 /// The longest a loop sleeps without a notification: timers and retries become due with
 /// time alone, so each loop looks at least this often.
 const TICK: Duration = Duration::from_secs(1);
+
+/// How long a stopping webhook loop waits for its requests in flight (within `serve`'s 8 s
+/// grace); one still running after it is dropped, and its lease hands it to the next start.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(5);
 
 /// What wakes each loop early: new events (the API, fired timers) wake dispatch; new
 /// messages (a handled event) wake delivery.
@@ -80,6 +84,22 @@ impl Loops {
                 let p = p.clone();
                 async move { p.deliverer.deliver_due().await.map(|_| ()) }
             })));
+        }
+        {
+            // Each request runs on a task of its own (see `webhooks::sender`): a step only claims
+            // and starts them, so a hanging receiver never holds this loop. On the way out the
+            // requests in flight finish (each within its deadline) before the loop ends.
+            let sender = pipeline.webhooks.clone();
+            let stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = sender.clone();
+                run_loop("webhooks", Some(sender.wakeup()), stopped, move || {
+                    let s = s.clone();
+                    async move { s.pump().await.map(|_| ()) }
+                })
+                .await;
+                sender.wait_idle(WEBHOOK_GRACE).await;
+            }));
         }
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
         let p = pipeline.clone();

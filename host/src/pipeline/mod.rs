@@ -5,7 +5,8 @@
 //! [`crate::runtime`] owns.)
 //!
 //! ## Layout
-//! - [`loops`]: `serve`'s independent tasks (timers, dispatch, delivery, periodic jobs).
+//! - [`loops`]: `serve`'s independent tasks (timers, dispatch, delivery, webhooks, periodic
+//!   jobs).
 
 pub mod loops;
 
@@ -18,6 +19,7 @@ use crate::dispatch::plugins::PluginRegistry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
 use crate::store::{Database, StoreError};
+use crate::webhooks::{SenderSettings, TargetPolicy, WebhookSender};
 
 /// Everything that handles events, wired to one store and one clock.
 pub struct Pipeline {
@@ -27,6 +29,8 @@ pub struct Pipeline {
     pub dispatcher: Dispatcher,
     pub scheduler: Scheduler,
     pub deliverer: Deliverer,
+    /// Outgoing webhooks (not part of [`Pipeline::settle`]: they leave the machine).
+    pub webhooks: Arc<WebhookSender>,
 }
 
 /// How the pipeline reaches the outside world.
@@ -49,10 +53,22 @@ impl Pipeline {
             scheduler: Scheduler::new(parts.store.clone(), parts.clock.clone()),
             deliverer: Deliverer::new(parts.store.clone(), parts.email, parts.sms, parts.clock.clone())
                 .with_rate_caps(parts.rate_caps.0, parts.rate_caps.1),
+            webhooks: Arc::new(WebhookSender::new(
+                parts.store.clone(),
+                parts.clock.clone(),
+                TargetPolicy::default(),
+                SenderSettings::default(),
+            )),
             store: parts.store,
             plugins,
             clock: parts.clock,
         }
+    }
+
+    /// Deliver webhooks under `policy` and `settings` (the defaults refuse private targets).
+    pub fn with_webhooks(self, policy: TargetPolicy, settings: SenderSettings) -> Self {
+        let webhooks = Arc::new(WebhookSender::new(self.store.clone(), self.clock.clone(), policy, settings));
+        Pipeline { webhooks, ..self }
     }
 
     /// Stop claiming work: the dispatcher gives back leads it has not started and stops each
@@ -61,6 +77,7 @@ impl Pipeline {
     pub fn stop(&self) {
         self.dispatcher.stop();
         self.deliverer.stop();
+        self.webhooks.stop();
     }
 
     /// Fire due timers, handle due events and deliver due messages until nothing is left to

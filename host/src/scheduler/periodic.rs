@@ -69,6 +69,10 @@ impl PeriodicJobs {
                 Ok(n) => tracing::info!(purged = n, days = self.retention_days, "retention purge"),
                 Err(e) => tracing::error!(error = %e, "retention purge failed"),
             }
+            match store.purge_webhook_deliveries(before).await {
+                Ok(n) => tracing::info!(purged = n, days = self.retention_days, "webhook deliveries purged"),
+                Err(e) => tracing::error!(error = %e, "webhook retention purge failed"),
+            }
         }
         if self.stats_rollup.due(now) {
             // Yesterday too: facts are dated by when they happened, and one can land just

@@ -51,6 +51,7 @@ impl Database {
                     .execute(&mut *tx)
                     .await?;
             }
+            super::webhooks::erase_lead(&mut tx, lead).await?;
             sqlx::query("DELETE FROM leads WHERE id = $1").bind(lead).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM list_members WHERE producer_id = $1 AND email = $2")

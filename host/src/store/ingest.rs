@@ -179,7 +179,10 @@ async fn ingest_one(
     Ok(IngestOutcome::Accepted { lead_id })
 }
 
-/// Mark a lead purchased, and recovered when a recovery message was delivered before.
+/// Mark a lead purchased, and recovered when a recovery message was delivered before. The
+/// first purchase of a lead queues `lead.purchased` (and `lead.recovered` when recovered) for
+/// the producer's webhooks in the same transaction; a later `order.paid` of the same checkout
+/// (another event id) changes nothing and reports nothing.
 pub(crate) async fn mark_purchased(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     lead_id: &str,
@@ -194,15 +197,69 @@ pub(crate) async fn mark_purchased(
     .fetch_optional(&mut **tx)
     .await?;
     let status = if by.is_some() { "recovered" } else { "purchased" };
-    sqlx::query(
-        "UPDATE leads SET purchased_at = COALESCE(purchased_at, $1), status = $2, recovered_by = COALESCE(recovered_by, $3)
-         WHERE id = $4",
+    // The first purchase only (`purchased_at IS NULL`: on PostgreSQL a concurrent one waits
+    // for this row and then finds it set), so the webhooks hear of it once.
+    let first = sqlx::query(
+        "UPDATE leads SET purchased_at = $1, status = $2, recovered_by = $3 WHERE id = $4 AND purchased_at IS NULL",
     )
     .bind(now)
     .bind(status)
-    .bind(by)
+    .bind(&by)
     .bind(lead_id)
     .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first {
+        sqlx::query("UPDATE leads SET status = $1, recovered_by = COALESCE(recovered_by, $2) WHERE id = $3")
+            .bind(status)
+            .bind(by)
+            .bind(lead_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
+    report_purchase(tx, lead_id, now).await
+}
+
+/// Queue `lead.purchased`, and `lead.recovered` for a recovered lead, for the producer's
+/// webhooks (the definition of recovered is the stats': `recovered_by` is set).
+async fn report_purchase(tx: &mut sqlx::Transaction<'_, sqlx::Any>, lead_id: &str, now: i64) -> Result<(), StoreError> {
+    use crate::webhooks::WebhookEvent;
+    let r = sqlx::query(
+        "SELECT l.producer_id, l.checkout_id, l.email, l.product_id, l.plan_id, l.price_cents, l.currency,
+                l.recovered_by, o.tag, o.channel
+         FROM leads l LEFT JOIN outbox o ON o.id = l.recovered_by WHERE l.id = $1",
+    )
+    .bind(lead_id)
+    .fetch_one(&mut **tx)
     .await?;
+    let producer_id: String = r.try_get("producer_id")?;
+    let price_cents: Option<i64> = r.try_get("price_cents")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    let recovered_by: Option<String> = r.try_get("recovered_by")?;
+    let mut data = serde_json::json!({
+        "lead_id": lead_id,
+        "checkout_id": r.try_get::<String, _>("checkout_id")?,
+        "email": r.try_get::<String, _>("email")?,
+        "product_id": r.try_get::<Option<String>, _>("product_id")?,
+        "plan_id": r.try_get::<Option<String>, _>("plan_id")?,
+        "value": price_cents.zip(currency).map(|(c, cur)| serde_json::json!({"amount_cents": c, "currency": cur})),
+        "purchased_at": chrono::DateTime::from_timestamp_millis(now)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "recovered": recovered_by.is_some(),
+    });
+    if let Some(message_id) = &recovered_by {
+        data["recovered_by"] = serde_json::json!({
+            "message_id": message_id,
+            "tag": r.try_get::<Option<String>, _>("tag")?,
+            "channel": r.try_get::<Option<String>, _>("channel")?,
+        });
+    }
+    let lead = Some(lead_id);
+    super::webhooks::enqueue(tx, &producer_id, WebhookEvent::LeadPurchased, lead, data.clone(), now).await?;
+    if recovered_by.is_some() {
+        super::webhooks::enqueue(tx, &producer_id, WebhookEvent::LeadRecovered, lead, data, now).await?;
+    }
     Ok(())
 }

@@ -24,6 +24,8 @@
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
 //! - [`sessions`]: the console's sign-in sessions (revocable, idle expiry; migration 0002).
+//! - [`webhooks`]: outgoing webhooks, their delivery outbox (written in the transaction of the
+//!   change reported) and the log of attempts (migration 0008).
 //! - [`console`]: the reads only the console's pages make (filtered leads, per-step counts,
 //!   revenue per day and per message, plugin sizes), each scoped by producer.
 
@@ -47,6 +49,7 @@ pub mod stats;
 pub mod timeline;
 pub mod timers;
 pub mod tracking;
+pub mod webhooks;
 
 use std::str::FromStr;
 

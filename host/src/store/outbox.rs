@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::{Backend, Database, StoreError, stored_word};
 use crate::domain::{Channel, MessageKind};
+use crate::webhooks::WebhookEvent;
 
 /// A claimed message with what the send-time rules need.
 #[derive(Clone, Debug)]
@@ -49,6 +50,26 @@ pub enum Outcome {
     },
     Bounced(String),
     Failed(String),
+}
+
+/// Queue `message.sent` or `message.bounced` for the producer's webhooks, in the transaction
+/// that records the outcome.
+async fn report_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &OutboxMessage,
+    event: WebhookEvent,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut data = serde_json::json!({
+        "message_id": message.id, "lead_id": message.lead_id, "channel": message.channel.as_str(), "kind": message.kind.as_str(),
+        "tag": message.tag, "recipient": message.recipient, "coupon": message.coupon,
+    });
+    if let Some(reason) = reason {
+        data["reason"] = serde_json::json!(reason);
+    }
+    super::webhooks::enqueue(tx, &message.producer_id, event, Some(&message.lead_id), data, now).await?;
+    Ok(())
 }
 
 impl Database {
@@ -180,6 +201,7 @@ impl Database {
                     .execute(&mut *tx)
                     .await?;
                 super::timeline::append(&mut tx, &message.lead_id, now, message.channel.as_str(), &detail).await?;
+                report_message(&mut tx, message, WebhookEvent::MessageSent, None, now).await?;
             }
             Outcome::Dropped(_) => super::timeline::append(&mut tx, &message.lead_id, now, "dropped", &detail).await?,
             Outcome::Bounced(_) => {
@@ -193,6 +215,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
                 super::timeline::append(&mut tx, &message.lead_id, now, "bounced", &detail).await?;
+                report_message(&mut tx, message, WebhookEvent::MessageBounced, reason.as_deref(), now).await?;
             }
             Outcome::Failed(_) => {
                 super::timeline::append(&mut tx, &message.lead_id, now, "send_failed", &detail).await?

@@ -119,6 +119,9 @@ impl Database {
             )
             .await?;
             super::timeline::append(&mut tx, lead_id, now, "unsubscribed", &email).await?;
+            let data = serde_json::json!({"lead_id": lead_id, "email": email});
+            let event = crate::webhooks::WebhookEvent::ContactUnsubscribed;
+            super::webhooks::enqueue(&mut tx, &producer_id, event, Some(lead_id), data, now).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -7,6 +7,7 @@ use funnel_host::api::{self, AppState, Secrets};
 use funnel_host::clock::VirtualClock;
 use funnel_host::delivery::file::FileTransport;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
+use funnel_host::webhooks::{SenderSettings, TargetPolicy};
 use serde_json::{Value, json};
 
 use crate::harness::T0;
@@ -45,21 +46,38 @@ pub async fn start_configured(
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
     runtime: funnel_host::runtime::Runtime,
 ) -> Server {
+    start_full(store, email, runtime, ALLOW_PRIVATE, SenderSettings::default()).await
+}
+
+/// Tests post webhooks to receivers on loopback (`FUNNEL_WEBHOOK_ALLOW_PRIVATE=1`).
+pub const ALLOW_PRIVATE: TargetPolicy = TargetPolicy { allow_private: true };
+
+/// A server whose webhooks may reach what `targets` allows, delivered under `webhooks`.
+pub async fn start_full(
+    store: funnel_host::store::Database,
+    email: Option<Arc<dyn funnel_host::delivery::Transport>>,
+    runtime: funnel_host::runtime::Runtime,
+    targets: TargetPolicy,
+    webhooks: SenderSettings,
+) -> Server {
     let clock = Arc::new(VirtualClock::new(T0));
     let outbox = tempfile::tempdir().expect("outbox dir");
     let files = Arc::new(
         FileTransport::new(outbox.path().to_path_buf(), "shop <shop@example.com>", "https://funnel.test".into())
             .expect("transport"),
     );
-    let engine = Arc::new(Pipeline::new(PipelineParts {
-        store: store.clone(),
-        runtime: Arc::new(runtime),
-        clock: clock.clone(),
-        email: email.unwrap_or_else(|| files.clone()),
-        sms: files,
-        public_url: "https://funnel.test".into(),
-        rate_caps: (None, None),
-    }));
+    let engine = Arc::new(
+        Pipeline::new(PipelineParts {
+            store: store.clone(),
+            runtime: Arc::new(runtime),
+            clock: clock.clone(),
+            email: email.unwrap_or_else(|| files.clone()),
+            sms: files,
+            public_url: "https://funnel.test".into(),
+            rate_caps: (None, None),
+        })
+        .with_webhooks(targets, webhooks),
+    );
     let state = AppState {
         store,
         plugins: engine.plugins.clone(),
@@ -70,6 +88,7 @@ pub async fn start_configured(
             platform_secret: SECRET.into(),
         }),
         work: Arc::new(tokio::sync::Notify::new()),
+        webhook_targets: targets,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -377,6 +377,7 @@ async fn local_with(store: Database, public_url: &str, runtime: funnel_host::run
             platform_secret: "s".into(),
         }),
         work: Arc::new(tokio::sync::Notify::new()),
+        webhook_targets: Default::default(),
     };
     let console = console::router(ConsoleState::new(state.clone(), public_url));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -42,3 +42,4 @@ mod runtime_capabilities;
 mod runtime_limits;
 mod runtime_upload;
 mod uploads;
+mod webhooks;
