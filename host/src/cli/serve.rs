@@ -119,7 +119,9 @@ pub struct ServeArgs {
     /// Let webhooks point at loopback, private (RFC 1918, fc00::/7), link-local and other
     /// non-public addresses. Off by default: a producer's webhook could otherwise reach
     /// services inside the network funnel runs in. For tests and single-tenant installs.
-    #[arg(long, env = "FUNNEL_WEBHOOK_ALLOW_PRIVATE")]
+    /// The variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "FUNNEL_WEBHOOK_ALLOW_PRIVATE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     webhook_allow_private: bool,
 }
 

@@ -16,7 +16,7 @@
 //! - [`assets`]: the stylesheet and script, embedded.
 //! - `login`, `leads` (report and CSV), `lead` (timeline and email previews), `strategy`
 //!   (bindings, the four-emails form, the flow editor, other plugins' JSON), `simulate`,
-//!   `plugins`, `stats`: the pages.
+//!   `plugins`, `stats`, `webhooks` (endpoints and their recent deliveries): the pages.
 //! - [`flow_graph`]: a flow config drawn as SVG; [`charts`]: the stats' SVG charts.
 
 pub mod assets;
@@ -32,6 +32,7 @@ pub mod session;
 mod simulate;
 mod stats;
 mod strategy;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -91,6 +92,7 @@ pub fn router(state: ConsoleState) -> Router {
             get(plugins::list).post(plugins::upload).layer(DefaultBodyLimit::max(crate::api::PLUGIN_LIMIT + 64 * 1024)),
         )
         .route("/console/stats", get(stats::page))
+        .route("/console/webhooks", get(webhooks::page))
         .layer(axum::middleware::from_fn(crate::api::refuse_control_characters))
         .with_state(state)
 }

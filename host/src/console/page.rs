@@ -19,6 +19,7 @@ pub enum Tab {
     Simulate,
     Plugins,
     Stats,
+    Webhooks,
 }
 
 /// The frame of a page.

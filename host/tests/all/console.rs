@@ -45,6 +45,8 @@ impl Serve {
                 ("FUNNEL_CACHE_DIR", &cache.display().to_string()),
                 // The daily stats roll up every second, so the chart shows today's leads at once.
                 ("FUNNEL_STATS_ROLLUP_SCHEDULE", "* * * * * *"),
+                // Webhooks go to receivers on loopback.
+                ("FUNNEL_WEBHOOK_ALLOW_PRIVATE", "1"),
             ],
         );
         Serve { base: process.base.clone(), process, dir }
@@ -281,6 +283,21 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     assert!(listed.contains(&funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST)));
     b.screenshot("plugins").await;
 
+    // Two webhooks: one answering, one whose receiver is down (retried, shown pending).
+    let receiver = crate::webhooks::Receiver::start().await;
+    let down = {
+        let parked = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/hook", parked.local_addr().expect("addr"))
+    };
+    for (url, events) in [
+        (receiver.url.clone(), json!(["lead.recovered", "lead.purchased", "message.sent"])),
+        (down, json!(["lead.recovered"])),
+    ] {
+        let (status, hook) =
+            serve.api(reqwest::Method::POST, "/v1/webhooks", &key, json!({"url": url, "events": events})).await;
+        assert_eq!(status, 201, "{hook}");
+    }
+
     // The lead pays: the flow's thank-you goes out, `hello` is credited, and the stats say so.
     serve.event("evt-2", "order.paid", &producer, "chk-1", "ana@example.com", HOSTILE_NAME).await;
     b.reload_until(&flow_url, Duration::from_secs(15), "thanks sent and hello recovered", || async {
@@ -300,6 +317,18 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     let (_, api_stats) = serve.api(reqwest::Method::GET, "/v1/stats", &key, Value::Null).await;
     assert_eq!(api_stats["leads"], 1, "the same numbers as GET /v1/stats");
     b.screenshot("stats").await;
+
+    // The webhooks page: each endpoint with its recent deliveries and the receiver's answers.
+    b.reload_until(&format!("{base}/console/webhooks"), Duration::from_secs(15), "webhook deliveries", || async {
+        b.find_all("table.deliveries tbody tr [data-status]").await.len() >= 3
+            && b.text("body").await.contains("HTTP 200")
+    })
+    .await;
+    assert_eq!(b.find_all("section.webhook").await.len(), 2);
+    let page = b.text("main").await;
+    assert!(page.contains("lead.recovered") && page.contains("no answer"), "{page}");
+    assert!(!receiver.of("lead.recovered").is_empty(), "the receiver heard of the recovery");
+    b.screenshot("webhooks").await;
 
     // More leads, for a report that looks like a working day (the README's pictures).
     for (i, (email, name, paid)) in [

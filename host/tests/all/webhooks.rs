@@ -23,7 +23,7 @@ use crate::harness::T0;
 
 /// One request a receiver saw.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     signature: String,
     delivery: String,
     event: String,
@@ -31,14 +31,14 @@ struct Seen {
 }
 
 /// A webhook receiver on loopback that records what it is sent and answers `status`.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    status: Arc<AtomicU16>,
+    pub(crate) status: Arc<AtomicU16>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Receiver::on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")).await
     }
 
@@ -72,7 +72,7 @@ impl Receiver {
         self.seen.lock().expect("lock").clone()
     }
 
-    fn of(&self, event: &str) -> Vec<Seen> {
+    pub(crate) fn of(&self, event: &str) -> Vec<Seen> {
         self.seen().into_iter().filter(|s| s.event == event).collect()
     }
 }
