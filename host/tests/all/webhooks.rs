@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use funnel_host::api::auth;
 use funnel_host::clock::Clock;
-use funnel_host::webhooks::{SenderSettings, TargetPolicy, WebhookEvent};
+use funnel_host::webhooks::{SenderSettings, TargetPolicy, WebhookEvent, WebhookSender};
 use serde_json::{Value, json};
 
 use crate::api_server::{ALLOW_PRIVATE, PLATFORM, Server, TapEvent, event, four_emails, start, start_full};
@@ -183,10 +183,10 @@ async fn a_receiver_that_is_down_gets_it_when_it_is_back(db: Db) {
     let (_db, store) = TestDb::with_store(db).await;
     let s = start(store).await;
     let (producer, key) = s.producer().await;
-    // A port nobody listens on: connections are refused.
-    let parked = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    // A port held but not listening (no other test can take it): connections are refused.
+    let parked = tokio::net::TcpSocket::new_v4().expect("socket");
+    parked.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
     let addr = parked.local_addr().expect("addr");
-    drop(parked);
     let url = format!("http://{addr}/hook");
     let (status, hook) = register(&s, &key, &url, &["lead.purchased"]).await;
     assert_eq!(status, 201, "{hook}");
@@ -199,7 +199,7 @@ async fn a_receiver_that_is_down_gets_it_when_it_is_back(db: Db) {
     assert_eq!(deliver(&s).await, 1, "{db:?}: retried");
 
     // Back, but answering 503 for a while.
-    let rx = Receiver::on(tokio::net::TcpListener::bind(addr).await.expect("the same port")).await;
+    let rx = Receiver::on(parked.listen(64).expect("listen on the held port")).await;
     rx.status.store(503, Ordering::SeqCst);
     s.clock.advance(80_000);
     assert_eq!(deliver(&s).await, 1, "{db:?}");
@@ -465,4 +465,93 @@ async fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{what} did not happen within 5 s");
+}
+
+on_both!(only_the_claims_owner_records_the_outcome);
+async fn only_the_claims_owner_records_the_outcome(db: Db) {
+    use funnel_host::store::webhooks::{Attempt, Next};
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store.clone()).await;
+    let (producer, key) = s.producer().await;
+    let (_, hook) = register(&s, &key, "http://127.0.0.1:9/hook", &["lead.purchased"]).await;
+    post(&s, "paid", &producer, "ana", "order.paid").await;
+    let first = store.claim_webhook_deliveries(T0, 60_000, 10, &[]).await.expect("claim");
+    assert_eq!(first.len(), 1, "{db:?}");
+    assert!(
+        store.claim_webhook_deliveries(T0 + 59_999, 60_000, 10, &[]).await.expect("claim").is_empty(),
+        "{db:?}: held"
+    );
+    // The first worker stalls past its lease; another takes the delivery over.
+    let second = store.claim_webhook_deliveries(T0 + 60_000, 60_000, 10, &[]).await.expect("claim");
+    assert_eq!(second.len(), 1, "{db:?}: taken over when the lease ran out");
+    let attempt = |code| Attempt { at: T0 + 61_000, status_code: Some(code), error: None, duration_ms: 5 };
+    assert!(
+        !store.finish_webhook_delivery(&first[0], &attempt(200), Next::Delivered).await.expect("finish"),
+        "{db:?}: the old owner marks nothing"
+    );
+    assert!(
+        store
+            .finish_webhook_delivery(&second[0], &attempt(503), Next::Retry { at: T0 + 120_000 })
+            .await
+            .expect("finish")
+    );
+    let listed = deliveries(&s, &key, hook["id"].as_str().expect("id")).await;
+    assert_eq!((listed[0]["status"].clone(), listed[0]["attempts"].clone()), (json!("pending"), json!(1)), "{db:?}");
+    assert_eq!(listed[0]["attempt_log"][0]["status_code"], 503);
+}
+
+on_both!(bounces_and_unsubscribes_are_reported);
+async fn bounces_and_unsubscribes_are_reported(db: Db) {
+    let (url, mailbox) = crate::smtp_server::start();
+    mailbox.refuse("ghost@example.com");
+    let smtp =
+        funnel_host::delivery::smtp::SmtpTransport::new(&url, "Loja <loja@example.com>", "https://funnel.test".into())
+            .expect("smtp");
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = crate::api_server::start_with(store, Some(Arc::new(smtp))).await;
+    let (producer, key) = s.producer().await;
+    let rx = Receiver::start().await;
+    assert_eq!(register(&s, &key, &rx.url, &["message.bounced", "contact.unsubscribed"]).await.0, 201);
+    assert_eq!(s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(four_emails())).await.0, 200);
+    post(&s, "cap-ghost", &producer, "ghost", "checkout.updated").await;
+    let ana =
+        post(&s, "cap-ana", &producer, "ana", "checkout.updated").await["lead_id"].as_str().expect("lead").to_string();
+    s.settle().await;
+    s.clock.set(T0 + 20 * 60_000);
+    s.settle().await;
+    s.clock.set(T0 + 30 * 60_000);
+    // What the one-click unsubscribe route calls; twice, as a person clicking again would.
+    s.engine.store.unsubscribe_lead(&ana, T0 + 30 * 60_000).await.expect("unsubscribe");
+    s.engine.store.unsubscribe_lead(&ana, T0 + 30 * 60_000).await.expect("again: nothing new");
+    deliver(&s).await;
+    let bounced = rx.of("message.bounced");
+    assert_eq!(bounced.len(), 1, "{db:?}");
+    let body: Value = serde_json::from_str(&bounced[0].body).expect("json");
+    assert_eq!(body["data"]["recipient"], "ghost@example.com", "{body}");
+    assert!(body["data"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    let unsubscribed = rx.of("contact.unsubscribed");
+    assert_eq!(unsubscribed.len(), 1, "{db:?}: once, however many clicks");
+    let body: Value = serde_json::from_str(&unsubscribed[0].body).expect("json");
+    assert_eq!(body["data"], json!({"lead_id": ana, "email": "ana@example.com"}));
+    assert!(rx.of("message.sent").is_empty(), "{db:?}: not subscribed");
+}
+
+on_both!(two_workers_deliver_each_event_once);
+async fn two_workers_deliver_each_event_once(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store.clone()).await;
+    let (producer, key) = s.producer().await;
+    let rx = Receiver::start().await;
+    for _ in 0..3 {
+        assert_eq!(register(&s, &key, &rx.url, &["lead.purchased"]).await.0, 201);
+    }
+    for i in 0..10 {
+        post(&s, &format!("paid-{i}"), &producer, &format!("c{i}"), "order.paid").await;
+    }
+    // A second replica's worker over the same database and clock.
+    let other = Arc::new(WebhookSender::new(store, s.clock.clone(), ALLOW_PRIVATE, SenderSettings::default()));
+    let (a, b) = tokio::join!(s.engine.webhooks.deliver_due(), other.deliver_due());
+    assert_eq!(a.expect("a") + b.expect("b"), 30, "{db:?}: 30 attempts in all");
+    let ids: HashSet<String> = rx.seen().into_iter().map(|r| r.delivery).collect();
+    assert_eq!((rx.seen().len(), ids.len()), (30, 30), "{db:?}: each delivery once");
 }
