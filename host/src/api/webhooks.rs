@@ -48,22 +48,103 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn webhook_json(w: &Webhook) -> serde_json::Value {
-    serde_json::json!({
-        "id": w.id, "url": w.url, "events": w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        "created_at": rfc3339(w.created_at),
-    })
+/// A webhook as the API shows it (never with its secret).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    /// The event types it receives.
+    #[schemars(schema_with = "event_names")]
+    pub events: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
 }
 
-fn delivery_json(d: &DeliveryRow) -> serde_json::Value {
-    serde_json::json!({
-        "id": d.id, "event": d.event, "status": d.status.as_str(), "attempts": d.attempts,
-        "created_at": rfc3339(d.created_at), "next_attempt_at": d.next_attempt_at.map(rfc3339),
-        "last_status_code": d.last_status, "last_error": d.last_error,
-        "attempt_log": d.log.iter().map(|a| serde_json::json!({
-            "at": rfc3339(a.at), "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms,
-        })).collect::<Vec<_>>(),
-    })
+/// `POST /v1/webhooks`'s answer: the webhook and its signing secret, shown this once.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// The HMAC-SHA256 key deliveries are signed with (`Funnel-Signature`). Shown only here.
+    pub secret: String,
+}
+
+/// `GET /v1/webhooks`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One try at a delivery.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct AttemptView {
+    /// RFC 3339.
+    pub at: String,
+    /// The receiver's HTTP status; null when it did not answer.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed (no answer, or the start of a non-2xx answer's body).
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// One delivery of an event to the webhook.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DeliveryView {
+    /// The `Funnel-Delivery` header and the body's `id`.
+    pub id: String,
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// Newest first, at most 50.
+    pub attempt_log: Vec<AttemptView>,
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DeliveryPage {
+    /// Newest first.
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `?cursor=` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+fn webhook_view(w: &Webhook) -> WebhookView {
+    WebhookView {
+        id: w.id.clone(),
+        url: w.url.clone(),
+        events: w.events.iter().map(|e| e.as_str().to_string()).collect(),
+        created_at: rfc3339(w.created_at),
+    }
+}
+
+fn delivery_view(d: &DeliveryRow) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        event: d.event.clone(),
+        status: d.status.as_str().to_string(),
+        attempts: d.attempts,
+        created_at: rfc3339(d.created_at),
+        next_attempt_at: d.next_attempt_at.map(rfc3339),
+        last_status_code: d.last_status,
+        last_error: d.last_error.clone(),
+        attempt_log: d
+            .log
+            .iter()
+            .map(|a| AttemptView {
+                at: rfc3339(a.at),
+                status_code: a.status_code,
+                error: a.error.clone(),
+                duration_ms: a.duration_ms,
+            })
+            .collect(),
+    }
 }
 
 /// The events of a registration, each known and listed once; or the field errors.
@@ -100,61 +181,44 @@ fn parse_events(events: &[String]) -> Result<Vec<WebhookEvent>, Vec<FieldError>>
     if errors.is_empty() { Ok(parsed) } else { Err(errors) }
 }
 
+fn problem(description: &str) -> serde_json::Value {
+    serde_json::json!({"description": description, "content": {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn json_answer(description: &str, schema: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
 /// `POST /v1/webhooks`'s documented answers.
 pub fn create_responses() -> serde_json::Value {
-    let problem = |description: &str| serde_json::json!({"description": description, "content": {"application/problem+json": {}}});
-    let mut created = webhook_schema();
-    created["required"] = serde_json::json!(["id", "url", "events", "created_at", "secret"]);
-    created["properties"]["secret"] = serde_json::json!({"type": "string",
-        "description": "The HMAC-SHA256 key deliveries are signed with (Funnel-Signature). Shown only here."});
     serde_json::json!({
-        "201": {"description": "Registered; keep the secret, it is not shown again",
-                "content": {"application/json": {"schema": created}}},
+        "201": json_answer("Registered; keep the secret, it is not shown again", super::schema::<CreatedWebhook>()),
         "409": problem("The producer has the most webhooks allowed already"),
         "422": problem("A field is not valid; `errors` names it (`url` for a refused target)"),
     })
 }
 
-fn webhook_schema() -> serde_json::Value {
-    serde_json::json!({"type": "object", "required": ["id", "url", "events", "created_at"], "properties": {
-        "id": {"type": "string"}, "url": {"type": "string"},
-        "events": {"type": "array", "items": {"type": "string", "enum": WebhookEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}},
-        "created_at": {"type": "string", "format": "date-time"}}})
-}
-
 /// `GET /v1/webhooks`'s documented answer.
 pub fn list_responses() -> serde_json::Value {
-    serde_json::json!({"200": {"description": "Your webhooks (never their secrets)", "content": {"application/json": {"schema":
-        {"type": "object", "required": ["webhooks"], "properties": {"webhooks": {"type": "array", "items": webhook_schema()}}}}}}})
+    serde_json::json!({"200": json_answer("Your webhooks (never their secrets)", super::schema::<WebhookList>())})
 }
 
 /// `DELETE /v1/webhooks/{id}`'s documented answers.
 pub fn delete_responses() -> serde_json::Value {
     serde_json::json!({
         "204": {"description": "Deleted, with its deliveries (pending ones are not sent)"},
-        "404": {"description": "No webhook of yours has this id", "content": {"application/problem+json": {}}},
+        "404": problem("No webhook of yours has this id"),
     })
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`'s documented answers.
 pub fn deliveries_responses() -> serde_json::Value {
-    let attempt = serde_json::json!({"type": "object", "required": ["at", "duration_ms"], "properties": {
-        "at": {"type": "string", "format": "date-time"},
-        "status_code": {"type": ["integer", "null"], "description": "the receiver's HTTP status; null when it did not answer"},
-        "error": {"type": ["string", "null"]}, "duration_ms": {"type": "integer"}}});
-    let delivery = serde_json::json!({"type": "object", "required": ["id", "event", "status", "attempts", "created_at", "attempt_log"],
-        "properties": {
-            "id": {"type": "string", "description": "the Funnel-Delivery header and the body's id"},
-            "event": {"type": "string"}, "status": {"enum": ["pending", "delivered", "failed"]},
-            "attempts": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
-            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-            "last_status_code": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
-            "attempt_log": {"type": "array", "items": attempt, "description": "newest first, at most 50"}}});
     serde_json::json!({
-        "200": {"description": "Deliveries, newest first; pass next_cursor as ?cursor= for the next page",
-                "content": {"application/json": {"schema": {"type": "object", "required": ["deliveries", "next_cursor"], "properties": {
-                    "deliveries": {"type": "array", "items": delivery}, "next_cursor": {"type": ["string", "null"]}}}}}},
-        "404": {"description": "No webhook of yours has this id", "content": {"application/problem+json": {}}},
+        "200": json_answer(
+            "Deliveries, newest first, each with its attempts; pass next_cursor as ?cursor= for the next page",
+            super::schema::<DeliveryPage>()),
+        "404": problem("No webhook of yours has this id"),
     })
 }
 
@@ -162,7 +226,7 @@ pub async fn create(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Json<CreatedWebhook>), Problem> {
     let body: NewWebhook = parse_json(&body)?;
     let mut errors = Vec::new();
     let url = match target::parse(body.url.trim()) {
@@ -188,9 +252,7 @@ pub async fn create(
     let now = state.clock.now_ms();
     match state.store.create_webhook(&producer, url.as_str(), &events, MAX_WEBHOOKS_PER_PRODUCER, now).await? {
         Registered::Created(new) => {
-            let mut json = webhook_json(&new.webhook);
-            json["secret"] = serde_json::json!(new.secret);
-            Ok((StatusCode::CREATED, Json(json)))
+            Ok((StatusCode::CREATED, Json(CreatedWebhook { webhook: webhook_view(&new.webhook), secret: new.secret })))
         }
         Registered::Full { max } => Err(Problem {
             status: StatusCode::CONFLICT,
@@ -204,9 +266,9 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<WebhookList>, Problem> {
     let hooks = state.store.webhooks(&producer).await?;
-    Ok(Json(serde_json::json!({"webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>()})))
+    Ok(Json(WebhookList { webhooks: hooks.iter().map(webhook_view).collect() }))
 }
 
 fn not_found(id: &str) -> Problem {
@@ -233,7 +295,7 @@ pub async fn deliveries(
     ProducerCaller(producer): ProducerCaller,
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<DeliveryPage>, Problem> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::field("limit", format!("must be 1 to {MAX_PAGE} (got {limit})")));
@@ -253,5 +315,5 @@ pub async fn deliveries(
     let rows = state.store.webhook_deliveries(&producer, &id, before, limit).await?;
     let next =
         if rows.len() as i64 == limit { rows.last().map(|d| format!("{}.{}", d.created_at, d.id)) } else { None };
-    Ok(Json(serde_json::json!({"deliveries": rows.iter().map(delivery_json).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(Json(DeliveryPage { deliveries: rows.iter().map(delivery_view).collect(), next_cursor: next }))
 }

@@ -555,3 +555,26 @@ async fn two_workers_deliver_each_event_once(db: Db) {
     let ids: HashSet<String> = rx.seen().into_iter().map(|r| r.delivery).collect();
     assert_eq!((rx.seen().len(), ids.len()), (30, 30), "{db:?}: each delivery once");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_webhooks() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = start(store).await;
+    let (status, doc) = s.send(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    let post = &doc["paths"]["/v1/webhooks"]["post"];
+    let body = &post["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["required"], json!(["url", "events"]), "{body}");
+    assert_eq!(body["properties"]["events"]["items"]["enum"].as_array().map(Vec::len), Some(6), "{body}");
+    let created = &post["responses"]["201"]["content"]["application/json"]["schema"];
+    assert!(created["properties"]["secret"].is_object() && created["properties"]["url"].is_object(), "{created}");
+    for status in ["409", "422"] {
+        assert!(post["responses"][status].is_object(), "{status}: {post}");
+    }
+    let list = &doc["paths"]["/v1/webhooks"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(!list.to_string().contains("secret"), "a list never shows a secret: {list}");
+    let page = &doc["paths"]["/v1/webhooks/{id}/deliveries"]["get"]["responses"];
+    assert!(page["200"].is_object() && page["404"].is_object(), "{page}");
+    assert!(doc["paths"]["/v1/webhooks/{id}"]["delete"]["responses"]["204"].is_object());
+    assert!(doc.to_string().contains("attempt_log"), "the delivery schema is in the document");
+}
