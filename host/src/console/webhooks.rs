@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::ConsoleState;
 use super::leads::internal;
-use super::page::{Chrome, Tab, datetime, render};
+use super::page::{Chrome, Tab, datetime, datetime_s, render};
 use super::session::Signed;
 use crate::store::webhooks::DeliveryStatus;
 
@@ -74,7 +74,7 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed) -> Response
                         attempts: d.attempts,
                         created_at: datetime(d.created_at),
                         last,
-                        next: d.next_attempt_at.map(datetime).unwrap_or_default(),
+                        next: d.next_attempt_at.map(datetime_s).unwrap_or_default(),
                     }
                 })
                 .collect();
