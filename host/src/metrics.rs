@@ -39,8 +39,10 @@ pub static MESSAGES_DROPPED: Counter =
     Counter::new("funnel_messages_dropped_total", "Messages dropped by send-time rules");
 pub static MESSAGES_BOUNCED: Counter = Counter::new("funnel_messages_bounced_total", "Messages refused permanently");
 pub static MESSAGES_RETRIED: Counter = Counter::new("funnel_messages_retried_total", "Temporary send failures");
+pub static MESSAGES_HELD: Counter =
+    Counter::new("funnel_messages_held_total", "Claimed messages held back by a send window or the contact cap");
 
-const COUNTERS: [&Counter; 11] = [
+const COUNTERS: [&Counter; 12] = [
     &EVENTS_ACCEPTED,
     &EVENTS_DUPLICATE,
     &INVOCATIONS_OK,
@@ -52,6 +54,7 @@ const COUNTERS: [&Counter; 11] = [
     &MESSAGES_DROPPED,
     &MESSAGES_BOUNCED,
     &MESSAGES_RETRIED,
+    &MESSAGES_HELD,
 ];
 
 /// The text exposition of every counter plus the given gauges.

@@ -478,7 +478,8 @@ impl Scenario {
     /// producer-wide binding.
     pub fn new(email: &str) -> Self {
         let lead = wire::ScenarioLead { email: email.to_string(), ..wire::ScenarioLead::default() };
-        let scenario = wire::Scenario { binding: None, lead, events: Vec::new(), until: Duration::from_hours(72) };
+        let scenario =
+            wire::Scenario { start: None, binding: None, lead, events: Vec::new(), until: Duration::from_hours(72) };
         Scenario { scenario, invalid: None }
     }
 

@@ -59,6 +59,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(5, "0005_platform_event_ids"),
     migration!(6, "0006_normalized_emails"),
     migration!(7, "0007_plugin_status"),
+    migration!(9, "0009_send_windows_and_contact_caps"),
 ];
 
 /// The newest schema version this binary knows.

@@ -23,6 +23,7 @@
 //! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
+//! - [`settings`]: producer-wide settings (the contact frequency cap) and what the cap counts.
 //! - [`sessions`]: the console's sign-in sessions (revocable, idle expiry; migration 0002).
 //! - [`console`]: the reads only the console's pages make (filtered leads, per-step counts,
 //!   revenue per day and per message, plugin sizes), each scoped by producer.
@@ -42,6 +43,7 @@ pub mod queue;
 pub mod rollup;
 pub mod runs;
 pub mod sessions;
+pub mod settings;
 pub mod snapshots;
 pub mod stats;
 pub mod timeline;
