@@ -737,7 +737,7 @@ async fn the_console_shows_send_windows_and_capped_messages() {
     let spec = funnel_host::domain::window::SendWindowSpec {
         start: "08:00".into(),
         end: "21:00".into(),
-        days: Some(vec!["mon".into(), "tue".into()]),
+        days: Some(vec!["thu".into(), "fri".into()]),
         timezone: "America/Sao_Paulo".into(),
     };
     let window = funnel_host::domain::SendWindow::parse(&spec).expect("window");
@@ -764,9 +764,10 @@ async fn the_console_shows_send_windows_and_capped_messages() {
     let (session, _) = server.sign_in(&key).await;
     let (status, html) = server.get("/console/strategy", &session.cookie).await;
     assert_eq!(status, 200);
-    assert!(html.contains("08:00–21:00 mon tue (America/Sao_Paulo)"), "{html}");
+    assert!(html.contains("08:00–21:00 thu fri (America/Sao_Paulo)"), "{html}");
     let (_, html) = server.get(&format!("/console/leads/{lead}"), &session.cookie).await;
-    assert!(html.contains("2026-01-05 08:00 Mon (America/Sao_Paulo)"), "held until Monday 08:00: {html}");
+    // Captured Wednesday 21:00 in São Paulo: the email due at 21:20 waits for Thursday 08:00.
+    assert!(html.contains("2026-01-01 08:00 Thu (America/Sao_Paulo)"), "held until Thursday 08:00: {html}");
     let (_, html) = server.get("/console/stats", &session.cookie).await;
     assert!(html.contains("id=\"kpi-capped\">0 · 0<"), "{html}");
 }
