@@ -70,6 +70,7 @@ async fn main() {
         plugin_sha256: &plugin.sha256,
         config: &config,
         enabled: true,
+        send_window: None,
     };
     store.put_binding(&binding, t0).await.expect("binding");
     let state = AppState {

@@ -46,7 +46,10 @@ pub static WEBHOOKS_RETRIED: Counter =
 pub static WEBHOOKS_FAILED: Counter =
     Counter::new("funnel_webhooks_failed_total", "Webhook deliveries given up after a day of retries");
 
-const COUNTERS: [&Counter; 14] = [
+pub static MESSAGES_HELD: Counter =
+    Counter::new("funnel_messages_held_total", "Claimed messages held back by a send window or the contact cap");
+
+const COUNTERS: [&Counter; 15] = [
     &EVENTS_ACCEPTED,
     &EVENTS_DUPLICATE,
     &INVOCATIONS_OK,
@@ -61,6 +64,7 @@ const COUNTERS: [&Counter; 14] = [
     &WEBHOOKS_DELIVERED,
     &WEBHOOKS_RETRIED,
     &WEBHOOKS_FAILED,
+    &MESSAGES_HELD,
 ];
 
 /// The text exposition of every counter plus the given gauges.

@@ -194,3 +194,20 @@ pub fn messages() -> Vec<SentMessage> {
 pub fn log(level: LogLevel, text: &str) {
     raw::log(level, text)
 }
+
+/// When a recovery message sent at `at_ms` (Unix ms, like [`crate::Call::now_ms`]) would really
+/// go out: the host holds recovery messages due outside the binding's send window (in the
+/// lead's own time zone when the platform sent one) until it opens. `at_ms` itself when there
+/// is no window or it is open then. Since contract 0.2.0.
+///
+/// ```no_run
+/// # fn handle(now_ms: i64) {
+/// let goes_at = funnel_sdk::host::send_window_opens(now_ms);
+/// if goes_at > now_ms {
+///     funnel_sdk::host::log(funnel_sdk::LogLevel::Info, "held until the send window opens");
+/// }
+/// # }
+/// ```
+pub fn send_window_opens(at_ms: i64) -> i64 {
+    raw::send_window_opens(at_ms)
+}

@@ -478,7 +478,8 @@ impl Scenario {
     /// producer-wide binding.
     pub fn new(email: &str) -> Self {
         let lead = wire::ScenarioLead { email: email.to_string(), ..wire::ScenarioLead::default() };
-        let scenario = wire::Scenario { binding: None, lead, events: Vec::new(), until: Duration::from_hours(72) };
+        let scenario =
+            wire::Scenario { start: None, binding: None, lead, events: Vec::new(), until: Duration::from_hours(72) };
         Scenario { scenario, invalid: None }
     }
 
@@ -515,6 +516,43 @@ impl Scenario {
     pub fn coupon(mut self, code: &str, discount_percent: u8) -> Self {
         let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
         binding.coupon = Some(wire::ScenarioCoupon { code: code.to_string(), discount_percent });
+        self
+    }
+
+    /// The lead is captured at this instant (RFC 3339, e.g. `2026-03-06T23:10:00-03:00`) instead
+    /// of 2026-01-01T00:00:00Z: with a send window, the hour of day decides when messages go.
+    pub fn start(mut self, rfc3339: &str) -> Self {
+        self.scenario.start = Some(rfc3339.to_string());
+        self
+    }
+
+    /// The binding's send window: recovery messages wait for `start`–`end` (local `HH:MM`) on
+    /// `days` (`mon` … `sun`; every day when empty) in `timezone` (IANA), or in the lead's own
+    /// zone ([`timezone`](Self::timezone)).
+    ///
+    /// ```
+    /// use funnel_sdk::testing::Scenario;
+    /// let s = Scenario::new("ana@example.com")
+    ///     .start("2026-03-06T22:50:00-03:00")
+    ///     .send_window("08:00", "21:00", &[], "America/Sao_Paulo")
+    ///     .timezone("Europe/Warsaw");
+    /// assert_eq!(s.as_wire().lead.timezone.as_deref(), Some("Europe/Warsaw"));
+    /// ```
+    pub fn send_window(mut self, start: &str, end: &str, days: &[&str], timezone: &str) -> Self {
+        let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
+        binding.send_window = Some(wire::SendWindow {
+            start: start.to_string(),
+            end: end.to_string(),
+            days: (!days.is_empty()).then(|| days.iter().map(|d| d.to_string()).collect()),
+            timezone: timezone.to_string(),
+        });
+        self
+    }
+
+    /// The buyer's own IANA time zone (the platform's `checkout.timezone`): the send window
+    /// applies in it.
+    pub fn timezone(mut self, timezone: &str) -> Self {
+        self.scenario.lead.timezone = Some(timezone.to_string());
         self
     }
 

@@ -49,6 +49,10 @@ pub fn notes_line<'a>(notes: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The instant the lead is captured (time 0), RFC 3339 (`2026-03-06T23:10:00-03:00`);
+    /// 2026-01-01T00:00:00Z when absent. Matters with a send window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
     /// The binding's scope and coupon; producer-wide (and without coupon) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<ScenarioBinding>,
@@ -74,6 +78,31 @@ pub struct ScenarioBinding {
     /// The coupon registered for the product and plan (`POST /v1/coupons` on a server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon: Option<ScenarioCoupon>,
+    /// The binding's send window (`PUT /v1/bindings`' `send_window` on a server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_window: Option<SendWindow>,
+}
+
+/// A binding's send window (quiet hours): recovery messages due outside it wait for its next
+/// opening. The host checks the values (`funnel simulate` exits 2 naming a bad one).
+///
+/// ```
+/// let w: funnel_sdk::wire::SendWindow = serde_json::from_str(
+///     r#"{"start": "08:00", "end": "21:00", "days": ["mon", "tue"], "timezone": "America/Sao_Paulo"}"#).unwrap();
+/// assert_eq!(w.days.as_ref().map(Vec::len), Some(2));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendWindow {
+    /// Local opening time, `HH:MM`.
+    pub start: String,
+    /// Local closing time, `HH:MM` (`24:00` for midnight); earlier than `start`: overnight.
+    pub end: String,
+    /// The days the window opens on (`mon` … `sun`); every day when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<String>>,
+    /// The IANA zone of the hours; the lead's own `timezone` wins over it.
+    pub timezone: String,
 }
 
 /// A coupon registered for the binding's product and plan.
@@ -110,6 +139,9 @@ pub struct ScenarioLead {
     /// The checkout page (`{{checkout_url}}` links to it through a tracked link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The buyer's IANA time zone (`checkout.timezone`): a send window is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// An amount in the currency's minor unit: R$ 97,00 is `{"amount_cents": 9700, "currency": "BRL"}`.
@@ -267,7 +299,8 @@ pub struct Line {
     /// The list of a list change.
     #[serde(default)]
     pub list: Option<String>,
-    /// Why a message was dropped (`purchased`, `suppressed`, …).
+    /// Why a message was dropped (`purchased`, `suppressed`, `contact_cap`, …) or deferred
+    /// (`send_window`, `contact_cap`).
     #[serde(default)]
     pub reason: Option<String>,
     /// What a failure, a refusal or a verbose-only line says.
@@ -336,6 +369,9 @@ pub enum LineKind {
     ListRemove,
     /// A queued message was not sent (`reason`).
     Dropped,
+    /// A recovery message was held back (`reason`: `send_window` or `contact_cap`) until the
+    /// time `detail` gives, in the lead's local time; it is sent then.
+    Deferred,
     /// An invocation failed and will be retried (`detail` says how).
     Retry,
     /// An invocation failed for good and its event was parked (`detail` says how).
@@ -375,6 +411,7 @@ impl LineKind {
                 | LineKind::ListAdd
                 | LineKind::ListRemove
                 | LineKind::Dropped
+                | LineKind::Deferred
                 | LineKind::Retry
                 | LineKind::Failed
                 | LineKind::Refused
@@ -389,6 +426,7 @@ impl LineKind {
             LineKind::ListAdd => "list_add",
             LineKind::ListRemove => "list_remove",
             LineKind::Dropped => "dropped",
+            LineKind::Deferred => "deferred",
             LineKind::Retry => "retry",
             LineKind::Failed => "failed",
             LineKind::Refused => "refused",
@@ -444,6 +482,7 @@ mod tests {
             LineKind::ListAdd,
             LineKind::ListRemove,
             LineKind::Dropped,
+            LineKind::Deferred,
             LineKind::Retry,
             LineKind::Failed,
             LineKind::Refused,

@@ -66,5 +66,7 @@ pub fn sample_message(i: usize) -> OutboxMessage {
         lead_purchased: false,
         suppressed: false,
         claim: String::new(),
+        send_window: None,
+        contact: format!("lead{i}@example.com"),
     }
 }

@@ -12,6 +12,7 @@ use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::{FieldError, Problem, parse_json};
 use crate::domain::text::single_line_problem;
+use crate::domain::window::{SendWindow, SendWindowSpec};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::store::bindings::NewBinding;
 use crate::store::plugins::PluginStatus;
@@ -26,6 +27,10 @@ pub struct PutBinding {
     pub config: serde_json::Value,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// When its recovery messages may go out, in the lead's zone (`checkout.timezone`) or else
+    /// this one's; absent: any time. Replaced with the binding (a PUT without it removes it).
+    #[serde(default)]
+    pub send_window: Option<SendWindowSpec>,
 }
 
 fn yes() -> bool {
@@ -42,7 +47,7 @@ pub async fn put(
     let stored = saved.binding;
     Ok(Json(serde_json::json!({
         "id": stored.id, "product_id": stored.product_id, "plan_id": stored.plan_id, "plugin": stored.plugin,
-        "config": stored.config, "enabled": stored.enabled,
+        "config": stored.config, "enabled": stored.enabled, "send_window": stored.send_window,
         "report": {"summary": saved.report.summary, "notes": saved.report.notes},
     })))
 }
@@ -81,6 +86,9 @@ fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
             .into_iter()
             .map(|(path, message)| FieldError { path, message }),
     );
+    if let Err(window_errors) = send_window(b) {
+        errors.extend(window_errors);
+    }
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
@@ -90,6 +98,14 @@ fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
         return Err(Problem::field("plan_id", "a plan binding also names its product_id"));
     }
     Ok((product, plan))
+}
+
+/// The binding's send window, checked: each bad value an error naming it (`send_window.start`).
+fn send_window(b: &PutBinding) -> Result<Option<SendWindow>, Vec<FieldError>> {
+    let Some(spec) = &b.send_window else { return Ok(None) };
+    SendWindow::parse(spec).map(Some).map_err(|errors| {
+        errors.into_iter().map(|e| FieldError { path: format!("send_window.{}", e.path), message: e.message }).collect()
+    })
 }
 
 /// The plugin a binding names (a built-in, or the producer's newest upload of that name) and
@@ -222,6 +238,7 @@ async fn checked_upload(state: &AppState, producer: &str, name: &str) -> Result<
 pub async fn save(state: &AppState, producer: &str, b: &PutBinding) -> Result<SavedBinding, Problem> {
     let (sha256, report) = check(state, producer, b).await?;
     let (product, plan) = scope(b)?;
+    let window = send_window(b).map_err(Problem::invalid_fields)?;
     let binding = NewBinding {
         producer_id: producer,
         product_id: product,
@@ -230,6 +247,7 @@ pub async fn save(state: &AppState, producer: &str, b: &PutBinding) -> Result<Sa
         plugin_sha256: &sha256,
         config: &b.config,
         enabled: b.enabled,
+        send_window: window.as_ref(),
     };
     let stored = state.store.put_binding(&binding, state.clock.now_ms()).await?;
     Ok(SavedBinding { binding: stored, report })

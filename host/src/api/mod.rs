@@ -6,7 +6,7 @@
 //! - [`problem`]: RFC 9457 problem+json errors with a field-level `errors` list.
 //! - `openapi`: `/openapi.json`, generated from [`routes`] and the body types' schemas.
 //! - [`auth`]: admin token, producer API keys, platform bearer token or `Funnel-Signature` HMAC.
-//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `lists`, `plugins`,
+//! - `producers`, `bindings`, `coupons`, `events`, `leads`, `stats`, `settings`, `lists`, `plugins`,
 //!   `contacts` (erasure), `health`: the routes.
 //! - `tracking`: the public click and unsubscribe links.
 //! - [`webhooks`]: the producer's outgoing webhooks and their deliveries.
@@ -24,6 +24,7 @@ pub mod plugins;
 pub mod problem;
 mod producers;
 pub mod secrets;
+mod settings;
 mod stats;
 mod tracking;
 pub mod webhooks;
@@ -310,6 +311,21 @@ pub fn routes() -> Vec<Route> {
                 Producer,
                 get(webhooks::deliveries),
             )
+        },
+        Route {
+            body: Some(schema::<settings::Settings>),
+            responses: Some(|| ok::<settings::SettingsDocument>("The settings as stored")),
+            ..route(
+                "put",
+                "/v1/settings",
+                "Your settings: the contact frequency cap (max_recovery_messages_per_contact)",
+                Producer,
+                put(settings::put),
+            )
+        },
+        Route {
+            responses: Some(|| ok::<settings::SettingsDocument>("Your settings")),
+            ..route("get", "/v1/settings", "Your settings", Producer, get(settings::get))
         },
         Route {
             responses: Some(|| ok::<lists::Lists>("Your lists, by name")),

@@ -120,6 +120,10 @@ fn timeline_line(t: &Strings, e: &TimelineEntry) -> Line {
         "email" => ("message", t.tl_email_sent.to_string(), message()),
         "sms" => ("message", t.tl_sms_sent.to_string(), message()),
         "dropped" => ("warn", t.tl_dropped.to_string(), message()),
+        "deferred" => {
+            let until = json["until_local"].as_str().map(|l| format!(" → {l}")).unwrap_or_default();
+            ("decision", t.tl_deferred.to_string(), format!("{}{until}", message()))
+        }
         "bounced" => ("warn", t.tl_message_bounced.to_string(), message()),
         "send_failed" => ("warn", t.tl_send_failed.to_string(), message()),
         "log" => ("log", t.tl_log.to_string(), e.detail.clone()),

@@ -61,6 +61,8 @@ struct StatsPage {
     revenue_charts: Vec<(String, String)>,
     tags: Vec<TagRow>,
     days: Vec<DayRow>,
+    /// Recovery messages the contact cap deferred and dropped.
+    capped: (i64, i64),
 }
 
 fn epoch() -> NaiveDate {
@@ -189,6 +191,7 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
         revenue_charts,
         tags,
         days,
+        capped: (stats.capped.deferred, stats.capped.dropped),
     };
     render(StatusCode::OK, &page)
 }

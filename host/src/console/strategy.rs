@@ -21,6 +21,7 @@ use super::page::{Chrome, Tab, render, signed_error_page};
 use super::session::{Signed, SignedForm};
 use crate::api::bindings::{CheckedConfig, PutBinding, check};
 use crate::api::problem::{FieldError, Problem};
+use crate::domain::SendWindow;
 use crate::store::bindings::Binding;
 
 /// How many emails the four-emails form offers.
@@ -67,8 +68,18 @@ pub struct BindingView {
     pub plan: String,
     pub plugin: String,
     pub enabled: bool,
+    /// `08:00–21:00 mon tue (America/Sao_Paulo)`, or the "any time" text.
+    pub window: String,
     pub leads: i64,
     pub edit_qs: String,
+}
+
+/// A window as the strategy page shows it: `08:00–21:00 mon tue (America/Sao_Paulo)`.
+fn window_label(window: &SendWindow) -> String {
+    let spec = window.spec();
+    let days = spec.days.unwrap_or_default();
+    let days = if days.len() == 7 { String::new() } else { format!(" {}", days.join(" ")) };
+    format!("{}–{}{days} ({})", spec.start, spec.end, spec.timezone)
 }
 
 fn edit_qs(product: Option<&str>, plan: Option<&str>, plugin: &str) -> String {
@@ -123,6 +134,7 @@ pub async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response
             plan: b.plan_id.clone().unwrap_or_default(),
             plugin: b.plugin.clone(),
             enabled: b.enabled,
+            window: b.send_window.as_ref().map_or_else(|| t.any_time.to_string(), window_label),
             leads: served.get(&b.id).copied().unwrap_or(0),
             edit_qs: edit_qs(b.product_id.as_deref(), b.plan_id.as_deref(), &b.plugin),
         })
@@ -433,6 +445,7 @@ pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
         plugin: plugin.clone(),
         config: config.clone(),
         enabled: existing.is_none_or(|b| b.enabled),
+        send_window: existing.and_then(|b| b.send_window.as_ref().map(SendWindow::spec)),
     };
     // What the plugin says of the config now (remarks such as disabled emails).
     let (summary, errors, notes) = match check(&state.app, &producer, &request).await {
@@ -565,6 +578,8 @@ pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
                 plugin: plugin.clone(),
                 config: config.clone(),
                 enabled,
+                // The console does not edit windows (PUT /v1/bindings does): kept as they are.
+                send_window: existing.and_then(|b| b.send_window.as_ref().map(SendWindow::spec)),
             };
             crate::api::bindings::save(&state.app, &producer, &request).await.map_err(problem_errors)
         }
@@ -634,6 +649,7 @@ pub async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Resp
         plugin: b.plugin,
         config: b.config,
         enabled: form.get("enabled") == Some("1"),
+        send_window: b.send_window.as_ref().map(SendWindow::spec),
     };
     match crate::api::bindings::save(&state.app, &producer, &request).await {
         Ok(_) => Redirect::to("/console/strategy").into_response(),

@@ -9,9 +9,11 @@
 //! - [`file`]: the default transport, one file per message under `./outbox/`.
 //! - [`smtp`]: email over SMTP/SMTPS with lettre.
 //! - [`sms`]: SMS through an HTTP gateway (JSON or Twilio-style form).
+//! - [`hold`]: the send window and the contact frequency cap, checked when a message is claimed.
 
 pub mod email;
 pub mod file;
+pub mod hold;
 pub mod rate;
 pub mod sms;
 pub mod smtp;
@@ -151,6 +153,7 @@ impl Deliverer {
                     Outcome::Dropped(_) => crate::metrics::MESSAGES_DROPPED.inc(),
                     Outcome::Bounced(_) => crate::metrics::MESSAGES_BOUNCED.inc(),
                     Outcome::Retry { .. } => crate::metrics::MESSAGES_RETRIED.inc(),
+                    Outcome::Held(_) => crate::metrics::MESSAGES_HELD.inc(),
                     Outcome::Failed(_) | Outcome::Deferred { .. } => {}
                 }
                 if !self.store.finish_message(&message, &outcome, self.clock.now_ms()).await? {
@@ -167,6 +170,9 @@ impl Deliverer {
             return Outcome::Dropped(reason.to_string());
         }
         let now = self.clock.now_ms();
+        if let Some(held) = hold::check(&self.store, message, now).await {
+            return held;
+        }
         let wait_until = self.rate.lock().map(|mut caps| caps.admit(&message.producer_id, now)).unwrap_or(None);
         if let Some(at) = wait_until {
             return Outcome::Deferred { at };

@@ -2,7 +2,7 @@
 //! plugin receives, and the writes its effects become (templates rendered, links tracked).
 
 use crate::delivery::template::{self, Part, TemplateVars};
-use crate::domain::{self, LeadEvent};
+use crate::domain::{self, LeadEvent, SendWindow};
 use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
 use crate::runtime::{Effect, HandleContext, LogLine};
 use crate::store::commit::{NewOutbox, Write};
@@ -79,7 +79,7 @@ fn sent_message(m: &MessageSnapshot) -> SentMessage {
 }
 
 /// The read-only context the capabilities answer from.
-pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleContext {
+pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>, send_window: Option<SendWindow>) -> HandleContext {
     HandleContext {
         lists: lead.lists.clone(),
         coupon,
@@ -88,6 +88,7 @@ pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleCont
         email_suppressed: lead.email_suppressed,
         phone_suppressed: lead.phone_suppressed,
         pending_timers: usize::try_from(lead.pending_timers).unwrap_or(0),
+        send_window,
     }
 }
 
@@ -126,10 +127,12 @@ fn domain_kind(kind: MessageKind) -> domain::MessageKind {
 }
 
 /// Turn a successful invocation's effects, refused calls and logs into store writes,
-/// rendering messages.
+/// rendering messages with the binding's coupon. Recovery messages carry the lead's send
+/// window (transactional ones go out at once: a receipt or a thank-you answers what the buyer
+/// just did).
 pub fn writes(
     lead: &LeadSnapshot,
-    coupon: Option<&Coupon>,
+    (coupon, send_window): (Option<&Coupon>, Option<&SendWindow>),
     public_url: &str,
     effects: Vec<Effect>,
     refusals: Vec<String>,
@@ -154,6 +157,10 @@ pub fn writes(
         coupon_code: coupon.map(|c| c.code.clone()).unwrap_or_default(),
         ..TemplateVars::default()
     };
+    let window_for = |kind: MessageKind| match kind {
+        MessageKind::Recovery => send_window.cloned(),
+        MessageKind::Transactional => None,
+    };
     for effect in effects {
         let link_token = new_token();
         let unsubscribe_token = new_token();
@@ -172,7 +179,7 @@ pub fn writes(
                 let carries_coupon = template::uses_coupon(&email.subject)
                     || template::uses_coupon(&email.html)
                     || email.text.as_deref().is_some_and(template::uses_coupon);
-                Write::Outbox(NewOutbox {
+                Write::Outbox(Box::new(NewOutbox {
                     id: email.id,
                     channel: domain::Channel::Email,
                     kind: domain_kind(email.kind),
@@ -184,9 +191,10 @@ pub fn writes(
                     coupon: if carries_coupon { coupon.map(|c| c.code.clone()) } else { None },
                     link_token,
                     unsubscribe_token,
-                })
+                    send_window: window_for(email.kind),
+                }))
             }
-            Effect::Sms(sms) => Write::Outbox(NewOutbox {
+            Effect::Sms(sms) => Write::Outbox(Box::new(NewOutbox {
                 id: sms.id,
                 channel: domain::Channel::Sms,
                 kind: domain_kind(sms.kind),
@@ -198,7 +206,8 @@ pub fn writes(
                 coupon: if template::uses_coupon(&sms.body) { coupon.map(|c| c.code.clone()) } else { None },
                 link_token,
                 unsubscribe_token,
-            }),
+                send_window: window_for(sms.kind),
+            })),
             Effect::Schedule { id, after_ms, tag } => {
                 let due_at = now.saturating_add(i64::try_from(after_ms).unwrap_or(i64::MAX));
                 writes.push(Write::Timeline {

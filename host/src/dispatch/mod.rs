@@ -404,7 +404,8 @@ impl LeadHandler {
             }
         };
         let invocation = invocation::invocation(&lead, &run, &event.event, now);
-        let ctx = invocation::handle_context(&lead, coupon.clone());
+        let send_window = lead.send_window(&run);
+        let ctx = invocation::handle_context(&lead, coupon.clone(), send_window.clone());
         // The plugin runs, then its messages' templates render (a producer's code too, bounded
         // in work and size), on a blocking thread: neither holds an async worker.
         let blocking = {
@@ -413,7 +414,7 @@ impl LeadHandler {
                 let outcome = plugin.handle(&invocation, ctx)?;
                 let writes = invocation::writes(
                     &lead,
-                    coupon.as_ref(),
+                    (coupon.as_ref(), send_window.as_ref()),
                     &public_url,
                     outcome.effects,
                     outcome.refusals,

@@ -35,6 +35,10 @@ pub struct Checkout {
     pub plan_id: Option<String>,
     pub price: Option<Price>,
     pub url: Option<String>,
+    /// The buyer's IANA time zone: their send window is in it (it wins over the binding's).
+    #[schemars(with = "Option<String>")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<super::TimeZone>,
 }
 
 /// A validated platform event.

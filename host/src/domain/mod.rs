@@ -8,12 +8,15 @@
 //! - [`message`]: a message's channel, kind and status, and a lead's status, stored as words
 //!   and parsed back.
 //! - [`text`]: which control characters a field may hold.
+//! - [`window`]: send windows (quiet hours) and IANA time zones.
 
 pub mod email;
 pub mod event;
 pub mod message;
 pub mod text;
+pub mod window;
 
 pub use email::EmailAddress;
 pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};
 pub use message::{Channel, LeadStatus, MessageKind, MessageStatus};
+pub use window::{SendWindow, TimeZone};

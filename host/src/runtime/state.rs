@@ -32,6 +32,8 @@ pub struct HandleContext {
     pub phone_suppressed: bool,
     /// Timers of the lead waiting to fire.
     pub pending_timers: usize,
+    /// The window the lead's recovery messages go out in (`send-window-opens`), if any.
+    pub send_window: Option<crate::domain::SendWindow>,
 }
 
 /// Which export is running: capabilities that record effects exist only in `handle`.

@@ -11,13 +11,14 @@ use serde_json::Value;
 
 use crate::clock::{Clock, VirtualClock};
 use crate::delivery::Discard;
-use crate::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price};
+use crate::domain::window::SendWindowSpec;
+use crate::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price, SendWindow, TimeZone};
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Database, StoreError};
 
-/// Capture time of the simulated lead: 2026-01-01T00:00:00Z.
+/// Capture time of the simulated lead when the scenario gives no `start`: 2026-01-01T00:00:00Z.
 pub const T0_MS: i64 = 1_767_225_600_000;
 
 /// The server address simulated messages link to.
@@ -63,7 +64,9 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         Runtime::new(RuntimeConfig { cache_dir: input.cache_dir.clone(), ..RuntimeConfig::default() })
             .map_err(|e| SimError::Plugin(e.to_string()))?,
     );
-    let clock = Arc::new(VirtualClock::new(T0_MS));
+    let times = ScenarioTimes::of(&input.scenario)?;
+    let t0 = times.start;
+    let clock = Arc::new(VirtualClock::new(t0));
     let store = Database::connect("sqlite::memory:").await?;
     let engine = Pipeline::new(PipelineParts {
         store: store.clone(),
@@ -101,7 +104,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         return Err(SimError::Config(line));
     }
 
-    let producer = store.create_producer("simulation", T0_MS).await?;
+    let producer = store.create_producer("simulation", t0).await?;
     if let (Some(c), Some(product), Some(plan)) = (&coupon, &binding.product_id, &binding.plan_id) {
         store.put_coupon(&producer.id, product, plan, &c.code, c.discount_percent).await?;
     }
@@ -113,8 +116,9 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         plugin_sha256: &plugin.sha256,
         config: &config,
         enabled: true,
+        send_window: times.send_window.as_ref(),
     };
-    store.put_binding(&new_binding, T0_MS).await?;
+    store.put_binding(&new_binding, t0).await?;
 
     let lead = &scenario.lead;
     let email = EmailAddress::parse(&lead.email).map_err(|e| SimError::Scenario(format!("lead.email: {e}")))?;
@@ -127,6 +131,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         plan_id: lead.plan_id.clone(),
         price: lead.price.as_ref().map(|p| Price { amount_cents: p.amount_cents, currency: p.currency.clone() }),
         url: Some(lead.url.clone().unwrap_or_else(|| "https://checkout.example/pay".into())),
+        timezone: times.lead_timezone,
     };
     let platform_event = |id: String, kind| PlatformEvent {
         id,
@@ -136,7 +141,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         checkout: checkout.clone(),
     };
     let lead_id =
-        match store.ingest(&platform_event("sim-capture".into(), PlatformEventType::CheckoutUpdated), T0_MS).await? {
+        match store.ingest(&platform_event("sim-capture".into(), PlatformEventType::CheckoutUpdated), t0).await? {
             crate::store::ingest::IngestOutcome::Accepted { lead_id: Some(id) } => id,
             other => return Err(SimError::Scenario(format!("the lead was not captured: {other:?}"))),
         };
@@ -145,10 +150,10 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     // Scenario events in time order; at equal times, in file order, before timers due then.
     let mut events: Vec<(usize, &ScenarioEvent)> = scenario.events.iter().enumerate().collect();
     events.sort_by_key(|(i, e)| (e.at, *i));
-    let until = T0_MS + i64::try_from(scenario.until.as_millis()).unwrap_or(i64::MAX / 2);
+    let until = t0 + i64::try_from(scenario.until.as_millis()).unwrap_or(i64::MAX / 2);
     let mut next_event = 0;
     loop {
-        let scenario_at = events.get(next_event).map(|(_, e)| T0_MS + i64::try_from(e.at.as_millis()).unwrap_or(0));
+        let scenario_at = events.get(next_event).map(|(_, e)| t0 + i64::try_from(e.at.as_millis()).unwrap_or(0));
         let engine_at = store.next_wakeup().await?.map(|at| at.max(clock.now_ms()));
         let Some(at) = [scenario_at, engine_at].into_iter().flatten().min() else { break };
         if at > until {
@@ -156,7 +161,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         }
         clock.set(at);
         while let Some((index, event)) = events.get(next_event) {
-            if T0_MS + i64::try_from(event.at.as_millis()).unwrap_or(0) > at {
+            if t0 + i64::try_from(event.at.as_millis()).unwrap_or(0) > at {
                 break;
             }
             apply(&store, &lead_id, *index, event, at, &platform_event).await?;
@@ -168,7 +173,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     let entries = store.timeline(&lead_id, 0).await?;
     let mut lines = Vec::with_capacity(entries.len());
     for entry in &entries {
-        let mut line = output_line(entry);
+        let mut line = output_line(entry, t0);
         if !input.verbose && !line.kind.always_printed() {
             continue;
         }
@@ -185,6 +190,55 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         lines.push(line);
     }
     Ok(lines)
+}
+
+/// The scenario's values the SDK's shape cannot check: its start, the binding's send window
+/// and the lead's zone (each error names its field, as the command line prints it).
+struct ScenarioTimes {
+    start: i64,
+    send_window: Option<SendWindow>,
+    lead_timezone: Option<TimeZone>,
+}
+
+impl ScenarioTimes {
+    fn of(scenario: &Scenario) -> Result<ScenarioTimes, SimError> {
+        let start = match &scenario.start {
+            None => T0_MS,
+            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    SimError::Scenario(format!(
+                        "start: {text:?} is not an RFC 3339 instant like 2026-03-06T23:10:00-03:00"
+                    ))
+                })?
+                .timestamp_millis(),
+        };
+        let send_window = match scenario.binding.as_ref().and_then(|b| b.send_window.as_ref()) {
+            None => None,
+            Some(w) => {
+                let spec = SendWindowSpec {
+                    start: w.start.clone(),
+                    end: w.end.clone(),
+                    days: w.days.clone(),
+                    timezone: w.timezone.clone(),
+                };
+                Some(SendWindow::parse(&spec).map_err(|errors| {
+                    let notes: Vec<(String, String)> =
+                        errors.into_iter().map(|e| (format!("binding.send_window.{}", e.path), e.message)).collect();
+                    SimError::Scenario(funnel_sdk::wire::notes_line(
+                        notes.iter().map(|(p, m)| (p.as_str(), m.as_str())),
+                    ))
+                })?)
+            }
+        };
+        let lead_timezone = scenario
+            .lead
+            .timezone
+            .as_deref()
+            .map(TimeZone::parse)
+            .transpose()
+            .map_err(|e| SimError::Scenario(format!("lead.timezone: {e}")))?;
+        Ok(ScenarioTimes { start, send_window, lead_timezone })
+    }
 }
 
 async fn apply(
@@ -235,12 +289,13 @@ async fn apply(
 }
 
 /// The output line of a timeline entry.
-fn output_line(entry: &crate::store::timeline::TimelineEntry) -> Line {
-    let at_s = (entry.at - T0_MS) / 1000;
+fn output_line(entry: &crate::store::timeline::TimelineEntry, t0: i64) -> Line {
+    let at_s = (entry.at - t0) / 1000;
     let kind = match entry.kind.as_str() {
         "email" => LineKind::Email,
         "sms" => LineKind::Sms,
         "dropped" => LineKind::Dropped,
+        "deferred" => LineKind::Deferred,
         "list_add" => LineKind::ListAdd,
         "list_remove" => LineKind::ListRemove,
         "retry" => LineKind::Retry,
@@ -272,6 +327,11 @@ fn output_line(entry: &crate::store::timeline::TimelineEntry) -> Line {
         LineKind::Dropped => {
             let d = detail();
             Line { tag: text("tag", &d), reason: text("reason", &d), ..line }
+        }
+        LineKind::Deferred => {
+            let d = detail();
+            let until = text("until_local", &d).map(|local| format!("until {local}"));
+            Line { tag: text("tag", &d), reason: text("reason", &d), detail: until, ..line }
         }
         LineKind::ListAdd | LineKind::ListRemove => Line { list: Some(entry.detail.clone()), ..line },
         _ => Line { detail: Some(entry.detail.clone()), ..line },

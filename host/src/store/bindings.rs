@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Database, StoreError, new_id};
+use crate::domain::SendWindow;
 
 /// A stored binding. Empty `product_id` / `plan_id` mean "any".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -17,6 +18,8 @@ pub struct Binding {
     pub plugin_sha256: String,
     pub config: serde_json::Value,
     pub enabled: bool,
+    /// When its recovery messages may go out (none: any time).
+    pub send_window: Option<SendWindow>,
 }
 
 /// A binding to create or replace (the scope is the key).
@@ -29,6 +32,7 @@ pub struct NewBinding<'a> {
     pub plugin_sha256: &'a str,
     pub config: &'a serde_json::Value,
     pub enabled: bool,
+    pub send_window: Option<&'a SendWindow>,
 }
 
 /// A coupon for a product and plan.
@@ -51,19 +55,33 @@ fn binding_from_row(row: &sqlx::any::AnyRow) -> Result<Binding, StoreError> {
         plugin_sha256: row.try_get("plugin_sha256")?,
         config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("binding config: {e}")))?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
+        send_window: window_from_column(row.try_get("send_window_json")?)?,
     })
+}
+
+/// A stored window (JSON of [`SendWindow`]); one that no longer parses is corrupt, never ignored.
+pub(crate) fn window_from_column(json: Option<String>) -> Result<Option<SendWindow>, StoreError> {
+    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("send window {j:?}: {e}"))))
+        .transpose()
+}
+
+/// A window as its column holds it.
+pub(crate) fn window_to_column(window: Option<&SendWindow>) -> Option<String> {
+    window.map(|w| serde_json::to_string(w).unwrap_or_default())
 }
 
 impl Database {
     /// Create or replace the binding of a scope; returns it.
     pub async fn put_binding(&self, binding: &NewBinding<'_>, now: i64) -> Result<Binding, StoreError> {
-        let NewBinding { producer_id, product_id, plan_id, plugin, plugin_sha256, config, enabled } = *binding;
+        let NewBinding { producer_id, product_id, plan_id, plugin, plugin_sha256, config, enabled, send_window } =
+            *binding;
         sqlx::query(
-            "INSERT INTO bindings (id, producer_id, product_id, plan_id, plugin_name, plugin_sha256, config_json, enabled, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO bindings (id, producer_id, product_id, plan_id, plugin_name, plugin_sha256, config_json, enabled, updated_at,
+             send_window_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (producer_id, product_id, plan_id) DO UPDATE SET plugin_name = excluded.plugin_name,
              plugin_sha256 = excluded.plugin_sha256, config_json = excluded.config_json, enabled = excluded.enabled,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, send_window_json = excluded.send_window_json",
         )
         .bind(new_id())
         .bind(producer_id)
@@ -74,6 +92,7 @@ impl Database {
         .bind(config.to_string())
         .bind(i64::from(enabled))
         .bind(now)
+        .bind(window_to_column(send_window))
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT * FROM bindings WHERE producer_id = $1 AND product_id = $2 AND plan_id = $3")

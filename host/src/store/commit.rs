@@ -10,13 +10,27 @@ use super::{Database, StoreError};
 /// One write of a successful invocation, applied in order.
 #[derive(Clone, Debug)]
 pub enum Write {
-    Timer { id: String, tag: String, due_at: i64 },
-    CancelTimer { id: String },
+    Timer {
+        id: String,
+        tag: String,
+        due_at: i64,
+    },
+    CancelTimer {
+        id: String,
+    },
     CancelAllTimers,
-    Outbox(NewOutbox),
-    ListAdd { name: String },
-    ListRemove { name: String },
-    Timeline { kind: String, detail: String },
+    /// Boxed: a message is far bigger than the other writes.
+    Outbox(Box<NewOutbox>),
+    ListAdd {
+        name: String,
+    },
+    ListRemove {
+        name: String,
+    },
+    Timeline {
+        kind: String,
+        detail: String,
+    },
 }
 
 /// A rendered message to queue.
@@ -33,6 +47,8 @@ pub struct NewOutbox {
     pub coupon: Option<String>,
     pub link_token: String,
     pub unsubscribe_token: String,
+    /// The window a recovery message waits for (the lead's zone resolved); `None`: any time.
+    pub send_window: Option<crate::domain::SendWindow>,
 }
 
 impl Database {
@@ -104,10 +120,12 @@ impl Database {
                     sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
                 }
                 Write::Outbox(m) => {
+                    // Due outside its window: queued for the opening (checked again when claimed).
+                    let hold = crate::domain::window::Hold::window(m.send_window.as_ref(), now);
                     sqlx::query(
                         "INSERT INTO outbox (id, producer_id, lead_id, channel, kind, tag, recipient, subject, html, text, coupon,
-                         link_token, unsubscribe_token, status, attempts, next_attempt_at, queued_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'queued', 0, $14, $14)",
+                         link_token, unsubscribe_token, status, attempts, next_attempt_at, queued_at, send_window_json)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'queued', 0, $15, $14, $16)",
                     )
                     .bind(&m.id)
                     .bind(producer_id)
@@ -123,8 +141,14 @@ impl Database {
                     .bind(&m.link_token)
                     .bind(&m.unsubscribe_token)
                     .bind(now)
+                    .bind(hold.as_ref().map_or(now, |h| h.until))
+                    .bind(super::bindings::window_to_column(m.send_window.as_ref()))
                     .execute(&mut *tx)
                     .await?;
+                    if let Some(hold) = hold {
+                        let detail = hold.timeline_detail(&m.id, m.channel, &m.tag);
+                        super::timeline::append(&mut tx, lead_id, now, "deferred", &detail).await?;
+                    }
                 }
                 Write::ListAdd { name } => {
                     sqlx::query(

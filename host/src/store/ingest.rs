@@ -98,7 +98,7 @@ async fn ingest_one(
                 "UPDATE leads SET email = COALESCE($1, email), name = COALESCE($2, name), phone = COALESCE($3, phone),
                      product_id = COALESCE(product_id, $4), plan_id = COALESCE(plan_id, $5),
                      price_cents = COALESCE($6, price_cents), currency = COALESCE($7, currency),
-                     checkout_url = COALESCE($8, checkout_url) WHERE id = $9",
+                     checkout_url = COALESCE($8, checkout_url), timezone = COALESCE($10, timezone) WHERE id = $9",
             )
             .bind(c.email.as_ref().map(EmailAddress::as_str))
             .bind(&c.name)
@@ -109,6 +109,7 @@ async fn ingest_one(
             .bind(c.price.as_ref().map(|p| p.currency.clone()))
             .bind(&c.url)
             .bind(&lead_id)
+            .bind(c.timezone.map(|z| z.name()))
             .execute(&mut **tx)
             .await?;
             if event.kind == PlatformEventType::CheckoutUpdated {
@@ -122,8 +123,8 @@ async fn ingest_one(
                 let lead_id = new_id();
                 sqlx::query(
                     "INSERT INTO leads (id, producer_id, checkout_id, email, name, phone, product_id, plan_id,
-                         price_cents, currency, checkout_url, status, captured_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12)",
+                         price_cents, currency, checkout_url, status, captured_at, timezone)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13)",
                 )
                 .bind(&lead_id)
                 .bind(&event.producer_id)
@@ -137,6 +138,7 @@ async fn ingest_one(
                 .bind(c.price.as_ref().map(|p| p.currency.clone()))
                 .bind(&c.url)
                 .bind(now)
+                .bind(c.timezone.map(|z| z.name()))
                 .execute(&mut **tx)
                 .await?;
                 active = runs::start_run(tx, bindings, &event.producer_id, &lead_id, c, now).await?;

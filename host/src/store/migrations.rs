@@ -60,6 +60,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(6, "0006_normalized_emails"),
     migration!(7, "0007_plugin_status"),
     migration!(8, "0008_webhooks"),
+    migration!(9, "0009_send_windows_and_contact_caps"),
 ];
 
 /// The newest schema version this binary knows.

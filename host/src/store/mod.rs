@@ -23,6 +23,7 @@
 //! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
+//! - [`settings`]: producer-wide settings (the contact frequency cap) and what the cap counts.
 //! - [`sessions`]: the console's sign-in sessions (revocable, idle expiry; migration 0002).
 //! - [`webhooks`]: outgoing webhooks, their delivery outbox (written in the transaction of the
 //!   change reported) and the log of attempts (migration 0008).
@@ -44,6 +45,7 @@ pub mod queue;
 pub mod rollup;
 pub mod runs;
 pub mod sessions;
+pub mod settings;
 pub mod snapshots;
 pub mod stats;
 pub mod timeline;

@@ -7,7 +7,8 @@
 use sqlx::Row;
 
 use super::{Backend, Database, StoreError, stored_word};
-use crate::domain::{Channel, MessageKind};
+use crate::domain::window::{Hold, HoldReason};
+use crate::domain::{Channel, MessageKind, SendWindow};
 use crate::webhooks::WebhookEvent;
 
 /// A claimed message with what the send-time rules need.
@@ -33,6 +34,10 @@ pub struct OutboxMessage {
     pub suppressed: bool,
     /// The name of the claim it was handed out under (see [`Database::finish_message`]).
     pub claim: String,
+    /// The window a recovery message goes out in (the lead's zone resolved when queued).
+    pub send_window: Option<SendWindow>,
+    /// The person it goes to, as the contact cap counts them: the lead's normalized email.
+    pub contact: String,
 }
 
 /// How a delivery attempt ended.
@@ -50,6 +55,9 @@ pub enum Outcome {
     },
     Bounced(String),
     Failed(String),
+    /// Held back by a send window or the contact cap: queued again for `until` (no attempt
+    /// counted), and the timeline says why.
+    Held(Hold),
 }
 
 /// Queue `message.sent` or `message.bounced` for the producer's webhooks, in the transaction
@@ -93,7 +101,7 @@ impl Database {
         let mut messages = Vec::with_capacity(ids.len());
         for id in ids {
             let r = sqlx::query(
-                "SELECT o.*, l.purchased_at,
+                "SELECT o.*, l.purchased_at, l.email AS contact,
                    (SELECT COUNT(*) FROM suppressions s WHERE s.producer_id = o.producer_id AND s.address = LOWER(o.recipient)) AS suppressed
                  FROM outbox o JOIN leads l ON l.id = o.lead_id WHERE o.id = $1",
             )
@@ -118,6 +126,8 @@ impl Database {
                 lead_purchased: r.try_get::<Option<i64>, _>("purchased_at")?.is_some(),
                 suppressed: r.try_get::<i64, _>("suppressed")? > 0,
                 claim: claim.clone(),
+                send_window: super::bindings::window_from_column(r.try_get("send_window_json")?)?,
+                contact: r.try_get("contact")?,
             });
         }
         messages.sort_by(|a, b| (a.queued_at, &a.id).cmp(&(b.queued_at, &b.id)));
@@ -168,10 +178,13 @@ impl Database {
             Outcome::Deferred { at } => ("queued", None, *at),
             Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
             Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
+            Outcome::Held(hold) => ("queued", None, hold.until),
         };
+        let capped = matches!(outcome, Outcome::Held(Hold { reason: HoldReason::ContactCap, .. }));
         let finished = sqlx::query(
             "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $6,
-             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, claim = NULL
+             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, claim = NULL,
+             capped = CASE WHEN $8 = 1 THEN 'deferred' ELSE capped END
              WHERE id = $5 AND status = 'sending' AND claim = $7",
         )
         .bind(status)
@@ -179,8 +192,9 @@ impl Database {
         .bind(next)
         .bind(now)
         .bind(&message.id)
-        .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. })))
+        .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. } | Outcome::Held(_))))
         .bind(&message.claim)
+        .bind(i64::from(capped))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -219,6 +233,10 @@ impl Database {
             }
             Outcome::Failed(_) => {
                 super::timeline::append(&mut tx, &message.lead_id, now, "send_failed", &detail).await?
+            }
+            Outcome::Held(hold) => {
+                let detail = hold.timeline_detail(&message.id, message.channel, &message.tag);
+                super::timeline::append(&mut tx, &message.lead_id, now, "deferred", &detail).await?
             }
             Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
         }

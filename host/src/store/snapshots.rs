@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Database, StoreError, stored_word};
-use crate::domain::{Channel, LeadEvent, MessageKind, MessageStatus};
+use crate::domain::{Channel, LeadEvent, MessageKind, MessageStatus, SendWindow, TimeZone};
 
 /// A lead's pending event, oldest first.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub struct LeadSnapshot {
     pub messages: Vec<MessageSnapshot>,
     /// Timers of the lead waiting to fire.
     pub pending_timers: i64,
+    /// The buyer's own zone (`checkout.timezone`): their send window is in it.
+    pub timezone: Option<TimeZone>,
 }
 
 /// A message already queued for the lead.
@@ -66,6 +68,17 @@ pub struct RunSnapshot {
     pub active: bool,
     pub binding_product_id: Option<String>,
     pub binding_plan_id: Option<String>,
+    /// The binding's send window (in the binding's zone; see [`LeadSnapshot::send_window`]).
+    pub send_window: Option<SendWindow>,
+}
+
+impl LeadSnapshot {
+    /// The window this lead's recovery messages go out in: the binding's hours and days, in
+    /// the lead's own zone when the platform sent one, else in the binding's.
+    pub fn send_window(&self, run: &RunSnapshot) -> Option<SendWindow> {
+        let window = run.send_window.as_ref()?;
+        Some(self.timezone.map_or_else(|| window.clone(), |zone| window.in_zone(zone)))
+    }
 }
 
 impl Database {
@@ -157,6 +170,10 @@ impl Database {
             lists,
             messages,
             pending_timers: row.try_get("pending_timers")?,
+            timezone: row
+                .try_get::<Option<String>, _>("timezone")?
+                .map(|name| TimeZone::parse(&name).map_err(|e| StoreError::Corrupt(format!("lead timezone: {e}"))))
+                .transpose()?,
         })
     }
 
@@ -164,7 +181,7 @@ impl Database {
     pub async fn run_snapshot(&self, lead_id: &str) -> Result<Option<RunSnapshot>, StoreError> {
         let row = sqlx::query(
             "SELECT r.binding_id, r.plugin_sha256, r.config_json, r.state, r.status, b.product_id, b.plan_id,
-                    b.plugin_name
+                    b.plugin_name, b.send_window_json
              FROM runs r LEFT JOIN bindings b ON b.id = r.binding_id WHERE r.lead_id = $1",
         )
         .bind(lead_id)
@@ -182,6 +199,7 @@ impl Database {
             active: row.try_get::<String, _>("status")? == "active",
             binding_product_id: product.filter(|p| !p.is_empty()),
             binding_plan_id: plan.filter(|p| !p.is_empty()),
+            send_window: super::bindings::window_from_column(row.try_get("send_window_json")?)?,
         }))
     }
 }

@@ -27,6 +27,17 @@ pub struct Stats {
     pub recovered: i64,
     pub recovered_revenue: Vec<Revenue>,
     pub by_tag: Vec<TagStats>,
+    /// Recovery messages the contact frequency cap held back.
+    pub capped: CappedStats,
+}
+
+/// Messages over the producer's contact cap (`PUT /v1/settings`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CappedStats {
+    /// Held back at least once, sent later (or still waiting).
+    pub deferred: i64,
+    /// Dropped (the cap's `over` is `drop`).
+    pub dropped: i64,
 }
 
 /// A sum of prices read from SQL. Prices are summed as DOUBLE PRECISION, not integers: an
@@ -67,7 +78,16 @@ impl Database {
         .bind(producer_id)
         .fetch_all(&self.read)
         .await?;
+        let capped = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN capped = 'deferred' THEN 1 ELSE 0 END), 0) AS deferred,
+                    COALESCE(SUM(CASE WHEN status = 'dropped' AND reason = 'contact_cap' THEN 1 ELSE 0 END), 0) AS dropped
+             FROM outbox WHERE producer_id = $1",
+        )
+        .bind(producer_id)
+        .fetch_one(&self.read)
+        .await?;
         Ok(Stats {
+            capped: CappedStats { deferred: capped.try_get("deferred")?, dropped: capped.try_get("dropped")? },
             leads,
             recovered,
             recovered_revenue: revenue

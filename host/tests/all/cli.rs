@@ -62,7 +62,18 @@ fn simulate_refuses_bad_input_with_one_line_and_exit_2() {
     let bad_cfg = write(dir.path(), "bad.json", r#"{"emails": [{"after": "10m", "subject": "s", "html": "h"}]}"#);
     let bad_scn = write(dir.path(), "bad-scn.json", r#"{"lead": {"email": "ana@example.com"}, "until": "soon"}"#);
     let garbage = write(dir.path(), "garbage.wasm", "not wasm");
-    let cases: [(&[&str], &str); 5] = [
+    let bad_window = write(
+        dir.path(),
+        "bad-window.json",
+        r#"{"binding": {"send_window": {"start": "08:00", "end": "21:00", "timezone": "Mars/Olympus"}},
+            "lead": {"email": "ana@example.com"}, "until": "1h"}"#,
+    );
+    let bad_start = write(
+        dir.path(),
+        "bad-start.json",
+        r#"{"start": "tomorrow", "lead": {"email": "ana@example.com"}, "until": "1h"}"#,
+    );
+    let cases: [(&[&str], &str); 7] = [
         (&["--plugin", "nope"], "plugin: \"nope\" is neither a built-in"),
         (&["--plugin", garbage.to_str().unwrap()], "plugin: this is not WebAssembly"),
         (
@@ -72,6 +83,14 @@ fn simulate_refuses_bad_input_with_one_line_and_exit_2() {
         (
             &["--plugin", "four-emails", "--scenario", bad_scn.to_str().unwrap()],
             "scenario: until: invalid duration \"soon\"",
+        ),
+        (
+            &["--plugin", "four-emails", "--scenario", bad_window.to_str().unwrap()],
+            "scenario: binding.send_window.timezone: \"Mars/Olympus\" is not an IANA time zone name",
+        ),
+        (
+            &["--plugin", "four-emails", "--scenario", bad_start.to_str().unwrap()],
+            "scenario: start: \"tomorrow\" is not an RFC 3339 instant",
         ),
         (
             &["--plugin", "four-emails", "--config", "/nonexistent.json"],

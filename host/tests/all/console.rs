@@ -567,6 +567,7 @@ async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
                 plan_id: None,
                 price: None,
                 url: None,
+                timezone: None,
             },
         };
         lead_id(&store.ingest(&event, T0).await.expect("ingest"))
@@ -752,4 +753,51 @@ async fn a_stalled_console_upload_is_cut_at_its_deadline_and_uploads_share_the_s
         }
         assert!(std::time::Instant::now() < deadline, "no 503 while the slot is held (last: {line})");
     }
+}
+
+/// The strategy page shows each binding's send window; the stats page the messages the contact
+/// cap deferred and dropped; a lead's timeline a held-back message with its local time.
+#[tokio::test]
+async fn the_console_shows_send_windows_and_capped_messages() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let (h, key) = harness_with_key(&store).await;
+    let server = local(store.clone(), "https://funnel.test").await;
+    let plugin = h.engine.plugins.builtin("four-emails").expect("four-emails");
+    let config = json!({"emails": [{"after": "20m", "subject": "Oi", "html": "<p>{{checkout_url}}</p>"}]});
+    let spec = funnel_host::domain::window::SendWindowSpec {
+        start: "08:00".into(),
+        end: "21:00".into(),
+        days: Some(vec!["thu".into(), "fri".into()]),
+        timezone: "America/Sao_Paulo".into(),
+    };
+    let window = funnel_host::domain::SendWindow::parse(&spec).expect("window");
+    let binding = funnel_host::store::bindings::NewBinding {
+        producer_id: &h.producer,
+        product_id: None,
+        plan_id: None,
+        plugin: "four-emails",
+        plugin_sha256: &plugin.sha256,
+        config: &config,
+        enabled: true,
+        send_window: Some(&window),
+    };
+    store.put_binding(&binding, T0).await.expect("binding");
+    let cap = funnel_host::store::settings::ContactCap {
+        count: 1,
+        per_ms: 86_400_000,
+        over: funnel_host::store::settings::CapOver::Drop,
+    };
+    store.put_contact_cap(&h.producer, Some(&cap), T0).await.expect("cap");
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    h.settle().await;
+    h.at(20 * 60_000).await;
+    let (session, _) = server.sign_in(&key).await;
+    let (status, html) = server.get("/console/strategy", &session.cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("08:00–21:00 thu fri (America/Sao_Paulo)"), "{html}");
+    let (_, html) = server.get(&format!("/console/leads/{lead}"), &session.cookie).await;
+    // Captured Wednesday 21:00 in São Paulo: the email due at 21:20 waits for Thursday 08:00.
+    assert!(html.contains("2026-01-01 08:00 Thu (America/Sao_Paulo)"), "held until Thursday 08:00: {html}");
+    let (_, html) = server.get("/console/stats", &session.cookie).await;
+    assert!(html.contains("id=\"kpi-capped\">0 · 0<"), "{html}");
 }

@@ -336,6 +336,8 @@ fn outbox_message(channel: Channel, recipient: &str) -> funnel_host::store::outb
         lead_purchased: false,
         suppressed: false,
         claim: String::new(),
+        send_window: None,
+        contact: recipient.into(),
     }
 }
 

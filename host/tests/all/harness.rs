@@ -134,6 +134,7 @@ impl Harness {
             plugin_sha256: sha,
             config,
             enabled: true,
+            send_window: None,
         };
         self.engine.store.put_binding(&binding, self.clock.now_ms()).await.expect("binding").id
     }
@@ -173,6 +174,7 @@ impl Harness {
                 plan_id: plan.map(str::to_string),
                 price: Some(Price { amount_cents: 9700, currency: "BRL".into() }),
                 url: Some("https://pay.example/c".into()),
+                timezone: None,
             },
         };
         self.engine.store.ingest(&event, self.clock.now_ms()).await.expect("ingest")

@@ -41,5 +41,6 @@ mod replicas;
 mod runtime_capabilities;
 mod runtime_limits;
 mod runtime_upload;
+mod send_windows;
 mod uploads;
 mod webhooks;

@@ -23,6 +23,7 @@ fn context() -> HandleContext {
         has_phone: true,
         email_suppressed: false,
         phone_suppressed: false,
+        send_window: None,
         pending_timers: 0,
     }
 }

@@ -7,6 +7,11 @@
 //! say so, and it is never sent. Coupons only on bindings that name a product and a plan with
 //! a registered coupon. A purchase, an unsubscribe or a bounce ends the sequence.
 //!
+//! The times are when emails really go out: when the binding has a send window, the host holds
+//! an email due outside it until it opens (`send-window-opens` says when). An email held past
+//! 72 hours is disabled then (noted in the lead's timeline), and the next email's 5-hour gap
+//! counts from the held email's real send.
+//!
 //! ## Layout
 //! - [`config`]: the config's shape (the public contract), validation and summary.
 //! - [`policy`]: the numbers and pure rules (timing, eligibility, tags, the email as sent).
@@ -66,6 +71,9 @@ impl run::Host for RealHost {
     }
     fn log(&mut self, level: LogLevel, text: &str) {
         host::log(level, text)
+    }
+    fn send_window_opens(&mut self, at_ms: i64) -> i64 {
+        host::send_window_opens(at_ms)
     }
 }
 

@@ -14,6 +14,9 @@ pub trait Host {
     fn send_email(&mut self, email: &Email) -> Result<(), HostError>;
     fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError>;
     fn log(&mut self, level: LogLevel, text: &str);
+    /// When a recovery message sent at `at_ms` would really go out: the host holds it until
+    /// the lead's send window opens (`at_ms` itself without a window).
+    fn send_window_opens(&mut self, at_ms: i64) -> i64;
 }
 
 /// What the plugin remembers about a lead: the 0-based index of the email it waits to send.
@@ -92,6 +95,17 @@ fn on_timer(
             &format!("{expected} came due at {at} after capture, past the 72-hour window: not sent"),
         ));
     }
+    // The host holds a recovery email due outside the lead's send window until it opens: the
+    // 72-hour rule and the 5-hour gap count from when it really goes out.
+    let goes_at = host.send_window_opens(now_ms).max(now_ms);
+    if goes_at > deadline {
+        let at = since(lead.captured_at_ms, goes_at);
+        let why = format!(
+            "{expected} would go out at {at} after capture (the send window opens then), past the 72-hour window: \
+             disabled, no more emails"
+        );
+        return Ok(end(host, LogLevel::Info, &why));
+    }
     match host.send_email(&policy::email(email, index, config.coupon_line.as_deref())) {
         Ok(()) => {}
         Err(e @ (HostError::Suppressed | HostError::NoRecipient)) => {
@@ -109,8 +123,9 @@ fn on_timer(
         let why = format!("{} is disabled (past the 72-hour window): no more emails", policy::tag(next));
         return Ok(end(host, LogLevel::Info, &why));
     }
-    // Counted from now, not from the plan, so the 5-hour gap holds even after a late email.
-    let due = now_ms.saturating_add(ms(following.after));
+    // Counted from when this email really goes out, not from the plan, so the 5-hour gap holds
+    // even after a late email or one held for the send window.
+    let due = goes_at.saturating_add(ms(following.after));
     if due > deadline {
         let at = since(lead.captured_at_ms, due);
         let why = format!(
@@ -119,7 +134,8 @@ fn on_timer(
         );
         return Ok(end(host, LogLevel::Info, &why));
     }
-    schedule(host, following.after, next)?;
+    let held = Duration::from_millis(u64::try_from(goes_at - now_ms).unwrap_or(0));
+    schedule(host, following.after.saturating_add(held), next)?;
     state.next = next;
     Ok(Next::Continue)
 }
@@ -176,6 +192,8 @@ mod tests {
     struct FakeHost {
         calls: Vec<Call>,
         refuse_email: Option<HostError>,
+        /// The send window: `(opens, closes)` ms after capture each day, 24 h periodic.
+        window: Option<(i64, i64)>,
     }
 
     impl Host for FakeHost {
@@ -192,6 +210,19 @@ mod tests {
         }
         fn log(&mut self, level: LogLevel, text: &str) {
             self.calls.push(Call::Log(level, text.to_string()));
+        }
+        fn send_window_opens(&mut self, at_ms: i64) -> i64 {
+            let Some((opens, closes)) = self.window else { return at_ms };
+            let day = 24 * HOUR;
+            let offset = (at_ms - T0).rem_euclid(day);
+            let base = at_ms - offset;
+            if (opens..closes).contains(&offset) {
+                at_ms
+            } else if offset < opens {
+                base + opens
+            } else {
+                base + day + opens
+            }
         }
     }
 
@@ -367,6 +398,38 @@ mod tests {
         let (next, host) = step(&c, &lead(Some(9700)), timer("email-1"), 3 * HOUR, &mut State::default());
         assert_eq!(next, Ok(Next::Continue));
         assert_eq!(host.effects(), [sent("email-1"), sched(69 * HOUR, "email-2")]);
+    }
+
+    #[test]
+    fn an_email_held_by_the_send_window_moves_the_next_one_with_it() {
+        // Window 08:00-21:00 with capture at 00:00 of a day: email-1 due at 20 min goes at 8h,
+        // so email-2 is scheduled 5 h after 8h, not after 20 min.
+        let mut host = FakeHost { window: Some((8 * HOUR, 21 * HOUR)), ..FakeHost::default() };
+        let mut state = State::default();
+        let c = config(&["20m", "5h"]);
+        let next = handle(&c, &lead(Some(9700)), &timer("email-1"), T0 + 20 * MIN, &mut state, &mut host);
+        assert_eq!(next, Ok(Next::Continue));
+        assert_eq!(host.effects(), [sent("email-1"), sched(7 * HOUR + 40 * MIN + 5 * HOUR, "email-2")]);
+    }
+
+    #[test]
+    fn an_email_the_window_would_carry_past_72h_is_disabled() {
+        // The window opens at 23:00 each day: email-2, due at 70h (22:00 of day 3), would go at
+        // 71h: sent. Due at 71h30m (after 23:00) it would go at 95h: disabled.
+        let c = config(&["20m", "5h"]);
+        let mut host = FakeHost { window: Some((23 * HOUR, 24 * HOUR)), ..FakeHost::default() };
+        let next = handle(&c, &lead(Some(9700)), &timer("email-2"), T0 + 70 * HOUR, &mut State { next: 1 }, &mut host);
+        assert_eq!(next, Ok(Next::End));
+        assert_eq!(host.effects(), [sent("email-2")]);
+        let mut host = FakeHost { window: Some((8 * HOUR, 21 * HOUR)), ..FakeHost::default() };
+        let next = handle(&c, &lead(Some(9700)), &timer("email-2"), T0 + 69 * HOUR, &mut State { next: 1 }, &mut host);
+        assert_eq!(next, Ok(Next::End));
+        assert!(host.effects().is_empty(), "69h is 21:00: held to 80h, past 72h");
+        assert_eq!(
+            host.logs(),
+            ["email-2 would go out at 80h after capture (the send window opens then), past the 72-hour window: \
+              disabled, no more emails"]
+        );
     }
 
     #[test]

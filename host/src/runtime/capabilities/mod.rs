@@ -9,6 +9,7 @@ mod email;
 mod lists;
 mod log;
 mod messages;
+mod send_window;
 mod sms;
 mod timers;
 pub mod v0_1;
@@ -81,6 +82,10 @@ impl host::Host for InvocationState {
 
     fn log(&mut self, level: LogLevel, text: String) -> wasmtime::Result<()> {
         log::log(self, level, text)
+    }
+
+    fn send_window_opens(&mut self, at_ms: i64) -> wasmtime::Result<i64> {
+        send_window::opens(self, at_ms)
     }
 }
 
