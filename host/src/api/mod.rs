@@ -233,8 +233,21 @@ pub fn routes() -> Vec<Route> {
         route("get", "/v1/bindings", "Your bindings", Producer, get(bindings::list)),
         Route {
             body: Some(schema::<coupons::NewCoupon>),
-            ..route("post", "/v1/coupons", "Register a coupon for a product and plan", Producer, post(coupons::create))
+            ..route(
+                "post",
+                "/v1/coupons",
+                "Register a product and plan's coupon: a static code, codes for its pool, or a pattern",
+                Producer,
+                post(coupons::create),
+            )
         },
+        route(
+            "get",
+            "/v1/coupons",
+            "Your coupons: static codes, and pools and patterns with codes total, assigned and left",
+            Producer,
+            get(coupons::list),
+        ),
         Route {
             body: Some(schema::<events::EventBody>),
             responses: Some(|| {

@@ -81,6 +81,7 @@ fn sent_message(m: &MessageSnapshot) -> SentMessage {
 /// The read-only context the capabilities answer from.
 pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleContext {
     HandleContext {
+        lead_id: lead.id.clone(),
         lists: lead.lists.clone(),
         coupon,
         messages: lead.messages.iter().map(sent_message).collect(),
@@ -88,6 +89,7 @@ pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>) -> HandleCont
         email_suppressed: lead.email_suppressed,
         phone_suppressed: lead.phone_suppressed,
         pending_timers: usize::try_from(lead.pending_timers).unwrap_or(0),
+        services: None,
     }
 }
 
@@ -211,6 +213,7 @@ pub fn writes(
             Effect::CancelAll => Write::CancelAllTimers,
             Effect::ListAdd { name } => Write::ListAdd { name },
             Effect::ListRemove { name } => Write::ListRemove { name },
+            Effect::Variant { step, variant } => Write::Variant { step, variant },
         };
         writes.push(write);
     }

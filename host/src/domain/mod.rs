@@ -8,10 +8,14 @@
 //! - [`message`]: a message's channel, kind and status, and a lead's status, stored as words
 //!   and parsed back.
 //! - [`text`]: which control characters a field may hold.
+//! - [`coupon`]: unique coupon codes: pool codes and the patterns that generate them.
+//! - [`split`]: which variant of an A/B split a lead gets (a stable hash of lead and step).
 
+pub mod coupon;
 pub mod email;
 pub mod event;
 pub mod message;
+pub mod split;
 pub mod text;
 
 pub use email::EmailAddress;

@@ -143,6 +143,7 @@ impl LoadedPlugin {
                 refusals: std::mem::take(&mut state.refusals),
                 logs: state.log.take(),
                 fuel_used,
+                unique_coupon: state.unique_coupon.take(),
             }),
             Err(message) => Err(self.error(Failure::Rejected(bounded_error(&message, self.limits.error_bytes)))),
         }

@@ -17,6 +17,8 @@ pub enum Write {
     ListAdd { name: String },
     ListRemove { name: String },
     Timeline { kind: String, detail: String },
+    /// The plugin chose a variant at a split step (`choose-variant`): recorded once per lead.
+    Variant { step: String, variant: String },
 }
 
 /// A rendered message to queue.
@@ -156,6 +158,9 @@ impl Database {
                 }
                 Write::Timeline { kind, detail } => {
                     super::timeline::append(&mut tx, lead_id, now, kind, detail).await?
+                }
+                Write::Variant { step, variant } => {
+                    super::variants::record(&mut tx, lead_id, producer_id, step, variant, now).await?
                 }
             }
         }

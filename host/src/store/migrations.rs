@@ -59,6 +59,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(5, "0005_platform_event_ids"),
     migration!(6, "0006_normalized_emails"),
     migration!(7, "0007_plugin_status"),
+    migration!(10, "0010_unique_coupons_and_splits"),
 ];
 
 /// The newest schema version this binary knows.

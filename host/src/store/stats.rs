@@ -1,6 +1,7 @@
 //! A producer's numbers: leads, recovered leads and revenue (per currency), and per message
 //! tag how many were sent, clicked and credited with a recovery (the message a purchase is
-//! attributed to: the last clicked before it, else the last delivered).
+//! attributed to: the last clicked before it, else the last delivered); and per A/B split
+//! variant the same ([`super::variants`]).
 
 use serde::Serialize;
 use sqlx::Row;
@@ -27,6 +28,8 @@ pub struct Stats {
     pub recovered: i64,
     pub recovered_revenue: Vec<Revenue>,
     pub by_tag: Vec<TagStats>,
+    /// Per A/B split step and variant (see [`super::variants`]).
+    pub by_variant: Vec<super::variants::VariantStats>,
 }
 
 /// A sum of prices read from SQL. Prices are summed as DOUBLE PRECISION, not integers: an
@@ -67,7 +70,9 @@ impl Database {
         .bind(producer_id)
         .fetch_all(&self.read)
         .await?;
+        let by_variant = self.variant_stats(producer_id).await?;
         Ok(Stats {
+            by_variant,
             leads,
             recovered,
             recovered_revenue: revenue

@@ -24,6 +24,7 @@ fn context() -> HandleContext {
         email_suppressed: false,
         phone_suppressed: false,
         pending_timers: 0,
+        ..HandleContext::default()
     }
 }
 

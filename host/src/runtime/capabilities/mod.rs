@@ -11,7 +11,9 @@ mod log;
 mod messages;
 mod sms;
 mod timers;
+mod unique_coupon;
 pub mod v0_1;
+mod variants;
 
 use super::effects::Effect;
 use super::error::Limit;
