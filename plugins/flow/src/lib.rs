@@ -120,6 +120,12 @@ impl World for HostWorld {
     fn has_coupon(&self) -> bool {
         host::coupon().is_some()
     }
+    fn unique_coupon(&mut self) -> run::UniqueCoupon {
+        run::UniqueCoupon::NoSource // WIT-0.2.0-PENDING
+    }
+    fn choose_variant(&mut self, _step: &str, _variants: &[config::SplitVariant]) -> Result<String, String> {
+        Err("WIT-0.2.0-PENDING".into())
+    }
     fn send_email(&mut self, email: &Email) -> Result<(), String> {
         host::send_email(email).map(|_| ()).map_err(|e| e.to_string())
     }

@@ -61,6 +61,12 @@ impl run::Host for RealHost {
     fn send_email(&mut self, email: &Email) -> Result<(), HostError> {
         host::send_email(email).map(|_id| ())
     }
+    fn unique_coupon(&mut self) -> Result<bool, String> {
+        Ok(false) // WIT-0.2.0-PENDING
+    }
+    fn has_coupon(&mut self) -> bool {
+        host::coupon().is_some()
+    }
     fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError> {
         host::schedule(after, tag).map(|_id| ())
     }
