@@ -28,10 +28,7 @@ pub struct StoreServices {
 
 impl StoreServices {
     /// Run `work` on the async runtime and wait for it on this (blocking) thread.
-    fn wait<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, String> {
+    fn wait<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> Result<T, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.runtime.spawn(async move {
             let _ = tx.send(tokio::time::timeout(STORE_CALL_DEADLINE, work).await);
@@ -51,7 +48,8 @@ impl LeadServices for StoreServices {
                 "unique coupons need a binding whose scope names a product and a plan".into(),
             ));
         };
-        let (store, lead, producer, now) = (self.store.clone(), self.lead_id.clone(), self.producer_id.clone(), self.now);
+        let (store, lead, producer, now) =
+            (self.store.clone(), self.lead_id.clone(), self.producer_id.clone(), self.now);
         let result = self
             .wait(async move { store.assign_unique_coupon(&lead, &producer, (&product, &plan), now).await })
             .map_err(UniqueCouponRefusal::Failed)?;

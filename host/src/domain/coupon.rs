@@ -72,11 +72,17 @@ impl CouponPattern {
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_CODE_CHARS).contains(n) && count.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| format!("{{{token}}} is not a token: use {{A<n>}} or {{D<n>}} with n from 1 to 64"))?;
+                    .ok_or_else(|| {
+                        format!("{{{token}}} is not a token: use {{A<n>}} or {{D<n>}} with n from 1 to 64")
+                    })?;
                 let piece = match kind {
                     "A" => Piece::Alnum(n),
                     "D" => Piece::Digits(n),
-                    _ => return Err(format!("{{{token}}} is not a token: use {{A<n>}} (letters and digits) or {{D<n>}} (digits)")),
+                    _ => {
+                        return Err(format!(
+                            "{{{token}}} is not a token: use {{A<n>}} (letters and digits) or {{D<n>}} (digits)"
+                        ));
+                    }
                 };
                 if !literal.is_empty() {
                     pieces.push(Piece::Literal(std::mem::take(&mut literal)));

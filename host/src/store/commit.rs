@@ -10,15 +10,31 @@ use super::{Database, StoreError};
 /// One write of a successful invocation, applied in order.
 #[derive(Clone, Debug)]
 pub enum Write {
-    Timer { id: String, tag: String, due_at: i64 },
-    CancelTimer { id: String },
+    Timer {
+        id: String,
+        tag: String,
+        due_at: i64,
+    },
+    CancelTimer {
+        id: String,
+    },
     CancelAllTimers,
     Outbox(NewOutbox),
-    ListAdd { name: String },
-    ListRemove { name: String },
-    Timeline { kind: String, detail: String },
+    ListAdd {
+        name: String,
+    },
+    ListRemove {
+        name: String,
+    },
+    Timeline {
+        kind: String,
+        detail: String,
+    },
     /// The plugin chose a variant at a split step (`choose-variant`): recorded once per lead.
-    Variant { step: String, variant: String },
+    Variant {
+        step: String,
+        variant: String,
+    },
 }
 
 /// A rendered message to queue.

@@ -130,9 +130,8 @@ impl Database {
         upsert_source(&mut tx, producer_id, (product_id, plan_id), None, discount_percent, now).await?;
         let mut added = 0;
         for chunk in codes.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
-                "INSERT INTO coupon_codes (producer_id, product_id, plan_id, code, added_at) VALUES ",
-            );
+            let mut sql =
+                String::from("INSERT INTO coupon_codes (producer_id, product_id, plan_id, code, added_at) VALUES ");
             for i in 0..chunk.len() {
                 let b = i * 5;
                 if i > 0 {

@@ -71,11 +71,12 @@ impl Database {
 
     /// Every variant recorded for the lead, by step.
     pub async fn lead_variants(&self, lead_id: &str) -> Result<Vec<LeadVariant>, StoreError> {
-        let rows =
-            sqlx::query("SELECT step, variant, assigned_at FROM lead_variants WHERE lead_id = $1 ORDER BY assigned_at, step")
-                .bind(lead_id)
-                .fetch_all(&self.read)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT step, variant, assigned_at FROM lead_variants WHERE lead_id = $1 ORDER BY assigned_at, step",
+        )
+        .bind(lead_id)
+        .fetch_all(&self.read)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(LeadVariant {

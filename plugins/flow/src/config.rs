@@ -233,15 +233,16 @@ fn load_step(id: &str, value: &Value, problems: &mut Vec<ConfigNote>) -> Step {
         // Keep whatever targets are readable so the steps after this one stay reachable.
         let target = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_string);
         // A split's readable targets too: a broken split must not make its branches unreachable.
-        let split = value.get("split").and_then(|s| s.get("variants")).and_then(Value::as_array).map(|variants| Split {
-            variants: variants
-                .iter()
-                .filter_map(|v| {
-                    let next = v.get("next")?.as_str()?.to_string();
-                    Some(SplitVariant { name: String::new(), weight: 0, next })
-                })
-                .collect(),
-        });
+        let split =
+            value.get("split").and_then(|s| s.get("variants")).and_then(Value::as_array).map(|variants| Split {
+                variants: variants
+                    .iter()
+                    .filter_map(|v| {
+                        let next = v.get("next")?.as_str()?.to_string();
+                        Some(SplitVariant { name: String::new(), weight: 0, next })
+                    })
+                    .collect(),
+            });
         Step {
             next: target("next"),
             then: target("then"),

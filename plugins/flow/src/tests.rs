@@ -685,9 +685,7 @@ fn a_split_the_host_answers_with_a_stranger_fails_the_event() {
 #[test]
 fn split_rules_are_reported_at_their_paths() {
     let split = |variants: &str| {
-        format!(
-            r#"{{"start": "s", "steps": {{"s": {{"split": {{"variants": {variants}}}}}, "a": {{"end": true}}}}}}"#
-        )
+        format!(r#"{{"start": "s", "steps": {{"s": {{"split": {{"variants": {variants}}}}}, "a": {{"end": true}}}}}}"#)
     };
     assert_eq!(
         errors(&split(r#"[{"name": "x", "weight": 1, "next": "a"}]"#)),
@@ -722,7 +720,8 @@ fn split_rules_are_reported_at_their_paths() {
     assert!(e.len() == 1 && e[0].starts_with("steps.s.split.variants[0]: missing field `next`"), "{e:?}");
     let with_next = r#"{"start": "s", "steps": {"s": {"split": {"variants": [{"name": "x", "weight": 1, "next": "a"}, {"name": "y", "weight": 1, "next": "a"}]}, "next": "a"}, "a": {"end": true}}}"#;
     assert_eq!(errors(with_next), ["steps.s.next: a split goes on by each variant's next: remove this"]);
-    let with_email = r#"{"start": "s", "steps": {"s": {"email": {"subject": "s", "html": "h"}, "split": {"variants": []}}}}"#;
+    let with_email =
+        r#"{"start": "s", "steps": {"s": {"email": {"subject": "s", "html": "h"}, "split": {"variants": []}}}}"#;
     assert_eq!(
         errors(with_email),
         ["steps.s: a step has exactly one action (email and sms may go together); found email, split"]
@@ -745,11 +744,17 @@ fn a_coupon_email_uses_the_leads_unique_code_then_the_static_one() {
     assert_eq!(run.world.emails[0].html, "<p>Hi</p><p>Cupom: {{coupon_code}}</p>");
     // The pool is used up and a static coupon exists: that one, and the plugin says so.
     let mut run = Run::new(json);
-    run.world.unique = Some(run::UniqueCoupon::Refused("the coupon pool for product \"p\" plan \"q\" is used up".into()));
+    run.world.unique =
+        Some(run::UniqueCoupon::Refused("the coupon pool for product \"p\" plan \"q\" is used up".into()));
     run.world.coupon = true;
     run.event(Event::Captured).expect("runs");
     assert_eq!(run.world.emails[0].html, "<p>Hi</p><p>Cupom: {{coupon_code}}</p>");
-    assert!(run.world.logs.iter().any(|(l, t)| *l == LogLevel::Warn && t.contains("is used up") && t.ends_with("the static coupon instead")));
+    assert!(
+        run.world
+            .logs
+            .iter()
+            .any(|(l, t)| *l == LogLevel::Warn && t.contains("is used up") && t.ends_with("the static coupon instead"))
+    );
     // Used up and nothing else: sent without the line.
     let mut run = Run::new(json);
     run.world.unique = Some(run::UniqueCoupon::Refused("used up".into()));

@@ -206,7 +206,10 @@ fn check_split(path: &str, split: &Split, errors: &mut Vec<ConfigNote>) {
                 format!("a variant name is 1 to {MAX_VARIANT_NAME} characters, no control characters"),
             ));
         } else if let Some(first) = split.variants[..i].iter().position(|w| w.name == v.name) {
-            errors.push(note(format!("{at}[{i}].name"), format!("{:?} is already the name of variants[{first}]", v.name)));
+            errors.push(note(
+                format!("{at}[{i}].name"),
+                format!("{:?} is already the name of variants[{first}]", v.name),
+            ));
         }
         if v.weight > MAX_WEIGHT {
             errors.push(note(format!("{at}[{i}].weight"), format!("must be 0 to {MAX_WEIGHT} (got {})", v.weight)));

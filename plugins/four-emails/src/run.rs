@@ -494,7 +494,8 @@ mod tests {
         let with_line = Call::Email { tag: "email-1".into(), html: "<p>h</p><p>Cupom {{coupon_code}}.</p>".into() };
         let run = |unique: Result<bool, String>, static_coupon: bool| {
             let mut host = FakeHost { unique: Some(unique), static_coupon, ..FakeHost::default() };
-            let next = handle(&c, &lead(Some(9700)), &timer("email-1"), T0 + 20 * MIN, &mut State::default(), &mut host);
+            let next =
+                handle(&c, &lead(Some(9700)), &timer("email-1"), T0 + 20 * MIN, &mut State::default(), &mut host);
             assert_eq!(next, Ok(Next::End));
             host
         };
@@ -502,10 +503,16 @@ mod tests {
         assert_eq!(run(Ok(false), true).effects(), [with_line.clone()], "no pool: the static coupon, as before");
         let used_up = run(Err("the pool is used up".into()), true);
         assert_eq!(used_up.effects(), [with_line], "used up: the static coupon");
-        assert!(used_up.logs().contains(&"email-1: no unique coupon (the pool is used up): the static coupon instead".into()));
+        assert!(
+            used_up
+                .logs()
+                .contains(&"email-1: no unique coupon (the pool is used up): the static coupon instead".into())
+        );
         let nothing = run(Err("the pool is used up".into()), false);
         assert_eq!(nothing.effects(), [sent("email-1")], "nothing left: no coupon line, no empty code");
-        assert!(nothing.logs().contains(&"email-1: no unique coupon (the pool is used up): sent without a coupon".into()));
+        assert!(
+            nothing.logs().contains(&"email-1: no unique coupon (the pool is used up): sent without a coupon".into())
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub(super) fn choose_variant(
         return Ok(Ok(name));
     }
     let recorded = match &state.ctx.services {
-        Some(services) => services.0.recorded_variant(&step).map_err(|e| wasmtime::format_err!("choose-variant: {e}"))?,
+        Some(services) => {
+            services.0.recorded_variant(&step).map_err(|e| wasmtime::format_err!("choose-variant: {e}"))?
+        }
         None => None,
     };
     if let Some(name) = recorded.as_ref().filter(|n| listed(n)) {
