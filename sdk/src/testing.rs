@@ -518,6 +518,29 @@ impl Scenario {
         self
     }
 
+    /// The producer registered a pool of unique codes for the binding's product and plan
+    /// (call [`product`](Self::product) too); `unique-coupon` gives them out in order, and an
+    /// empty pool answers `limit-reached`.
+    pub fn coupon_pool(mut self, codes: &[&str], discount_percent: u8) -> Self {
+        let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
+        binding.unique_coupons = Some(wire::ScenarioUniqueCoupons {
+            codes: Some(codes.iter().map(|c| c.to_string()).collect()),
+            pattern: None,
+            discount_percent,
+        });
+        self
+    }
+
+    /// The producer registered a pattern of unique codes (e.g. `VOLTA-{A6}`) for the binding's
+    /// product and plan (call [`product`](Self::product) too). Its codes are random: compare
+    /// timelines that show them by shape, not text.
+    pub fn coupon_pattern(mut self, pattern: &str, discount_percent: u8) -> Self {
+        let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
+        binding.unique_coupons =
+            Some(wire::ScenarioUniqueCoupons { codes: None, pattern: Some(pattern.to_string()), discount_percent });
+        self
+    }
+
     /// The order is paid at `at` after capture.
     pub fn order_paid_at(self, at: &str) -> Self {
         self.event(at, wire::ScenarioEventKind::OrderPaid, None)

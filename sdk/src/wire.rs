@@ -74,6 +74,26 @@ pub struct ScenarioBinding {
     /// The coupon registered for the product and plan (`POST /v1/coupons` on a server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon: Option<ScenarioCoupon>,
+    /// Unique coupons registered for the product and plan (`POST /v1/coupons` with `codes`
+    /// or `pattern`): what `unique-coupon` gives the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_coupons: Option<ScenarioUniqueCoupons>,
+}
+
+/// A pool of codes (given out in order) or a pattern (a fresh random code; so a timeline
+/// showing it differs between runs) for the binding's product and plan. Exactly one of
+/// `codes` and `pattern`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioUniqueCoupons {
+    /// The pool's codes; an empty list is a used-up pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<String>>,
+    /// A pattern such as `VOLTA-{A6}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The discount, 1 to 100.
+    pub discount_percent: u8,
 }
 
 /// A coupon registered for the binding's product and plan.
