@@ -193,6 +193,24 @@ async fn pool_of(
     Ok(state.store.coupon_pools(producer).await?.into_iter().find(|p| p.product_id == product && p.plan_id == plan))
 }
 
+/// `GET /v1/coupons`'s documented answer (OpenAPI `responses`).
+pub fn list_responses() -> Value {
+    let int = json!({"type": "integer"});
+    json!({"200": super::plugins::json_answer("Your static codes, and your pools and patterns with their use", json!({
+        "type": "object", "required": ["coupons", "pools"], "properties": {
+            "coupons": {"type": "array", "items": {"type": "object", "properties": {
+                "product_id": {"type": "string"}, "plan_id": {"type": "string"}, "code": {"type": "string"},
+                "discount_percent": int}}},
+            "pools": {"type": "array", "items": {"type": "object",
+                "required": ["product_id", "plan_id", "kind", "discount_percent", "total", "assigned"], "properties": {
+                "product_id": {"type": "string"}, "plan_id": {"type": "string"},
+                "kind": {"enum": ["pool", "pattern"]}, "pattern": {"type": ["string", "null"]},
+                "discount_percent": int,
+                "total": {"type": "integer", "description": "pool codes registered (0 for a pattern)"},
+                "assigned": {"type": "integer", "description": "codes given to leads"},
+                "left": {"type": ["integer", "null"], "description": "pool codes still free; null for a pattern"}}}}}}))})
+}
+
 /// `GET /v1/coupons`: `{"coupons": [static codes], "pools": [pools and patterns with use]}`.
 pub async fn list(State(state): State<AppState>, ProducerCaller(producer): ProducerCaller) -> Result<Json<Value>, Problem> {
     let statics = state.store.static_coupons(&producer).await?;

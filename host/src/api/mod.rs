@@ -241,13 +241,16 @@ pub fn routes() -> Vec<Route> {
                 post(coupons::create),
             )
         },
-        route(
-            "get",
-            "/v1/coupons",
-            "Your coupons: static codes, and pools and patterns with codes total, assigned and left",
-            Producer,
-            get(coupons::list),
-        ),
+        Route {
+            responses: Some(coupons::list_responses),
+            ..route(
+                "get",
+                "/v1/coupons",
+                "Your coupons: static codes, and pools and patterns with codes total, assigned and left",
+                Producer,
+                get(coupons::list),
+            )
+        },
         Route {
             body: Some(schema::<events::EventBody>),
             responses: Some(|| {
@@ -278,13 +281,17 @@ pub fn routes() -> Vec<Route> {
             responses: Some(|| ok::<leads::LeadWithTimeline>("The lead, its messages and its timeline")),
             ..route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
         },
-        route(
-            "get",
-            "/v1/stats",
-            "Leads, recoveries and revenue, per message tag; ?from=&to= (YYYY-MM-DD) adds daily counts",
-            Producer,
-            get(stats::stats),
-        ),
+        Route {
+            responses: Some(stats::responses),
+            ..route(
+                "get",
+                "/v1/stats",
+                "Leads, recoveries and revenue, per message tag and per A/B split variant; ?from=&to= (YYYY-MM-DD) \
+                 adds daily counts",
+                Producer,
+                get(stats::stats),
+            )
+        },
         Route {
             responses: Some(|| ok::<lists::Lists>("Your lists, by name")),
             ..route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))
