@@ -171,6 +171,19 @@ fn capture(producer: &str, i: usize) -> PlatformEvent {
     }
 }
 
+/// Drain until a drain finds nothing; how many events were handled.
+async fn drain(h: Option<&Harness>) -> usize {
+    let Some(h) = h else { return 0 };
+    let mut handled = 0;
+    loop {
+        let n = h.engine.dispatcher.drain().await.expect("drain");
+        if n == 0 {
+            return handled;
+        }
+        handled += n;
+    }
+}
+
 on_both!(a_pool_of_500_codes_raced_for_by_1000_leads_gives_500_distinct_codes_and_500_clear_failures);
 async fn a_pool_of_500_codes_raced_for_by_1000_leads_gives_500_distinct_codes_and_500_clear_failures(db: Db) {
     let test_db = TestDb::new(db).await;
@@ -192,17 +205,6 @@ async fn a_pool_of_500_codes_raced_for_by_1000_leads_gives_500_distinct_codes_an
         a.engine.store.ingest_batch(chunk, T0).await.expect("ingest");
     }
     let started = std::time::Instant::now();
-    let drain = |h: Option<&Harness>| async move {
-        let Some(h) = h else { return 0 };
-        let mut handled = 0;
-        loop {
-            let n = h.engine.dispatcher.drain().await.expect("drain");
-            if n == 0 {
-                return handled;
-            }
-            handled += n;
-        }
-    };
     let (na, nb) = tokio::join!(drain(Some(&a)), drain(b.as_ref()));
     let (na, nb) = if na + nb < 1000 {
         // Leads the other replica held when one finished: one more round each.

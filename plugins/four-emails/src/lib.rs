@@ -62,7 +62,12 @@ impl run::Host for RealHost {
         host::send_email(email).map(|_id| ())
     }
     fn unique_coupon(&mut self) -> Result<bool, String> {
-        Ok(false) // WIT-0.2.0-PENDING
+        match host::unique_coupon() {
+            Ok(_) => Ok(true),
+            Err(HostError::LimitReached(why)) => Err(why),
+            // No pool or pattern on the scope (`invalid`): the static coupon, as before.
+            Err(_) => Ok(false),
+        }
     }
     fn has_coupon(&mut self) -> bool {
         host::coupon().is_some()
