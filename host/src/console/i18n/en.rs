@@ -114,6 +114,8 @@ pub const EN: Strings = Strings {
     tl_send_failed: "Sending failed",
     tl_log: "Plugin log",
     tl_timer_set: "Timer set",
+    tl_coupon_assigned: "Unique coupon given",
+    tl_variant: "A/B split",
     tl_list_add: "Added to list",
     tl_list_remove: "Removed from list",
     tl_run_ended: "Strategy finished with this lead",

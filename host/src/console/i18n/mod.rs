@@ -177,6 +177,8 @@ pub struct Strings {
     pub tl_send_failed: &'static str,
     pub tl_log: &'static str,
     pub tl_timer_set: &'static str,
+    pub tl_coupon_assigned: &'static str,
+    pub tl_variant: &'static str,
     pub tl_list_add: &'static str,
     pub tl_list_remove: &'static str,
     pub tl_run_ended: &'static str,

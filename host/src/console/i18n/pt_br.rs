@@ -114,6 +114,8 @@ pub const PT_BR: Strings = Strings {
     tl_send_failed: "Falha no envio",
     tl_log: "Log do plugin",
     tl_timer_set: "Temporizador agendado",
+    tl_coupon_assigned: "Cupom único atribuído",
+    tl_variant: "Teste A/B",
     tl_list_add: "Adicionado à lista",
     tl_list_remove: "Removido da lista",
     tl_run_ended: "Estratégia encerrada para este lead",
