@@ -212,7 +212,10 @@ pub fn list_responses() -> Value {
 }
 
 /// `GET /v1/coupons`: `{"coupons": [static codes], "pools": [pools and patterns with use]}`.
-pub async fn list(State(state): State<AppState>, ProducerCaller(producer): ProducerCaller) -> Result<Json<Value>, Problem> {
+pub async fn list(
+    State(state): State<AppState>,
+    ProducerCaller(producer): ProducerCaller,
+) -> Result<Json<Value>, Problem> {
     let statics = state.store.static_coupons(&producer).await?;
     let pools = state.store.coupon_pools(&producer).await?;
     Ok(Json(json!({"coupons": statics, "pools": pools})))

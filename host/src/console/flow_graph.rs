@@ -289,7 +289,10 @@ pub fn svg(graph: &Graph, counts: &HashMap<String, StepCounts>, broken: &HashSet
                     iy - 2
                 );
                 if let Some(label) = label {
-                    let _ = write!(labels, "{}", label_at((ox + ix) / 2, mid, label, kind));
+                    // A split's arrows may share a target: their labels sit where they leave.
+                    let (lx, ly) =
+                        if matches!(kind, EdgeKind::Variant(_)) { (ox, oy + 14) } else { ((ox + ix) / 2, mid) };
+                    let _ = write!(labels, "{}", label_at(lx, ly, label, kind));
                 }
             } else {
                 // Back (or sideways): out of the right side, around, into the target's right.

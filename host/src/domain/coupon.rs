@@ -32,10 +32,9 @@ pub fn pool_code_problem(code: &str) -> Option<String> {
         Some("must not be empty".into())
     } else if chars > MAX_CODE_CHARS {
         Some(format!("must be at most {MAX_CODE_CHARS} characters (got {chars})"))
-    } else if let Some(bad) = code.chars().find(|c| !code_char(*c)) {
-        Some(format!("{bad:?} is not allowed: use letters, digits, '-', '_' or '.'"))
     } else {
-        None
+        let bad = code.chars().find(|c| !code_char(*c))?;
+        Some(format!("{bad:?} is not allowed: use letters, digits, '-', '_' or '.'"))
     }
 }
 

@@ -499,8 +499,12 @@ mod tests {
             assert_eq!(next, Ok(Next::End));
             host
         };
-        assert_eq!(run(Ok(true), false).effects(), [with_line.clone()], "the lead's own code");
-        assert_eq!(run(Ok(false), true).effects(), [with_line.clone()], "no pool: the static coupon, as before");
+        assert_eq!(run(Ok(true), false).effects(), std::slice::from_ref(&with_line), "the lead's own code");
+        assert_eq!(
+            run(Ok(false), true).effects(),
+            std::slice::from_ref(&with_line),
+            "no pool: the static coupon, as before"
+        );
         let used_up = run(Err("the pool is used up".into()), true);
         assert_eq!(used_up.effects(), [with_line], "used up: the static coupon");
         assert!(
