@@ -408,3 +408,50 @@ async fn stats_by_variant_count_each_variants_leads_sends_clicks_and_recoveries(
     assert_eq!(got, want, "{db:?}: {stats}");
     assert_eq!(stats["recovered"], 10, "{db:?}");
 }
+
+// ---------------------------------------------------------------- funnel simulate
+
+/// Two coupon emails an hour apart, for `funnel simulate` scenarios.
+fn two_coupon_emails() -> Value {
+    json!({"start": "first", "steps": {
+        "first": {"email": {"subject": "Cupom", "html": "<p>{{coupon_code}}</p>", "coupon": true}, "next": "wait"},
+        "wait": {"wait": "1h", "next": "second"},
+        "second": {"email": {"subject": "De novo", "html": "<p>{{coupon_code}}</p>", "coupon": true}, "next": "end"}}})
+}
+
+fn scoped_scenario(unique: Value) -> Value {
+    json!({"binding": {"product_id": "curso", "plan_id": "anual", "unique_coupons": unique},
+           "lead": {"email": "ana@example.com", "product_id": "curso", "plan_id": "anual"}, "until": "2h"})
+}
+
+#[tokio::test]
+async fn simulate_gives_the_scenarios_pool_codes_and_a_used_up_pool_is_seen() {
+    use crate::sim_support::simulate;
+    let out =
+        simulate("flow", &two_coupon_emails(), &scoped_scenario(json!({"codes": ["ANA-1"], "discount_percent": 10})))
+            .await
+            .expect("runs");
+    let coupons: Vec<&Value> = out.iter().filter(|l| l["kind"] == "email").map(|l| &l["coupon"]).collect();
+    assert_eq!(coupons, [&json!("ANA-1"), &json!("ANA-1")], "the pool's code, the same in both emails: {out:?}");
+    let out = simulate("flow", &two_coupon_emails(), &scoped_scenario(json!({"codes": [], "discount_percent": 10})))
+        .await
+        .expect("runs");
+    let coupons: Vec<&Value> = out.iter().filter(|l| l["kind"] == "email").map(|l| &l["coupon"]).collect();
+    assert_eq!(coupons, [&Value::Null, &Value::Null], "an empty pool: no code: {out:?}");
+    let out = simulate(
+        "flow",
+        &two_coupon_emails(),
+        &scoped_scenario(json!({"pattern": "SIM-{D6}", "discount_percent": 10})),
+    )
+    .await
+    .expect("runs");
+    let codes: Vec<&str> = out.iter().filter(|l| l["kind"] == "email").filter_map(|l| l["coupon"].as_str()).collect();
+    assert!(
+        codes.len() == 2 && codes[0] == codes[1] && codes[0].starts_with("SIM-") && codes[0].len() == 10,
+        "{codes:?}"
+    );
+    let bad =
+        simulate("flow", &two_coupon_emails(), &scoped_scenario(json!({"pattern": "SIM", "discount_percent": 10})))
+            .await;
+    assert!(bad.is_err_and(|e| e.to_string().contains("binding.unique_coupons.pattern")));
+}
