@@ -100,6 +100,10 @@ pub(crate) struct InvocationState {
     pub(crate) max_timers: usize,
     /// The unique coupon `unique-coupon` gave in this invocation: `{{coupon_code}}` renders it.
     pub(crate) unique_coupon: Option<Coupon>,
+    /// Time spent waiting on the store in capability calls since the wall-clock deadline was
+    /// last checked: credited back to the plugin (see `LoadedPlugin::run`), so a busy database
+    /// does not count as the plugin's own time.
+    pub(crate) host_wait: std::time::Duration,
 }
 
 impl InvocationState {
@@ -141,6 +145,7 @@ impl InvocationState {
             timers_pending,
             max_timers: limits.timers_per_lead,
             unique_coupon: None,
+            host_wait: std::time::Duration::ZERO,
         }
     }
 }

@@ -18,7 +18,10 @@ pub(super) fn unique_coupon(state: &mut InvocationState) -> wasmtime::Result<Res
     let Some(services) = state.ctx.services.clone() else {
         return Ok(Err(HostError::Invalid("unique coupons are not available here".into())));
     };
-    match services.0.unique_coupon() {
+    let started = std::time::Instant::now();
+    let answer = services.0.unique_coupon();
+    state.host_wait += started.elapsed();
+    match answer {
         Ok(coupon) => {
             state.unique_coupon = Some(coupon.clone());
             Ok(Ok(coupon))

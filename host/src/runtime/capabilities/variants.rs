@@ -30,9 +30,12 @@ pub(super) fn choose_variant(
     if let Some(name) = here.filter(|n| listed(n)) {
         return Ok(Ok(name));
     }
-    let recorded = match &state.ctx.services {
+    let recorded = match state.ctx.services.clone() {
         Some(services) => {
-            services.0.recorded_variant(&step).map_err(|e| wasmtime::format_err!("choose-variant: {e}"))?
+            let started = std::time::Instant::now();
+            let recorded = services.0.recorded_variant(&step);
+            state.host_wait += started.elapsed();
+            recorded.map_err(|e| wasmtime::format_err!("choose-variant: {e}"))?
         }
         None => None,
     };
