@@ -335,14 +335,18 @@ impl Database {
 }
 
 /// Tell the producer (timeline) and the platform (`coupon.assigned` webhook) which code the
-/// lead got, in the transaction that gives it. The single call site for the webhook: when
-/// `store::webhooks` exists, `enqueue(tx, producer, "coupon.assigned", payload)` goes here.
+/// lead got, in the transaction that gives it: the single place a code's assignment is
+/// reported. PENDING until the webhooks outbox is on main: here goes
+/// `super::webhooks::enqueue(tx, producer_id, WebhookEvent::CouponAssigned, Some(lead_id),
+/// json!({"lead_id", "code", "discount_percent", "source", "product_id", "plan_id",
+/// "assigned_at"}), given.assigned_at)`.
 async fn report_assignment(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     producer_id: &str,
     lead_id: &str,
     given: &LeadCoupon,
 ) -> Result<(), StoreError> {
+    // The webhook's (see above); the timeline line needs only the lead.
     let _ = producer_id;
     let from = match given.source {
         SourceKind::Pool => "the pool",
