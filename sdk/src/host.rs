@@ -6,7 +6,7 @@
 //! [`HostError::NotDeclared`].
 
 use crate::bindings::funnel::plugin::host as raw;
-use crate::{Coupon, Duration, HostError, LogLevel, MessageKind, SentMessage};
+use crate::{Coupon, Duration, HostError, LogLevel, MessageKind, SentMessage, WeightedVariant};
 
 /// An email to queue for the lead. Subject and bodies are templates the host renders:
 /// `{{name}}`, `{{first_name}}`, `{{product}}`, `{{checkout_url}}`, `{{coupon_code}}`,
@@ -171,6 +171,55 @@ pub fn lists() -> Vec<String> {
 /// ```
 pub fn coupon() -> Option<Coupon> {
     raw::coupon()
+}
+
+/// Since 0.2.0. A coupon code for this lead alone, from the pool or pattern the producer
+/// registered for the binding's product and plan; the same code on every call, in every event.
+/// The emails and SMS of this `handle` call render `{{coupon_code}}` as it. Needs the
+/// [`Capability::Coupons`](crate::Capability::Coupons) capability.
+///
+/// - [`HostError::LimitReached`]: the pool is used up (the message says which): fall back to
+///   [`coupon`] or send without one.
+/// - [`HostError::Invalid`]: the scope has no pool or pattern: [`coupon`] is the coupon.
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// use funnel_sdk::{host, HostError, LogLevel};
+/// let code = match host::unique_coupon() {
+///     Ok(mine) => Some(mine.code),
+///     Err(HostError::LimitReached(why)) => {
+///         host::log(LogLevel::Warn, &format!("no unique coupon: {why}"));
+///         host::coupon().map(|c| c.code)
+///     }
+///     Err(_) => host::coupon().map(|c| c.code), // no pool or pattern: the static code
+/// };
+/// # let _ = code;
+/// # Ok(()) }
+/// ```
+pub fn unique_coupon() -> Result<Coupon, HostError> {
+    raw::unique_coupon()
+}
+
+/// Since 0.2.0. The lead's variant at A/B split `step`: one of `variants` (name, weight),
+/// chosen by the host from a stable hash of the lead's id and `step` in proportion to the
+/// weights, the same on every call, and recorded (the lead's timeline, `GET /v1/stats` by
+/// variant). [`HostError::Invalid`] for an unusable list (empty, more than 32, duplicate or
+/// empty names, a weight over 10,000, weights adding up to 0).
+///
+/// ```no_run
+/// # fn handle() -> Result<(), funnel_sdk::HostError> {
+/// use funnel_sdk::host;
+/// let subject = match host::choose_variant("subject-test", &[("short", 50), ("long", 50)])?.as_str() {
+///     "short" => "Volte!",
+///     _ => "Seu carrinho ainda está aqui, com tudo o que você escolheu",
+/// };
+/// # let _ = subject;
+/// # Ok(()) }
+/// ```
+pub fn choose_variant(step: &str, variants: &[(&str, u32)]) -> Result<String, HostError> {
+    let variants: Vec<WeightedVariant> =
+        variants.iter().map(|(name, weight)| WeightedVariant { name: name.to_string(), weight: *weight }).collect();
+    raw::choose_variant(step, &variants)
 }
 
 /// The messages sent to this lead so far, oldest first.

@@ -103,7 +103,7 @@ pub mod bindings {
 
 pub use bindings::funnel::plugin::types::{
     BindingContext, Capability, Channel, ConfigNote, ConfigReport, Coupon, Event, HostError, Lead, LogLevel,
-    MessageKind, MessageStatus, Money, PluginInfo, Scope, SentMessage, TimerFired,
+    MessageKind, MessageStatus, Money, PluginInfo, Scope, SentMessage, TimerFired, WeightedVariant,
 };
 
 /// One event of one lead, with the binding's config already parsed.

@@ -549,10 +549,33 @@ impl Scenario {
         self
     }
 
+    /// The producer registered a pool of unique codes for the binding's product and plan
+    /// (call [`product`](Self::product) too); `unique-coupon` gives them out in order, and an
+    /// empty pool answers `limit-reached`.
+    pub fn coupon_pool(mut self, codes: &[&str], discount_percent: u8) -> Self {
+        let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
+        binding.unique_coupons = Some(wire::ScenarioUniqueCoupons {
+            codes: Some(codes.iter().map(|c| c.to_string()).collect()),
+            pattern: None,
+            discount_percent,
+        });
+        self
+    }
+
     /// The buyer's own IANA time zone (the platform's `checkout.timezone`): the send window
     /// applies in it.
     pub fn timezone(mut self, timezone: &str) -> Self {
         self.scenario.lead.timezone = Some(timezone.to_string());
+        self
+    }
+
+    /// The producer registered a pattern of unique codes (e.g. `VOLTA-{A6}`) for the binding's
+    /// product and plan (call [`product`](Self::product) too). Its codes are random: compare
+    /// timelines that show them by shape, not text.
+    pub fn coupon_pattern(mut self, pattern: &str, discount_percent: u8) -> Self {
+        let binding = self.scenario.binding.get_or_insert_with(wire::ScenarioBinding::default);
+        binding.unique_coupons =
+            Some(wire::ScenarioUniqueCoupons { codes: None, pattern: Some(pattern.to_string()), discount_percent });
         self
     }
 

@@ -81,6 +81,10 @@ pub struct ScenarioBinding {
     /// The binding's send window (`PUT /v1/bindings`' `send_window` on a server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_window: Option<SendWindow>,
+    /// Unique coupons registered for the product and plan (`POST /v1/coupons` with `codes`
+    /// or `pattern`): what `unique-coupon` gives the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_coupons: Option<ScenarioUniqueCoupons>,
 }
 
 /// A binding's send window (quiet hours): recovery messages due outside it wait for its next
@@ -103,6 +107,22 @@ pub struct SendWindow {
     pub days: Option<Vec<String>>,
     /// The IANA zone of the hours; the lead's own `timezone` wins over it.
     pub timezone: String,
+}
+
+/// A pool of codes (given out in order) or a pattern (a fresh random code; so a timeline
+/// showing it differs between runs) for the binding's product and plan. Exactly one of
+/// `codes` and `pattern`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioUniqueCoupons {
+    /// The pool's codes; an empty list is a used-up pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<String>>,
+    /// A pattern such as `VOLTA-{A6}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The discount, 1 to 100.
+    pub discount_percent: u8,
 }
 
 /// A coupon registered for the binding's product and plan.

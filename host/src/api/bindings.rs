@@ -134,7 +134,16 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
                 .map_err(|e| Problem::field("plugin", e.to_string()))?
         }
     };
-    let coupon = state.store.coupon(producer, product, plan).await?;
+    let mut coupon = state.store.coupon(producer, product, plan).await?;
+    // A scope with unique codes but no static one still has coupons: `validate-config` sees
+    // the pool or pattern as the scope's coupon (its code describes it; a 0.2.0 plugin asks
+    // `unique-coupon` for the lead's own code when it sends).
+    if let (None, Some(product), Some(plan)) = (&coupon, product, plan)
+        && let Some((discount_percent, pattern)) = state.store.coupon_source(producer, product, plan).await?
+    {
+        let code = pattern.unwrap_or_else(|| "(a code from the pool)".to_string());
+        coupon = Some(crate::store::bindings::CouponRow { code, discount_percent });
+    }
     let context = BindingContext {
         scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },
         coupon: coupon.map(|c| Coupon { code: c.code, discount_percent: c.discount_percent }),

@@ -1,5 +1,6 @@
 //! `GET /v1/leads` ("my leads", newest first, with a cursor) and `GET /v1/leads/{id}` (with the
-//! lead's timeline). A producer sees only its own leads.
+//! lead's timeline, its unique coupon and its A/B split variants). A producer sees only its own
+//! leads.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -9,6 +10,7 @@ use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::Problem;
 use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
+use crate::store::coupons::SourceKind;
 use crate::store::leads::LeadSummary;
 
 #[derive(Deserialize)]
@@ -67,13 +69,41 @@ pub struct LeadPage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/leads/{id}`'s answer: the lead and its timeline.
+/// `GET /v1/leads/{id}`'s answer: the lead, its unique coupon, its A/B split variants and its
+/// timeline.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct LeadWithTimeline {
     #[serde(flatten)]
     pub lead: LeadView,
+    /// The unique coupon the lead was given (a pool's or a pattern's), if its plugin asked for
+    /// one: the platform learns which code went to whom.
+    pub coupon: Option<LeadCouponView>,
+    /// The lead's variant at each A/B split step it passed, oldest first.
+    pub variants: Vec<VariantView>,
     /// Oldest first.
     pub timeline: Vec<TimelineLine>,
+}
+
+/// A unique coupon given to a lead.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct LeadCouponView {
+    pub code: String,
+    pub discount_percent: u8,
+    /// `pool` or `pattern`.
+    pub source: String,
+    pub product_id: String,
+    pub plan_id: String,
+    /// RFC 3339.
+    pub assigned_at: String,
+}
+
+/// A lead's variant at one split step.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct VariantView {
+    pub step: String,
+    pub variant: String,
+    /// RFC 3339.
+    pub assigned_at: String,
 }
 
 /// One line of a lead's timeline.
@@ -151,5 +181,23 @@ pub async fn one(
         .into_iter()
         .map(|e| TimelineLine { at: rfc3339(e.at), kind: e.kind, detail: e.detail })
         .collect();
-    Ok(Json(LeadWithTimeline { lead: lead_view(&lead), timeline }))
+    let coupon = state.store.lead_coupon(&id).await?.map(|c| LeadCouponView {
+        code: c.code,
+        discount_percent: c.discount_percent,
+        source: match c.source {
+            SourceKind::Pool => "pool".into(),
+            SourceKind::Pattern => "pattern".into(),
+        },
+        product_id: c.product_id,
+        plan_id: c.plan_id,
+        assigned_at: rfc3339(c.assigned_at),
+    });
+    let variants = state
+        .store
+        .lead_variants(&id)
+        .await?
+        .into_iter()
+        .map(|v| VariantView { step: v.step, variant: v.variant, assigned_at: rfc3339(v.assigned_at) })
+        .collect();
+    Ok(Json(LeadWithTimeline { lead: lead_view(&lead), coupon, variants, timeline }))
 }

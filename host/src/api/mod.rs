@@ -238,7 +238,23 @@ pub fn routes() -> Vec<Route> {
         route("get", "/v1/bindings", "Your bindings", Producer, get(bindings::list)),
         Route {
             body: Some(schema::<coupons::NewCoupon>),
-            ..route("post", "/v1/coupons", "Register a coupon for a product and plan", Producer, post(coupons::create))
+            ..route(
+                "post",
+                "/v1/coupons",
+                "Register a product and plan's coupon: a static code, codes for its pool, or a pattern",
+                Producer,
+                post(coupons::create),
+            )
+        },
+        Route {
+            responses: Some(coupons::list_responses),
+            ..route(
+                "get",
+                "/v1/coupons",
+                "Your coupons: static codes, and pools and patterns with codes total, assigned and left",
+                Producer,
+                get(coupons::list),
+            )
         },
         Route {
             body: Some(schema::<events::EventBody>),
@@ -270,13 +286,17 @@ pub fn routes() -> Vec<Route> {
             responses: Some(|| ok::<leads::LeadWithTimeline>("The lead, its messages and its timeline")),
             ..route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
         },
-        route(
-            "get",
-            "/v1/stats",
-            "Leads, recoveries and revenue, per message tag; ?from=&to= (YYYY-MM-DD) adds daily counts",
-            Producer,
-            get(stats::stats),
-        ),
+        Route {
+            responses: Some(stats::responses),
+            ..route(
+                "get",
+                "/v1/stats",
+                "Leads, recoveries and revenue, per message tag and per A/B split variant; ?from=&to= (YYYY-MM-DD) \
+                 adds daily counts",
+                Producer,
+                get(stats::stats),
+            )
+        },
         Route {
             body: Some(schema::<webhooks::NewWebhook>),
             responses: Some(webhooks::create_responses),

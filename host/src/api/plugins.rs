@@ -370,7 +370,7 @@ fn stored_schema() -> serde_json::Value {
                  "capabilities": {"type": "array", "items": {"type": "string"}}}}}})
 }
 
-fn json_answer(description: &str, schema: serde_json::Value) -> serde_json::Value {
+pub(super) fn json_answer(description: &str, schema: serde_json::Value) -> serde_json::Value {
     serde_json::json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 

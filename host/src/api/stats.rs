@@ -38,6 +38,27 @@ pub async fn stats(
     Ok(Json(body))
 }
 
+/// `GET /v1/stats`'s documented answer (OpenAPI `responses`).
+pub fn responses() -> Value {
+    let int = json!({"type": "integer"});
+    let revenue = json!({"type": "array", "items": {"type": "object", "required": ["currency", "amount_cents"],
+        "properties": {"currency": {"type": "string"}, "amount_cents": int}}});
+    let by_tag = json!({"type": "array", "items": {"type": "object", "required": ["tag", "sent", "clicked", "recovered"],
+        "properties": {"tag": {"type": "string"}, "sent": int, "clicked": int, "recovered": int}}});
+    let by_variant = json!({"type": "array",
+        "description": "Per A/B split step and variant: its leads; of the messages queued to them from the moment they \
+                        entered it, how many were sent and clicked; how many of its leads were recovered, and their revenue",
+        "items": {"type": "object",
+            "required": ["step", "variant", "leads", "sent", "clicked", "recovered", "recovered_revenue"],
+            "properties": {"step": {"type": "string"}, "variant": {"type": "string"}, "leads": int, "sent": int,
+                "clicked": int, "recovered": int, "recovered_revenue": revenue}}});
+    json!({"200": super::plugins::json_answer("Your numbers, live", json!({"type": "object",
+        "required": ["leads", "recovered", "recovered_revenue", "by_tag", "by_variant"],
+        "properties": {"leads": int, "recovered": int, "recovered_revenue": revenue, "by_tag": by_tag,
+            "by_variant": by_variant,
+            "daily": {"type": "array", "description": "with ?from=&to=: per UTC day of the range"}}}))})
+}
+
 /// Both or neither of `from` and `to`, as UTC day numbers, `from <= to`, at most a year.
 fn day_range(q: &StatsQuery) -> Result<Option<(i64, i64)>, Problem> {
     let (from, to) = match (&q.from, &q.to) {

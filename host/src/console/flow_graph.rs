@@ -1,5 +1,6 @@
 //! A `flow` config drawn as SVG on the server: steps as boxes in rows by distance from the
-//! start, `next` arrows plain, `then`/`else` arrows labelled yes/no, event exits ("on
+//! start, `next` arrows plain, `then`/`else` arrows labelled yes/no, a split's arrows labelled
+//! with each variant's name and share, event exits ("on
 //! purchase → thanks") as labelled tabs entering their target, jumps back up routed along the
 //! right edge, and each box showing its live counts. The config is read leniently (the plugin's
 //! `validate-config` is the judge of what is valid); a step it cannot read is still drawn.
@@ -33,11 +34,13 @@ pub struct Step {
     pub edges: Vec<(String, EdgeKind)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EdgeKind {
     Next,
     Yes,
     No,
+    /// A split's variant: its label (name and share of the leads).
+    Variant(String),
 }
 
 /// A flow as drawn.
@@ -108,6 +111,20 @@ pub fn parse(config: &Value) -> Graph {
                 .or_else(|| list["move"]["to"].as_str().map(|n| format!("list: move to {n}")))
                 .unwrap_or_else(|| "list".into());
             ("list", action)
+        } else if let Some(variants) = s["split"]["variants"].as_array() {
+            let total: u64 = variants.iter().filter_map(|v| v["weight"].as_u64()).sum();
+            for v in variants {
+                let name = v["name"].as_str().unwrap_or("?");
+                let share = match (v["weight"].as_u64(), total) {
+                    (Some(w), t) if t > 0 => format!("{}%", (w * 100 + t / 2) / t),
+                    _ => "?".to_string(),
+                };
+                if let Some(next) = v["next"].as_str() {
+                    edges.push((next.to_string(), EdgeKind::Variant(short(&format!("{name} {share}"), 18))));
+                }
+            }
+            let names: Vec<&str> = variants.iter().filter_map(|v| v["name"].as_str()).collect();
+            ("split", format!("A/B split: {}", names.join(" / ")))
         } else if s.get("end").is_some() {
             ("end", "end".into())
         } else if s.get("next").is_some() {
@@ -232,11 +249,13 @@ pub fn svg(graph: &Graph, counts: &HashMap<String, StepCounts>, broken: &HashSet
             let label = match kind {
                 EdgeKind::Yes => Some(t.flow_yes),
                 EdgeKind::No => Some(t.flow_no),
+                EdgeKind::Variant(name) => Some(name.as_str()),
                 EdgeKind::Next => None,
             };
             let class = match kind {
                 EdgeKind::Yes => "edge yes",
                 EdgeKind::No => "edge no",
+                EdgeKind::Variant(_) => "edge variant",
                 EdgeKind::Next => "edge",
             };
             // Leave from spread points along the bottom so yes/no do not overlap.
@@ -270,7 +289,10 @@ pub fn svg(graph: &Graph, counts: &HashMap<String, StepCounts>, broken: &HashSet
                     iy - 2
                 );
                 if let Some(label) = label {
-                    let _ = write!(labels, "{}", label_at((ox + ix) / 2, mid, label, kind));
+                    // A split's arrows may share a target: their labels sit where they leave.
+                    let (lx, ly) =
+                        if matches!(kind, EdgeKind::Variant(_)) { (ox, oy + 14) } else { ((ox + ix) / 2, mid) };
+                    let _ = write!(labels, "{}", label_at(lx, ly, label, kind));
                 }
             } else {
                 // Back (or sideways): out of the right side, around, into the target's right.
@@ -348,7 +370,11 @@ pub fn svg(graph: &Graph, counts: &HashMap<String, StepCounts>, broken: &HashSet
 }
 
 fn label_at(x: i64, y: i64, text: &str, kind: &EdgeKind) -> String {
-    let class = if *kind == EdgeKind::Yes { "label yes" } else { "label no" };
+    let class = match kind {
+        EdgeKind::Yes => "label yes",
+        EdgeKind::Variant(_) => "label variant",
+        _ => "label no",
+    };
     let w = 10 + 7 * text.chars().count() as i64;
     format!(
         r#"<g class="{class}"><rect x="{}" y="{}" width="{w}" height="18" rx="9"/><text x="{x}" y="{}">{}</text></g>"#,
@@ -373,7 +399,7 @@ pub fn pretty(config: &Value) -> String {
 }
 
 const TOP_ORDER: &[&str] = &["start", "on_purchase", "on_click", "on_unsubscribe", "steps"];
-const STEP_ORDER: &[&str] = &["wait", "email", "sms", "if", "list", "end", "then", "else", "next"];
+const STEP_ORDER: &[&str] = &["wait", "email", "sms", "if", "list", "split", "end", "then", "else", "next"];
 const EMAIL_ORDER: &[&str] = &["subject", "html", "text", "body", "kind", "coupon"];
 
 fn ordered_keys<'a>(map: &'a serde_json::Map<String, Value>, first: &[&str], steps: &'a [String]) -> Vec<&'a String> {
@@ -470,6 +496,26 @@ mod tests {
         assert!(svg.contains("3 waiting"), "counts shown");
         let clicked = &graph.steps["clicked"];
         assert_eq!(clicked.edges, vec![("wait_1h".into(), EdgeKind::Yes), ("problems".into(), EdgeKind::No)]);
+    }
+
+    #[test]
+    fn a_split_draws_one_labelled_arrow_per_variant() {
+        let config = serde_json::json!({"start": "s", "steps": {
+            "s": {"split": {"variants": [{"name": "short", "weight": 1, "next": "a"}, {"name": "long", "weight": 3, "next": "end"}]}},
+            "a": {"end": true}}});
+        let graph = parse(&config);
+        let split = &graph.steps["s"];
+        assert_eq!((split.kind, split.summary.as_str()), ("split", "A/B split: short / long"));
+        assert_eq!(
+            split.edges,
+            vec![
+                ("a".into(), EdgeKind::Variant("short 25%".into())),
+                ("end".into(), EdgeKind::Variant("long 75%".into()))
+            ]
+        );
+        let svg = svg(&graph, &HashMap::new(), &HashSet::new(), super::super::i18n::Lang::En.strings());
+        assert!(svg.contains(">short 25%<") && svg.contains(">long 75%<"), "{svg}");
+        assert!(svg.contains("edge variant"));
     }
 
     #[test]

@@ -131,6 +131,8 @@ fn timeline_line(t: &Strings, e: &TimelineEntry) -> Line {
         "list_add" => ("decision", t.tl_list_add.to_string(), e.detail.clone()),
         "list_remove" => ("decision", t.tl_list_remove.to_string(), e.detail.clone()),
         "run_ended" => ("decision", t.tl_run_ended.to_string(), String::new()),
+        "coupon_assigned" => ("decision", t.tl_coupon_assigned.to_string(), e.detail.clone()),
+        "variant" => ("decision", t.tl_variant.to_string(), e.detail.clone()),
         "retry" => ("warn", t.tl_retry.to_string(), e.detail.clone()),
         "failed" => ("warn", t.tl_failed.to_string(), e.detail.clone()),
         "unsubscribed" => ("event", t.tl_unsubscribed.to_string(), e.detail.clone()),

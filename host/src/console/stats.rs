@@ -1,6 +1,6 @@
 //! Stats: for a chosen range of days, leads captured against leads recovered and recovered
 //! revenue per day (SVG charts drawn here), the conversion rate, and the per-message table
-//! (tag, sent, clicked, recovered, revenue). Totals and per-tag counts are `Database::stats`,
+//! (tag, sent, clicked, recovered, revenue), and the A/B split table per step and variant. Totals and per-tag counts are `Database::stats`,
 //! the daily counts `Database::daily_stats`: the numbers `GET /v1/stats` gives.
 
 use std::collections::BTreeMap;
@@ -39,6 +39,18 @@ pub struct TagRow {
     pub revenue: String,
 }
 
+pub struct VariantRow {
+    pub step: String,
+    pub variant: String,
+    pub leads: i64,
+    pub sent: i64,
+    pub clicked: i64,
+    pub recovered: i64,
+    /// Recovered over leads, e.g. `12.5%`.
+    pub conversion: String,
+    pub revenue: String,
+}
+
 pub struct DayRow {
     pub day: String,
     pub leads: i64,
@@ -60,6 +72,7 @@ struct StatsPage {
     leads_chart: String,
     revenue_charts: Vec<(String, String)>,
     tags: Vec<TagRow>,
+    variants: Vec<VariantRow>,
     days: Vec<DayRow>,
     /// Recovery messages the contact cap deferred and dropped.
     capped: (i64, i64),
@@ -173,6 +186,29 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
                 .join(" + "),
         })
         .collect();
+    let variants = stats
+        .by_variant
+        .iter()
+        .map(|v| VariantRow {
+            step: v.step.clone(),
+            variant: v.variant.clone(),
+            leads: v.leads,
+            sent: v.sent,
+            clicked: v.clicked,
+            recovered: v.recovered,
+            conversion: if v.leads > 0 {
+                format!("{:.1}%", v.recovered as f64 * 100.0 / v.leads as f64)
+            } else {
+                "—".into()
+            },
+            revenue: v
+                .recovered_revenue
+                .iter()
+                .map(|r| money(lang, r.amount_cents, &r.currency))
+                .collect::<Vec<_>>()
+                .join(" + "),
+        })
+        .collect();
     let conversion = if stats.leads > 0 {
         format!("{:.1}%", stats.recovered as f64 * 100.0 / stats.leads as f64)
     } else {
@@ -190,6 +226,7 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
         leads_chart,
         revenue_charts,
         tags,
+        variants,
         days,
         capped: (stats.capped.deferred, stats.capped.dropped),
     };

@@ -81,6 +81,7 @@ fn sent_message(m: &MessageSnapshot) -> SentMessage {
 /// The read-only context the capabilities answer from.
 pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>, send_window: Option<SendWindow>) -> HandleContext {
     HandleContext {
+        lead_id: lead.id.clone(),
         lists: lead.lists.clone(),
         coupon,
         messages: lead.messages.iter().map(sent_message).collect(),
@@ -89,6 +90,7 @@ pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>, send_window: 
         phone_suppressed: lead.phone_suppressed,
         pending_timers: usize::try_from(lead.pending_timers).unwrap_or(0),
         send_window,
+        services: None,
     }
 }
 
@@ -220,6 +222,7 @@ pub fn writes(
             Effect::CancelAll => Write::CancelAllTimers,
             Effect::ListAdd { name } => Write::ListAdd { name },
             Effect::ListRemove { name } => Write::ListRemove { name },
+            Effect::Variant { step, variant } => Write::Variant { step, variant },
         };
         writes.push(write);
     }

@@ -13,9 +13,11 @@
 //! ## Layout
 //! - [`plugins`]: which component serves a run.
 //! - [`invocation`]: store snapshots to WIT values, effects to store writes.
+//! - [`services`]: the store behind `unique-coupon` and `choose-variant` while a plugin runs.
 
 pub mod invocation;
 pub mod plugins;
+pub mod services;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -405,16 +407,25 @@ impl LeadHandler {
         };
         let invocation = invocation::invocation(&lead, &run, &event.event, now);
         let send_window = lead.send_window(&run);
-        let ctx = invocation::handle_context(&lead, coupon.clone(), send_window.clone());
+        let mut ctx = invocation::handle_context(&lead, coupon.clone(), send_window.clone());
+        ctx.services = Some(crate::runtime::Services(Arc::new(services::StoreServices {
+            store: self.store.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            lead_id: lead.id.clone(),
+            producer_id: lead.producer_id.clone(),
+            scope: run.binding_product_id.clone().zip(run.binding_plan_id.clone()),
+            now,
+        })));
         // The plugin runs, then its messages' templates render (a producer's code too, bounded
         // in work and size), on a blocking thread: neither holds an async worker.
         let blocking = {
             let (lead, coupon, public_url) = (lead.clone(), coupon.clone(), self.public_url.clone());
             tokio::task::spawn_blocking(move || {
                 let outcome = plugin.handle(&invocation, ctx)?;
+                // The lead's unique code when the plugin asked for one, else the static one.
                 let writes = invocation::writes(
                     &lead,
-                    (coupon.as_ref(), send_window.as_ref()),
+                    (outcome.unique_coupon.as_ref().or(coupon.as_ref()), send_window.as_ref()),
                     &public_url,
                     outcome.effects,
                     outcome.refusals,

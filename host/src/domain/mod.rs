@@ -9,10 +9,14 @@
 //!   and parsed back.
 //! - [`text`]: which control characters a field may hold.
 //! - [`window`]: send windows (quiet hours) and IANA time zones.
+//! - [`coupon`]: unique coupon codes: pool codes and the patterns that generate them.
+//! - [`split`]: which variant of an A/B split a lead gets (a stable hash of lead and step).
 
+pub mod coupon;
 pub mod email;
 pub mod event;
 pub mod message;
+pub mod split;
 pub mod text;
 pub mod window;
 

@@ -48,6 +48,11 @@ pub enum Effect {
     ListRemove {
         name: String,
     },
+    /// The lead's variant at a split step (`choose-variant`), recorded once per lead and step.
+    Variant {
+        step: String,
+        variant: String,
+    },
 }
 
 impl Effect {

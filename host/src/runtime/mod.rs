@@ -5,7 +5,8 @@
 //! runs every call in a **fresh wasmtime [`Store`]** with per-invocation limits: fuel, linear memory,
 //! a wall-clock deadline, log bytes and number of effects. Capability calls only *record*
 //! [`Effect`]s into the invocation's buffer; the caller commits or discards them. This module
-//! never touches the database or the network.
+//! never touches the database or the network (the two calls that must reach the store while
+//! the plugin runs go through the caller's [`LeadServices`]).
 //!
 //! ## Layout
 //! - [`limits`]: the configurable per-invocation limits and their defaults.
@@ -48,7 +49,7 @@ pub use effects::{Effect, OutgoingEmail, OutgoingSms};
 pub use error::{Failure, InvokeError, Limit, LoadError};
 pub use limits::Limits;
 pub use plugin::LoadedPlugin;
-pub use state::HandleContext;
+pub use state::{HandleContext, LeadServices, Services, UniqueCouponRefusal};
 pub use stdio::LogLine;
 pub use upload::UploadError;
 
@@ -170,6 +171,9 @@ pub struct HandleOutcome {
     pub logs: Vec<LogLine>,
     /// Fuel the call consumed.
     pub fuel_used: u64,
+    /// The unique coupon `unique-coupon` gave in this call, if it was called: the messages of
+    /// this call render `{{coupon_code}}` as it.
+    pub unique_coupon: Option<wit::Coupon>,
 }
 
 /// The sandbox. Cheap to share (`Arc`); every method is synchronous and CPU-bound, so async

@@ -143,6 +143,7 @@ impl LoadedPlugin {
                 refusals: std::mem::take(&mut state.refusals),
                 logs: state.log.take(),
                 fuel_used,
+                unique_coupon: state.unique_coupon.take(),
             }),
             Err(message) => Err(self.error(Failure::Rejected(bounded_error(&message, self.limits.error_bytes)))),
         }
@@ -221,7 +222,17 @@ impl LoadedPlugin {
         store.set_fuel(self.limits.fuel).map_err(|e| self.error(Failure::Instantiate(format!("{e:#}"))))?;
         let ticks = self.limits.wall_clock.as_millis().div_ceil(epoch::EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // At the deadline: time the invocation spent waiting on the store in capability calls
+        // (`unique-coupon`, `choose-variant`; each bounded by its own deadline) is given back
+        // once, so the limit measures the plugin's own time; otherwise the guest is interrupted.
+        store.epoch_deadline_callback(|mut ctx| {
+            let credit = std::mem::take(&mut ctx.data_mut().host_wait);
+            let ticks = credit.as_millis().div_ceil(epoch::EPOCH_TICK.as_millis());
+            match u64::try_from(ticks) {
+                Ok(ticks) if ticks > 0 => Ok(wasmtime::UpdateDeadline::Continue(ticks)),
+                _ => Err(Trap::Interrupt.into()),
+            }
+        });
         let world = match self.pre.instantiate(&mut store) {
             Ok(world) => world,
             Err(e) => return Err(self.error(self.classify(&e, store.data(), true))),

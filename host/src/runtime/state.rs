@@ -3,6 +3,7 @@
 //! capabilities answer from.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -18,6 +19,8 @@ use super::wit::{Capability, Coupon, LogLevel, SentMessage};
 /// capabilities (`lists`, `coupon`, `messages`) and the send checks.
 #[derive(Clone, Debug, Default)]
 pub struct HandleContext {
+    /// The lead's id (what `choose-variant` hashes).
+    pub lead_id: String,
     /// Lists the lead's contact is on.
     pub lists: Vec<String>,
     /// The binding's coupon, if any.
@@ -34,6 +37,41 @@ pub struct HandleContext {
     pub pending_timers: usize,
     /// The window the lead's recovery messages go out in (`send-window-opens`), if any.
     pub send_window: Option<crate::domain::SendWindow>,
+    /// What the host looks up or commits for the lead while the plugin runs (`unique-coupon`,
+    /// `choose-variant`); `None` outside the engine (then those calls answer `invalid`).
+    pub services: Option<Services>,
+}
+
+/// The few things a capability needs from outside the sandbox while the plugin runs, for the
+/// lead being handled. The dispatcher implements it over the store (`dispatch::services`), so
+/// this module still never touches a database itself. Calls block the invocation's thread
+/// (a blocking thread, never an async worker) for one short query or transaction.
+pub trait LeadServices: Send + Sync {
+    /// Give the lead its unique coupon (or the one it already has), committed at once.
+    fn unique_coupon(&self) -> Result<Coupon, UniqueCouponRefusal>;
+    /// The variant recorded for the lead at a split step, if any.
+    fn recorded_variant(&self, step: &str) -> Result<Option<String>, String>;
+}
+
+/// Why `unique-coupon` gave no code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UniqueCouponRefusal {
+    /// The scope has no pool or pattern (the plugin's mistake: `invalid`).
+    NoSource(String),
+    /// The pool is used up (`limit-reached`: the plugin decides).
+    UsedUp(String),
+    /// The store failed: the invocation fails and is retried.
+    Failed(String),
+}
+
+/// [`LeadServices`] in a [`HandleContext`].
+#[derive(Clone)]
+pub struct Services(pub Arc<dyn LeadServices>);
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services")
+    }
 }
 
 /// Which export is running: capabilities that record effects exist only in `handle`.
@@ -62,6 +100,12 @@ pub(crate) struct InvocationState {
     /// The lead's pending timers, counting this invocation's schedules and cancels.
     pub(crate) timers_pending: usize,
     pub(crate) max_timers: usize,
+    /// The unique coupon `unique-coupon` gave in this invocation: `{{coupon_code}}` renders it.
+    pub(crate) unique_coupon: Option<Coupon>,
+    /// Time spent waiting on the store in capability calls since the wall-clock deadline was
+    /// last checked: credited back to the plugin (see `LoadedPlugin::run`), so a busy database
+    /// does not count as the plugin's own time.
+    pub(crate) host_wait: std::time::Duration,
 }
 
 impl InvocationState {
@@ -102,6 +146,8 @@ impl InvocationState {
             now_ms,
             timers_pending,
             max_timers: limits.timers_per_lead,
+            unique_coupon: None,
+            host_wait: std::time::Duration::ZERO,
         }
     }
 }

@@ -93,9 +93,21 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         serde_json::from_str(&input.config_json).map_err(|e| SimError::Config(format!("not valid JSON: {e}")))?;
     let binding = scenario.binding.clone().unwrap_or_default();
     let coupon = binding.coupon.as_ref().map(|c| Coupon { code: c.code.clone(), discount_percent: c.discount_percent });
+    let unique = unique_coupons(&binding)?;
+    // As on a server (`api::bindings`): a pool or pattern without a static code is the
+    // scope's coupon for `validate-config`.
+    let context_coupon = coupon.clone().or_else(|| {
+        unique.as_ref().map(|(percent, source)| Coupon {
+            code: match source {
+                UniqueSource::Pattern(p) => p.as_str().to_string(),
+                UniqueSource::Pool(_) => "(a code from the pool)".to_string(),
+            },
+            discount_percent: *percent,
+        })
+    });
     let context = BindingContext {
         scope: Scope { product_id: binding.product_id.clone(), plan_id: binding.plan_id.clone() },
-        coupon: coupon.clone(),
+        coupon: context_coupon,
     };
     let validation =
         plugin.validate_config(&input.config_json, &context).map_err(|e| SimError::Plugin(e.to_string()))?;
@@ -107,6 +119,17 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     let producer = store.create_producer("simulation", t0).await?;
     if let (Some(c), Some(product), Some(plan)) = (&coupon, &binding.product_id, &binding.plan_id) {
         store.put_coupon(&producer.id, product, plan, &c.code, c.discount_percent).await?;
+    }
+    if let (Some((percent, source)), Some(product), Some(plan)) = (&unique, &binding.product_id, &binding.plan_id) {
+        match source {
+            UniqueSource::Pattern(pattern) => {
+                store.set_coupon_pattern(&producer.id, (product, plan), pattern, *percent, T0_MS).await?
+            }
+            UniqueSource::Pool(codes) => {
+                // An empty pool is a pool used up from the start.
+                store.add_pool_codes(&producer.id, (product, plan), *percent, codes, T0_MS).await?;
+            }
+        }
     }
     let new_binding = crate::store::bindings::NewBinding {
         producer_id: &producer.id,
@@ -239,6 +262,42 @@ impl ScenarioTimes {
             .map_err(|e| SimError::Scenario(format!("lead.timezone: {e}")))?;
         Ok(ScenarioTimes { start, send_window, lead_timezone })
     }
+}
+
+/// Where a scenario's unique coupons come from.
+enum UniqueSource {
+    Pool(Vec<String>),
+    Pattern(crate::domain::coupon::CouponPattern),
+}
+
+/// The scenario's unique coupons, checked as `POST /v1/coupons` would.
+fn unique_coupons(binding: &funnel_sdk::wire::ScenarioBinding) -> Result<Option<(u8, UniqueSource)>, SimError> {
+    let Some(u) = &binding.unique_coupons else { return Ok(None) };
+    let bad = |what: String| SimError::Scenario(format!("binding.unique_coupons.{what}"));
+    if binding.product_id.is_none() || binding.plan_id.is_none() {
+        return Err(bad("codes: unique coupons need a binding with a product_id and a plan_id".into()));
+    }
+    if !(1..=100).contains(&u.discount_percent) {
+        return Err(bad(format!("discount_percent: must be 1 to 100 (got {})", u.discount_percent)));
+    }
+    let source = match (&u.codes, &u.pattern) {
+        (Some(codes), None) => {
+            if codes.len() > crate::store::coupons::MAX_CODES_PER_REQUEST {
+                return Err(bad(format!("codes: at most {} codes", crate::store::coupons::MAX_CODES_PER_REQUEST)));
+            }
+            for (i, code) in codes.iter().enumerate() {
+                if let Some(problem) = crate::domain::coupon::pool_code_problem(code) {
+                    return Err(bad(format!("codes[{i}]: {problem}")));
+                }
+            }
+            UniqueSource::Pool(codes.clone())
+        }
+        (None, Some(pattern)) => UniqueSource::Pattern(
+            crate::domain::coupon::CouponPattern::parse(pattern).map_err(|e| bad(format!("pattern: {e}")))?,
+        ),
+        _ => return Err(bad("codes: give one of codes and pattern".into())),
+    };
+    Ok(Some((u.discount_percent, source)))
 }
 
 async fn apply(

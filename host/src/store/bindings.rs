@@ -35,6 +35,15 @@ pub struct NewBinding<'a> {
     pub send_window: Option<&'a SendWindow>,
 }
 
+/// A static coupon of a product and plan, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StaticCoupon {
+    pub product_id: String,
+    pub plan_id: String,
+    pub code: String,
+    pub discount_percent: u8,
+}
+
 /// A coupon for a product and plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CouponRow {
@@ -135,6 +144,27 @@ impl Database {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The producer's static coupons, by product and plan.
+    pub async fn static_coupons(&self, producer_id: &str) -> Result<Vec<StaticCoupon>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT product_id, plan_id, code, discount_percent FROM coupons WHERE producer_id = $1
+             ORDER BY product_id, plan_id",
+        )
+        .bind(producer_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StaticCoupon {
+                    product_id: r.try_get("product_id")?,
+                    plan_id: r.try_get("plan_id")?,
+                    code: r.try_get("code")?,
+                    discount_percent: u8::try_from(r.try_get::<i64, _>("discount_percent")?).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     /// The coupon of a scope, only when it names a product and a plan.

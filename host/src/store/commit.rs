@@ -31,6 +31,11 @@ pub enum Write {
         kind: String,
         detail: String,
     },
+    /// The plugin chose a variant at a split step (`choose-variant`): recorded once per lead.
+    Variant {
+        step: String,
+        variant: String,
+    },
 }
 
 /// A rendered message to queue.
@@ -180,6 +185,9 @@ impl Database {
                 }
                 Write::Timeline { kind, detail } => {
                     super::timeline::append(&mut tx, lead_id, now, kind, detail).await?
+                }
+                Write::Variant { step, variant } => {
+                    super::variants::record(&mut tx, lead_id, producer_id, step, variant, now).await?
                 }
             }
         }

@@ -61,6 +61,7 @@ pub(super) const MIGRATIONS: &[Step] = &[
     migration!(7, "0007_plugin_status"),
     migration!(8, "0008_webhooks"),
     migration!(9, "0009_send_windows_and_contact_caps"),
+    migration!(10, "0010_unique_coupons_and_splits"),
 ];
 
 /// The newest schema version this binary knows.

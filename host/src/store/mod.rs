@@ -20,6 +20,8 @@
 //! - [`plugins`]: uploaded components.
 //! - [`producers`], [`bindings`]: who the producers are and which plugin serves which scope.
 //! - [`contacts`]: lists as read by producers, and erasure of a person.
+//! - [`coupons`]: unique coupons: pools, patterns, and the code each lead was given (0010).
+//! - [`variants`]: A/B split assignments per lead and step, and stats per variant (0010).
 //! - [`stats`]: recovered leads and revenue, per message tag.
 //! - [`tracking`]: clicks, opens and unsubscribes arriving from outside.
 //! - [`timeline`]: what happened to a lead, in order.
@@ -34,6 +36,7 @@ pub mod bindings;
 pub mod commit;
 pub mod console;
 pub mod contacts;
+pub mod coupons;
 pub mod events;
 pub mod ingest;
 pub mod leads;
@@ -51,6 +54,7 @@ pub mod stats;
 pub mod timeline;
 pub mod timers;
 pub mod tracking;
+pub mod variants;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -1,6 +1,7 @@
 //! A producer's numbers: leads, recovered leads and revenue (per currency), and per message
 //! tag how many were sent, clicked and credited with a recovery (the message a purchase is
-//! attributed to: the last clicked before it, else the last delivered).
+//! attributed to: the last clicked before it, else the last delivered); and per A/B split
+//! variant the same ([`super::variants`]).
 
 use serde::Serialize;
 use sqlx::Row;
@@ -29,6 +30,8 @@ pub struct Stats {
     pub by_tag: Vec<TagStats>,
     /// Recovery messages the contact frequency cap held back.
     pub capped: CappedStats,
+    /// Per A/B split step and variant (see [`super::variants`]).
+    pub by_variant: Vec<super::variants::VariantStats>,
 }
 
 /// Messages over the producer's contact cap (`PUT /v1/settings`).
@@ -86,8 +89,10 @@ impl Database {
         .bind(producer_id)
         .fetch_one(&self.read)
         .await?;
+        let by_variant = self.variant_stats(producer_id).await?;
         Ok(Stats {
             capped: CappedStats { deferred: capped.try_get("deferred")?, dropped: capped.try_get("dropped")? },
+            by_variant,
             leads,
             recovered,
             recovered_revenue: revenue

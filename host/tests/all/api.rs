@@ -299,7 +299,7 @@ async fn stats_credit_the_clicked_message_with_the_recovery(db: Db) {
         stats,
         json!({"leads": 2, "recovered": 1, "recovered_revenue": [{"currency": "BRL", "amount_cents": 9700}],
                "by_tag": [{"tag": "email-1", "sent": 2, "clicked": 1, "recovered": 1}],
-               "capped": {"deferred": 0, "dropped": 0}}),
+               "capped": {"deferred": 0, "dropped": 0}, "by_variant": []}),
         "{db:?}"
     );
     let (_, leads) = s.send(reqwest::Method::GET, "/v1/leads", Some(&key), None).await;

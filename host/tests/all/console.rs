@@ -74,13 +74,16 @@ impl Serve {
 }
 
 /// The flow the browser draws: a short wait (so counts move while the test watches), an email
-/// whose HTML carries a script that must not run in the preview, a long wait, a branch.
+/// whose HTML carries a script that must not run in the preview (after an A/B split whose two
+/// variants both lead to it, so the stats page has a variant table), a long wait, a branch.
 fn test_flow() -> Value {
     json!({
         "start": "pause",
         "on_purchase": "thanks",
         "steps": {
-            "pause": {"wait": "8s", "next": "hello"},
+            "pause": {"wait": "8s", "next": "ab"},
+            "ab": {"split": {"variants": [{"name": "short", "weight": 50, "next": "hello"},
+                                          {"name": "long", "weight": 50, "next": "hello"}]}},
             "hello": {"email": {"subject": "Hi {{first_name}}",
                 "html": "<p id=\"greeting\">Hi {{first_name}}, <a href=\"{{checkout_url}}\">finish your order</a>.</p><script>document.body.insertAdjacentHTML('beforeend', '<p id=\"ran\">script ran</p>')</script><p><a href=\"{{unsubscribe_url}}\">unsubscribe</a></p>"},
                 "next": "linger"},
@@ -316,6 +319,11 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     assert!(per_message.contains("hello") && per_message.contains("R$197.00"), "{per_message}");
     let (_, api_stats) = serve.api(reqwest::Method::GET, "/v1/stats", &key, Value::Null).await;
     assert_eq!(api_stats["leads"], 1, "the same numbers as GET /v1/stats");
+    // The A/B split's table: the lead's variant, its send and its recovery.
+    let variant = api_stats["by_variant"][0]["variant"].as_str().expect("a variant").to_string();
+    let per_variant = b.text("#per-variant").await;
+    assert!(per_variant.contains("ab") && per_variant.contains(&variant), "{per_variant}");
+    assert!(per_variant.contains("100.0%") && per_variant.contains("R$197.00"), "{per_variant}");
     b.screenshot("stats").await;
 
     // The webhooks page: each endpoint with its recent deliveries and the receiver's answers.
@@ -352,6 +360,8 @@ async fn a_producer_runs_recovery_from_the_console_in_a_real_browser() {
     })
     .await;
     b.screenshot("flow-busy").await;
+    b.goto(&format!("{base}/console/stats")).await;
+    b.screenshot("stats-busy").await;
     b.goto(&format!("{base}/console/leads")).await;
     assert_eq!(b.find_all("table.leads tbody tr").await.len(), 5);
     b.screenshot("leads-busy").await;

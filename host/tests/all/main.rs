@@ -24,6 +24,7 @@ mod api_edges;
 mod cli;
 mod console;
 mod contract_versions;
+mod coupons;
 mod delivery;
 mod engine;
 mod example_js;

@@ -25,6 +25,7 @@ fn context() -> HandleContext {
         phone_suppressed: false,
         send_window: None,
         pending_timers: 0,
+        ..HandleContext::default()
     }
 }
 
@@ -105,4 +106,78 @@ fn a_suppressed_address_is_refused_by_the_host() {
         Failure::Rejected(message) => assert!(message.contains("Suppressed"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// A store stand-in for `unique-coupon` and `choose-variant` that takes `wait` to answer.
+struct SlowServices {
+    wait: std::time::Duration,
+    recorded: Option<String>,
+}
+
+impl funnel_host::runtime::LeadServices for SlowServices {
+    fn unique_coupon(&self) -> Result<Coupon, funnel_host::runtime::UniqueCouponRefusal> {
+        std::thread::sleep(self.wait);
+        Ok(Coupon { code: "ANA-7Q2X".into(), discount_percent: 15 })
+    }
+    fn recorded_variant(&self, _step: &str) -> Result<Option<String>, String> {
+        std::thread::sleep(self.wait);
+        Ok(self.recorded.clone())
+    }
+}
+
+fn with_services(services: SlowServices) -> HandleContext {
+    HandleContext {
+        lead_id: "lead-1".into(),
+        services: Some(funnel_host::runtime::Services(std::sync::Arc::new(services))),
+        ..context()
+    }
+}
+
+fn logged(outcome: &funnel_host::runtime::HandleOutcome) -> Vec<String> {
+    outcome.logs.iter().map(|l| l.text.clone()).collect()
+}
+
+#[test]
+fn unique_coupon_and_choose_variant_answer_once_per_call_and_record_the_variant_once() {
+    let runtime = runtime();
+    let plugin = test_guest(&runtime);
+    // Each store call takes 300 ms, four of them: far past the test's 500 ms wall-clock limit,
+    // which counts the plugin's own time only.
+    let services = SlowServices { wait: std::time::Duration::from_millis(300), recorded: None };
+    let outcome =
+        plugin.handle(&invocation("unique-and-split", Event::Captured), with_services(services)).expect("runs");
+    let logs = logged(&outcome);
+    assert_eq!(logs[0], r#"unique=Ok("ANA-7Q2X/15")"#);
+    assert_eq!(logs[2], r#"unique=Ok("ANA-7Q2X/15")"#, "the same code, without asking the store again");
+    use funnel_host::domain::split::{Variant, choose};
+    let both = [Variant { name: "a".into(), weight: 1 }, Variant { name: "b".into(), weight: 1 }];
+    let chosen = choose("lead-1", "s", &both).expect("chosen");
+    assert_eq!(logs[1], format!(r#"split=Ok("{}")"#, chosen.name), "the host's chooser decides");
+    assert_eq!(logs[3], logs[1], "the same answer twice");
+    assert!(
+        logs[4].starts_with("bad-split=Err(") && logs[4].contains("Invalid(") && logs[4].contains("add up to 0"),
+        "{}",
+        logs[4]
+    );
+    let variants: Vec<&Effect> = outcome.effects.iter().filter(|e| matches!(e, Effect::Variant { .. })).collect();
+    assert_eq!(variants, [&Effect::Variant { step: "s".into(), variant: chosen.name.clone() }], "recorded once");
+    let given = outcome.unique_coupon.as_ref().map(|c| (c.code.as_str(), c.discount_percent));
+    assert_eq!(given, Some(("ANA-7Q2X", 15)), "the messages of this call render it");
+    assert_eq!(outcome.refusals.len(), 1, "the unusable split is the plugin's mistake: {:?}", outcome.refusals);
+
+    // A variant recorded by an earlier event wins (and is not recorded again).
+    let services = SlowServices { wait: std::time::Duration::ZERO, recorded: Some("b".into()) };
+    let outcome =
+        plugin.handle(&invocation("unique-and-split", Event::Captured), with_services(services)).expect("runs");
+    assert_eq!(logged(&outcome)[1], r#"split=Ok("b")"#);
+    assert!(!outcome.effects.iter().any(|e| matches!(e, Effect::Variant { .. })));
+
+    // Outside the engine (no store): no unique coupon, said as `invalid` but not as a mistake.
+    let outcome = plugin.handle(&invocation("unique-and-split", Event::Captured), context()).expect("runs");
+    assert!(
+        logged(&outcome)[0].starts_with("unique=Err(") && logged(&outcome)[0].contains("Invalid("),
+        "{:?}",
+        logged(&outcome)
+    );
+    assert_eq!(outcome.refusals.len(), 1, "only the bad split: {:?}", outcome.refusals);
 }

@@ -18,6 +18,7 @@ use funnel_host::webhooks::{SenderSettings, TargetPolicy, WebhookEvent, WebhookS
 use serde_json::{Value, json};
 
 use crate::api_server::{ALLOW_PRIVATE, PLATFORM, Server, TapEvent, event, four_emails, start, start_full};
+use crate::coupons::ScopeEvent;
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::T0;
 
@@ -578,4 +579,42 @@ async fn the_openapi_document_describes_webhooks() {
     assert!(page["200"].is_object() && page["404"].is_object(), "{page}");
     assert!(doc["paths"]["/v1/webhooks/{id}"]["delete"]["responses"]["204"].is_object());
     assert!(doc.to_string().contains("attempt_log"), "the delivery schema is in the document");
+}
+
+on_both!(a_unique_coupon_given_to_a_lead_is_reported_once);
+async fn a_unique_coupon_given_to_a_lead_is_reported_once(db: Db) {
+    let (_db, store) = TestDb::with_store(db).await;
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    let rx = Receiver::start().await;
+    let (status, hook) = register(&s, &key, &rx.url, &["coupon.assigned"]).await;
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().expect("the secret, once").to_string();
+    let pool =
+        json!({"product_id": "curso", "plan_id": "anual", "discount_percent": 10, "codes": ["VOLTA-1", "VOLTA-2"]});
+    assert_eq!(s.send(reqwest::Method::POST, "/v1/coupons", Some(&key), Some(pool)).await.0, 201);
+    // Two coupon emails an hour apart: the code is given once, so it is reported once.
+    let flow = json!({"start": "first", "steps": {
+        "first": {"email": {"subject": "Cupom", "html": "<p>{{coupon_code}}</p>", "coupon": true}, "next": "wait"},
+        "wait": {"wait": "1h", "next": "second"},
+        "second": {"email": {"subject": "De novo", "html": "<p>{{coupon_code}}</p>", "coupon": true}, "next": "end"}}});
+    let binding = json!({"product_id": "curso", "plan_id": "anual", "plugin": "flow", "config": flow});
+    let (status, answer) = s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(binding)).await;
+    assert_eq!(status, 200, "{answer}");
+    let e = event("cap-ana", &producer, "ana@example.com").tap_checkout_scope("ana");
+    let (status, answer) = s.post_event(e).await;
+    assert_eq!(status, 202, "{answer}");
+    let lead = answer["lead_id"].as_str().expect("lead").to_string();
+    s.settle().await;
+    s.clock.set(T0 + 3_600_000);
+    s.settle().await;
+    deliver(&s).await;
+    let seen = rx.of("coupon.assigned");
+    assert_eq!(seen.len(), 1, "{db:?}: one assignment, one report: {seen:?}");
+    auth::verify_signature(&secret, &seen[0].signature, seen[0].body.as_bytes(), s.clock.now_ms() / 1000)
+        .expect("signed with the webhook's secret");
+    let body: Value = serde_json::from_str(&seen[0].body).expect("json");
+    assert_eq!(body["type"], "coupon.assigned", "{body}");
+    assert_eq!((&body["data"]["lead_id"], &body["data"]["code"]), (&json!(lead), &json!("VOLTA-1")), "{body}");
+    assert_eq!(body["data"]["product_id"], "curso", "{body}");
 }

@@ -47,6 +47,9 @@ pub struct Step {
     pub list: Option<ListAction>,
     pub end: Option<bool>,
     pub next: Option<String>,
+    /// An A/B split: the host puts each lead in one variant (by weight, stable per lead) and
+    /// the walk goes on at that variant's `next`.
+    pub split: Option<Split>,
     /// The step did not load (its problem is already reported). It keeps only the targets that
     /// could be read, so reachability does not cascade into noise about the steps after it.
     pub broken: bool,
@@ -73,6 +76,26 @@ pub struct EmailAction {
     /// Offer the binding's coupon (`{{coupon_code}}`).
     #[serde(default)]
     pub coupon: bool,
+}
+
+/// `{"split": {"variants": [{"name", "weight", "next"}, ...]}}`: 2 to 8 variants with unique
+/// names, weights 0 to 10,000 (a positive sum), each going on to a step.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    pub variants: Vec<SplitVariant>,
+}
+
+/// One variant of a split.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitVariant {
+    /// Names the variant in the timeline and in stats by variant.
+    pub name: String,
+    /// Its share of the leads (relative to the others').
+    pub weight: u32,
+    /// The step its leads go on to (or `end`).
+    pub next: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -139,6 +162,7 @@ struct StepShape {
     list: Option<ListAction>,
     end: Option<bool>,
     next: Option<String>,
+    split: Option<Split>,
 }
 
 const TOP_FIELDS: &[&str] = &["start", "on_purchase", "on_click", "on_unsubscribe", "coupon_line", "steps"];
@@ -208,7 +232,25 @@ fn load_step(id: &str, value: &Value, problems: &mut Vec<ConfigNote>) -> Step {
         }
         // Keep whatever targets are readable so the steps after this one stay reachable.
         let target = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_string);
-        Step { next: target("next"), then: target("then"), otherwise: target("else"), broken: true, ..Step::default() }
+        // A split's readable targets too: a broken split must not make its branches unreachable.
+        let split =
+            value.get("split").and_then(|s| s.get("variants")).and_then(Value::as_array).map(|variants| Split {
+                variants: variants
+                    .iter()
+                    .filter_map(|v| {
+                        let next = v.get("next")?.as_str()?.to_string();
+                        Some(SplitVariant { name: String::new(), weight: 0, next })
+                    })
+                    .collect(),
+            });
+        Step {
+            next: target("next"),
+            then: target("then"),
+            otherwise: target("else"),
+            split,
+            broken: true,
+            ..Step::default()
+        }
     };
     if !value.is_object() {
         let msg = "a step is an object with one action, like {\"wait\": \"10m\", \"next\": \"...\"}";
@@ -240,6 +282,7 @@ fn load_step(id: &str, value: &Value, problems: &mut Vec<ConfigNote>) -> Step {
         list: shape.list,
         end: shape.end,
         next: shape.next,
+        split: shape.split,
         broken: false,
     }
 }

@@ -120,6 +120,18 @@ impl World for HostWorld {
     fn has_coupon(&self) -> bool {
         host::coupon().is_some()
     }
+    fn unique_coupon(&mut self) -> run::UniqueCoupon {
+        match host::unique_coupon() {
+            Ok(_) => run::UniqueCoupon::Given,
+            Err(funnel_sdk::HostError::LimitReached(why)) => run::UniqueCoupon::Refused(why),
+            // No pool or pattern on the scope (`invalid`): the static coupon, as before.
+            Err(_) => run::UniqueCoupon::NoSource,
+        }
+    }
+    fn choose_variant(&mut self, step: &str, variants: &[config::SplitVariant]) -> Result<String, String> {
+        let variants: Vec<(&str, u32)> = variants.iter().map(|v| (v.name.as_str(), v.weight)).collect();
+        host::choose_variant(step, &variants).map_err(|e| format!("choose-variant refused: {e}"))
+    }
     fn send_email(&mut self, email: &Email) -> Result<(), String> {
         host::send_email(email).map(|_| ()).map_err(|e| e.to_string())
     }

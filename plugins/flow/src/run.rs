@@ -9,7 +9,7 @@ use funnel_sdk::host::Email;
 use funnel_sdk::{Duration, Event, LogLevel, MessageKind};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Condition, END, EmailAction, FlowConfig, Kind, ListAction, Step};
+use crate::config::{Condition, END, EmailAction, FlowConfig, Kind, ListAction, SplitVariant, Step};
 
 /// Steps one event may walk before the run is stopped as runaway. Validation rejects loops
 /// without a wait, so this only trips on a config that skipped validation.
@@ -34,6 +34,11 @@ pub trait World {
     fn lists(&self) -> Vec<String>;
     /// Whether the binding has a coupon to render as `{{coupon_code}}`.
     fn has_coupon(&self) -> bool;
+    /// Ask the host for the lead's unique coupon (then `{{coupon_code}}` renders it in the
+    /// messages of this event).
+    fn unique_coupon(&mut self) -> UniqueCoupon;
+    /// The lead's variant at split step `step` (the host's choice, stable per lead).
+    fn choose_variant(&mut self, step: &str, variants: &[SplitVariant]) -> Result<String, String>;
     fn send_email(&mut self, email: &Email) -> Result<(), String>;
     fn send_sms(&mut self, body: &str, tag: &str, kind: MessageKind) -> Result<(), String>;
     /// Ask for a timer; returns its id.
@@ -42,6 +47,17 @@ pub trait World {
     fn add_to_list(&mut self, name: &str) -> Result<(), String>;
     fn remove_from_list(&mut self, name: &str) -> Result<(), String>;
     fn log(&mut self, level: LogLevel, text: &str);
+}
+
+/// What `unique-coupon` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UniqueCoupon {
+    /// The lead has its own code.
+    Given,
+    /// The scope has no pool or pattern: the static coupon, if any, is the coupon.
+    NoSource,
+    /// No code for this lead (the pool is used up): why.
+    Refused(String),
 }
 
 /// Where a lead is in its flow, kept by the host between events (as JSON: new fields must have
@@ -185,11 +201,35 @@ fn run_step(id: &str, step: &Step, coupon_line: Option<&str>, world: &mut impl W
     if step.end.is_some() {
         return Ok(Then::End);
     }
+    if let Some(split) = &step.split {
+        // The host's choice is final for the lead; one it cannot make fails the event (the
+        // config was validated, so only a host problem gets here), retried, then parked.
+        let chosen = world.choose_variant(id, &split.variants).map_err(|e| format!("step {id}: {e}"))?;
+        let next = split
+            .variants
+            .iter()
+            .find(|v| v.name == chosen)
+            .map(|v| v.next.clone())
+            .ok_or_else(|| format!("step {id}: the host chose {chosen:?}, which is not a variant"))?;
+        world.log(LogLevel::Info, &format!("step {id}: variant {chosen}, going to {next}"));
+        return Ok(Then::Go(next));
+    }
     // A refused send or list change (suppressed, no phone, a cap) is final for this message
     // but not for the flow: retrying the event would not change the answer.
     if let Some(email) = &step.email {
-        // Ask the host only when needed: most emails carry no coupon.
-        let has_coupon = email.coupon && world.has_coupon();
+        // Ask the host only when needed: most emails carry no coupon. The lead's own code
+        // first (a pool or pattern on the scope), else the static one.
+        let has_coupon = email.coupon
+            && match world.unique_coupon() {
+                UniqueCoupon::Given => true,
+                UniqueCoupon::NoSource => world.has_coupon(),
+                UniqueCoupon::Refused(why) => {
+                    let fallback = world.has_coupon();
+                    let instead = if fallback { "the static coupon instead" } else { "no coupon" };
+                    world.log(LogLevel::Warn, &format!("step {id}: no unique coupon ({why}): {instead}"));
+                    fallback
+                }
+            };
         let (message, warning) = compose_email(id, email, has_coupon.then_some(coupon_line));
         if let Some(warning) = warning {
             world.log(LogLevel::Warn, &warning);

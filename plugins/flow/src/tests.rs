@@ -5,7 +5,7 @@ use funnel_sdk::host::Email;
 use funnel_sdk::{BindingContext, Coupon, Duration, Event, LogLevel, MessageKind, Scope, TimerFired};
 
 use crate::config::{self, Condition, FlowConfig, RawConfig};
-use crate::run::{self, Outcome, Seen, State, World};
+use crate::run::{self, Outcome, Seen, State, UniqueCoupon, World};
 
 const REFERENCE: &str = include_str!("../../../examples/flows/getall-abandoned-cart.json");
 
@@ -339,6 +339,10 @@ struct Fake {
     messages: Vec<Seen>,
     lists: Vec<String>,
     coupon: bool,
+    /// What `unique-coupon` answers (`NoSource` when unset).
+    unique: Option<UniqueCoupon>,
+    /// The variant the host picks at every split (the first when unset).
+    variant: Option<String>,
     refuse_email: bool,
     timers: usize,
     emails: Vec<Email>,
@@ -377,6 +381,14 @@ impl World for Fake {
     }
     fn has_coupon(&self) -> bool {
         self.coupon
+    }
+    fn unique_coupon(&mut self) -> UniqueCoupon {
+        self.unique.clone().unwrap_or(UniqueCoupon::NoSource)
+    }
+    fn choose_variant(&mut self, step: &str, variants: &[crate::config::SplitVariant]) -> Result<String, String> {
+        let chosen = self.variant.clone().or_else(|| variants.first().map(|v| v.name.clone())).ok_or("no variants")?;
+        self.did.push(format!("split {step} {chosen}"));
+        Ok(chosen)
     }
     fn send_email(&mut self, email: &Email) -> Result<(), String> {
         if self.refuse_email {
@@ -643,4 +655,110 @@ fn state_stored_by_the_first_version_still_loads() {
     assert!(!old.purchase_handled && !old.click_handled);
     // And the flags stay out of the stored JSON until they are set.
     assert_eq!(serde_json::to_string(&old).expect("serializes"), r#"{"waiting_at":"wait_1d","timer":"t9"}"#);
+}
+
+// ---------------------------------------------------------------- A/B splits and unique coupons
+
+const SPLIT: &str = r#"{"start": "s", "steps": {
+    "s": {"split": {"variants": [{"name": "short", "weight": 50, "next": "a"}, {"name": "long", "weight": 50, "next": "b"}]}},
+    "a": {"email": {"subject": "A", "html": "<p>a</p>"}, "next": "end"},
+    "b": {"email": {"subject": "B", "html": "<p>b</p>"}, "next": "end"}}}"#;
+
+#[test]
+fn a_split_is_valid_and_goes_where_the_host_chose() {
+    assert_eq!(errors(SPLIT), Vec::<String>::new());
+    let mut run = Run::new(SPLIT);
+    run.world.variant = Some("long".into());
+    assert_eq!(run.event(Event::Captured), Ok(Outcome::Ended));
+    assert_eq!(run.world.take(), ["split s long", "email b Recovery"]);
+    assert!(run.world.logs.iter().any(|(_, t)| t == "step s: variant long, going to b"));
+}
+
+#[test]
+fn a_split_the_host_answers_with_a_stranger_fails_the_event() {
+    let mut run = Run::new(SPLIT);
+    run.world.variant = Some("other".into());
+    let err = run.event(Event::Captured).expect_err("fails");
+    assert!(err.contains("not a variant"), "{err}");
+}
+
+#[test]
+fn split_rules_are_reported_at_their_paths() {
+    let split = |variants: &str| {
+        format!(r#"{{"start": "s", "steps": {{"s": {{"split": {{"variants": {variants}}}}}, "a": {{"end": true}}}}}}"#)
+    };
+    assert_eq!(
+        errors(&split(r#"[{"name": "x", "weight": 1, "next": "a"}]"#)),
+        ["steps.s.split.variants: a split has 2 to 8 variants (got 1)"]
+    );
+    let nine: Vec<String> = (0..9).map(|i| format!(r#"{{"name": "v{i}", "weight": 1, "next": "a"}}"#)).collect();
+    assert_eq!(
+        errors(&split(&format!("[{}]", nine.join(",")))),
+        ["steps.s.split.variants: a split has 2 to 8 variants (got 9)"]
+    );
+    let long = "x".repeat(41);
+    assert_eq!(
+        errors(&split(&format!(
+            r#"[{{"name": "x", "weight": 0, "next": "a"}}, {{"name": "x", "weight": 0, "next": "nowhere"}},
+                {{"name": "{long}", "weight": 10001, "next": "end"}}, {{"name": "", "weight": 0, "next": "a"}}]"#
+        ))),
+        [
+            "steps.s.split.variants[1].next: unknown step \"nowhere\"",
+            "steps.s.split.variants[1].name: \"x\" is already the name of variants[0]",
+            "steps.s.split.variants[2].name: a variant name is 1 to 40 characters, no control characters",
+            "steps.s.split.variants[2].weight: must be 0 to 10000 (got 10001)",
+            "steps.s.split.variants[3].name: a variant name is 1 to 40 characters, no control characters",
+        ]
+    );
+    assert_eq!(
+        errors(&split(r#"[{"name": "x", "weight": 0, "next": "a"}, {"name": "y", "weight": 0, "next": "a"}]"#)),
+        ["steps.s.split.variants: the weights add up to 0: give at least one variant a positive weight"]
+    );
+    let e = errors(&split(r#"[{"name": "x", "weight": -1, "next": "a"}, {"name": "y", "weight": 1, "next": "a"}]"#));
+    assert!(e.len() == 1 && e[0].starts_with("steps.s.split.variants[0].weight: "), "{e:?}");
+    let e = errors(&split(r#"[{"name": "x", "weight": 1}, {"name": "y", "weight": 1, "next": "a"}]"#));
+    assert!(e.len() == 1 && e[0].starts_with("steps.s.split.variants[0]: missing field `next`"), "{e:?}");
+    let with_next = r#"{"start": "s", "steps": {"s": {"split": {"variants": [{"name": "x", "weight": 1, "next": "a"}, {"name": "y", "weight": 1, "next": "a"}]}, "next": "a"}, "a": {"end": true}}}"#;
+    assert_eq!(errors(with_next), ["steps.s.next: a split goes on by each variant's next: remove this"]);
+    let with_email =
+        r#"{"start": "s", "steps": {"s": {"email": {"subject": "s", "html": "h"}, "split": {"variants": []}}}}"#;
+    assert_eq!(
+        errors(with_email),
+        ["steps.s: a step has exactly one action (email and sms may go together); found email, split"]
+    );
+}
+
+#[test]
+fn a_loop_through_a_split_without_a_wait_is_refused_at_the_variant() {
+    let json = r#"{"start": "s", "steps": {"s": {"split": {"variants": [{"name": "x", "weight": 1, "next": "a"}, {"name": "y", "weight": 1, "next": "s"}]}}, "a": {"end": true}}}"#;
+    assert_eq!(errors(json), ["steps.s.split.variants[1].next: loop s -> s never waits"]);
+}
+
+#[test]
+fn a_coupon_email_uses_the_leads_unique_code_then_the_static_one() {
+    let json = r#"{"start": "a", "coupon_line": "Cupom: {{coupon_code}}", "steps": {"a": {"email": {"subject": "s", "html": "<p>Hi</p>", "coupon": true}, "next": "end"}}}"#;
+    // A unique code: the line is added (the host renders the lead's code).
+    let mut run = Run::new(json);
+    run.world.unique = Some(run::UniqueCoupon::Given);
+    run.event(Event::Captured).expect("runs");
+    assert_eq!(run.world.emails[0].html, "<p>Hi</p><p>Cupom: {{coupon_code}}</p>");
+    // The pool is used up and a static coupon exists: that one, and the plugin says so.
+    let mut run = Run::new(json);
+    run.world.unique =
+        Some(run::UniqueCoupon::Refused("the coupon pool for product \"p\" plan \"q\" is used up".into()));
+    run.world.coupon = true;
+    run.event(Event::Captured).expect("runs");
+    assert_eq!(run.world.emails[0].html, "<p>Hi</p><p>Cupom: {{coupon_code}}</p>");
+    assert!(
+        run.world
+            .logs
+            .iter()
+            .any(|(l, t)| *l == LogLevel::Warn && t.contains("is used up") && t.ends_with("the static coupon instead"))
+    );
+    // Used up and nothing else: sent without the line.
+    let mut run = Run::new(json);
+    run.world.unique = Some(run::UniqueCoupon::Refused("used up".into()));
+    run.event(Event::Captured).expect("runs");
+    assert_eq!(run.world.emails[0].html, "<p>Hi</p>");
+    assert!(run.world.logs.iter().any(|(_, t)| t == "step a: no unique coupon (used up): no coupon"));
 }

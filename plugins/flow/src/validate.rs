@@ -7,12 +7,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use funnel_sdk::{ConfigNote, Duration, note};
 
-use crate::config::{Condition, END, FlowConfig, Kind, ListAction, Step};
+use crate::config::{Condition, END, FlowConfig, Kind, ListAction, Split, Step};
 
 /// Where each step may go next (`end` excluded).
 pub fn successors(step: &Step) -> Vec<&str> {
-    [&step.next, &step.then, &step.otherwise].into_iter().flatten().map(String::as_str).filter(|s| *s != END).collect()
+    let variants = step.split.iter().flat_map(|s| s.variants.iter().map(|v| v.next.as_str()));
+    [&step.next, &step.then, &step.otherwise]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(variants)
+        .filter(|s| *s != END)
+        .collect()
 }
+
+/// Most variants a split may have.
+pub const MAX_VARIANTS: usize = 8;
+/// The longest variant name, in characters.
+pub const MAX_VARIANT_NAME: usize = 40;
+/// The largest weight.
+pub const MAX_WEIGHT: u32 = 10_000;
 
 /// Names of the actions a step has, in the order the error message lists them.
 fn actions(step: &Step) -> Vec<&'static str> {
@@ -23,6 +37,7 @@ fn actions(step: &Step) -> Vec<&'static str> {
         ("if", step.condition.is_some()),
         ("list", step.list.is_some()),
         ("end", step.end.is_some()),
+        ("split", step.split.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
@@ -95,6 +110,11 @@ fn check_step(
             errors.push(note(format!("{path}.{field}"), format!("unknown step {target:?}")));
         }
     }
+    for (i, variant) in step.split.iter().flat_map(|s| s.variants.iter()).enumerate() {
+        if variant.next != END && !steps.contains_key(&variant.next) {
+            errors.push(note(format!("{path}.split.variants[{i}].next"), format!("unknown step {:?}", variant.next)));
+        }
+    }
     if step.broken {
         return; // its shape problem is already reported
     }
@@ -115,6 +135,13 @@ fn check_step(
         if step.next.is_some() {
             errors.push(note(format!("{path}.next"), "an if step goes on by then/else, not next"));
         }
+    } else if let Some(split) = &step.split {
+        for (field, value) in [("next", &step.next), ("then", &step.then), ("else", &step.otherwise)] {
+            if value.is_some() {
+                errors.push(note(format!("{path}.{field}"), "a split goes on by each variant's next: remove this"));
+            }
+        }
+        check_split(&path, split, errors);
     } else if step.end.is_some() {
         if step.end == Some(false) {
             errors.push(note(format!("{path}.end"), "write \"end\": true, or remove the step"));
@@ -162,6 +189,34 @@ fn check_step(
     }
     if let Some(condition) = &step.condition {
         check_condition(condition, &format!("{path}.if"), steps, errors);
+    }
+}
+
+fn check_split(path: &str, split: &Split, errors: &mut Vec<ConfigNote>) {
+    let at = format!("{path}.split.variants");
+    let n = split.variants.len();
+    if !(2..=MAX_VARIANTS).contains(&n) {
+        errors.push(note(&at, format!("a split has 2 to {MAX_VARIANTS} variants (got {n})")));
+    }
+    for (i, v) in split.variants.iter().enumerate() {
+        let chars = v.name.chars().count();
+        if v.name.trim().is_empty() || chars > MAX_VARIANT_NAME || v.name.chars().any(char::is_control) {
+            errors.push(note(
+                format!("{at}[{i}].name"),
+                format!("a variant name is 1 to {MAX_VARIANT_NAME} characters, no control characters"),
+            ));
+        } else if let Some(first) = split.variants[..i].iter().position(|w| w.name == v.name) {
+            errors.push(note(
+                format!("{at}[{i}].name"),
+                format!("{:?} is already the name of variants[{first}]", v.name),
+            ));
+        }
+        if v.weight > MAX_WEIGHT {
+            errors.push(note(format!("{at}[{i}].weight"), format!("must be 0 to {MAX_WEIGHT} (got {})", v.weight)));
+        }
+    }
+    if n > 0 && split.variants.iter().all(|v| v.weight == 0) {
+        errors.push(note(&at, "the weights add up to 0: give at least one variant a positive weight"));
     }
 }
 
@@ -289,12 +344,17 @@ fn loops_without_wait(steps: &BTreeMap<String, Step>, errors: &mut Vec<ConfigNot
                 .steps
                 .get(from)
                 .and_then(|s| {
-                    [("next", &s.next), ("then", &s.then), ("else", &s.otherwise)]
+                    let plain = [("next", &s.next), ("then", &s.then), ("else", &s.otherwise)]
                         .into_iter()
                         .find(|(_, target)| target.as_deref() == Some(id))
-                        .map(|(field, _)| field)
+                        .map(|(field, _)| field.to_string());
+                    plain.or_else(|| {
+                        let variants = s.split.as_ref()?.variants.iter();
+                        let i = variants.clone().position(|v| v.next == id)?;
+                        Some(format!("split.variants[{i}].next"))
+                    })
                 })
-                .unwrap_or("next");
+                .unwrap_or_else(|| "next".to_string());
             self.errors.push(note(format!("steps.{from}.{field}"), format!("loop {} never waits", cycle.join(" -> "))));
         }
     }

@@ -66,6 +66,17 @@ impl run::Host for RealHost {
     fn send_email(&mut self, email: &Email) -> Result<(), HostError> {
         host::send_email(email).map(|_id| ())
     }
+    fn unique_coupon(&mut self) -> Result<bool, String> {
+        match host::unique_coupon() {
+            Ok(_) => Ok(true),
+            Err(HostError::LimitReached(why)) => Err(why),
+            // No pool or pattern on the scope (`invalid`): the static coupon, as before.
+            Err(_) => Ok(false),
+        }
+    }
+    fn has_coupon(&mut self) -> bool {
+        host::coupon().is_some()
+    }
     fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError> {
         host::schedule(after, tag).map(|_id| ())
     }

@@ -12,6 +12,12 @@ use crate::policy::{self, WINDOW};
 /// The host capabilities a run uses.
 pub trait Host {
     fn send_email(&mut self, email: &Email) -> Result<(), HostError>;
+    /// Ask for the lead's unique coupon (`{{coupon_code}}` then renders it in this event's
+    /// email): `Ok(true)` given, `Ok(false)` when the scope has no pool or pattern (the static
+    /// coupon is the coupon), `Err(why)` when there is none for this lead (a used-up pool).
+    fn unique_coupon(&mut self) -> Result<bool, String>;
+    /// Whether the binding has a static coupon.
+    fn has_coupon(&mut self) -> bool;
     fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError>;
     fn log(&mut self, level: LogLevel, text: &str);
     /// When a recovery message sent at `at_ms` would really go out: the host holds it until
@@ -106,7 +112,18 @@ fn on_timer(
         );
         return Ok(end(host, LogLevel::Info, &why));
     }
-    match host.send_email(&policy::email(email, index, config.coupon_line.as_deref())) {
+    let mut email = email.clone();
+    if email.coupon
+        && let Err(why) = host.unique_coupon()
+    {
+        // No code of its own for this lead: the static coupon if there is one, else the email
+        // goes without its coupon line (never an empty code).
+        let fallback = host.has_coupon();
+        let instead = if fallback { "the static coupon instead" } else { "sent without a coupon" };
+        host.log(LogLevel::Warn, &format!("{expected}: no unique coupon ({why}): {instead}"));
+        email.coupon = fallback;
+    }
+    match host.send_email(&policy::email(&email, index, config.coupon_line.as_deref())) {
         Ok(()) => {}
         Err(e @ (HostError::Suppressed | HostError::NoRecipient)) => {
             return Ok(end(host, LogLevel::Info, &format!("{expected} not sent ({e}): no more emails")));
@@ -194,6 +211,9 @@ mod tests {
         refuse_email: Option<HostError>,
         /// The send window: `(opens, closes)` ms after capture each day, 24 h periodic.
         window: Option<(i64, i64)>,
+        /// What `unique-coupon` answers (no pool or pattern when unset).
+        unique: Option<Result<bool, String>>,
+        static_coupon: bool,
     }
 
     impl Host for FakeHost {
@@ -203,6 +223,12 @@ mod tests {
             }
             self.calls.push(Call::Email { tag: email.tag.clone(), html: email.html.clone() });
             Ok(())
+        }
+        fn unique_coupon(&mut self) -> Result<bool, String> {
+            self.unique.clone().unwrap_or(Ok(false))
+        }
+        fn has_coupon(&mut self) -> bool {
+            self.static_coupon
         }
         fn schedule(&mut self, after: Duration, tag: &str) -> Result<(), HostError> {
             self.calls.push(Call::Schedule { after_ms: ms(after), tag: tag.to_string() });
@@ -520,6 +546,39 @@ mod tests {
         assert_eq!(
             host.effects(),
             [Call::Email { tag: "email-1".into(), html: "<p>h</p><p>Use o cupom {{coupon_code}}.</p>".into() }]
+        );
+    }
+
+    #[test]
+    fn a_coupon_email_asks_for_the_leads_unique_code_and_falls_back_when_the_pool_is_used_up() {
+        let mut c = config(&["20m"]);
+        c.emails[0].coupon = true;
+        c.coupon_line = Some("Cupom {{coupon_code}}.".into());
+        let with_line = Call::Email { tag: "email-1".into(), html: "<p>h</p><p>Cupom {{coupon_code}}.</p>".into() };
+        let run = |unique: Result<bool, String>, static_coupon: bool| {
+            let mut host = FakeHost { unique: Some(unique), static_coupon, ..FakeHost::default() };
+            let next =
+                handle(&c, &lead(Some(9700)), &timer("email-1"), T0 + 20 * MIN, &mut State::default(), &mut host);
+            assert_eq!(next, Ok(Next::End));
+            host
+        };
+        assert_eq!(run(Ok(true), false).effects(), std::slice::from_ref(&with_line), "the lead's own code");
+        assert_eq!(
+            run(Ok(false), true).effects(),
+            std::slice::from_ref(&with_line),
+            "no pool: the static coupon, as before"
+        );
+        let used_up = run(Err("the pool is used up".into()), true);
+        assert_eq!(used_up.effects(), [with_line], "used up: the static coupon");
+        assert!(
+            used_up
+                .logs()
+                .contains(&"email-1: no unique coupon (the pool is used up): the static coupon instead".into())
+        );
+        let nothing = run(Err("the pool is used up".into()), false);
+        assert_eq!(nothing.effects(), [sent("email-1")], "nothing left: no coupon line, no empty code");
+        assert!(
+            nothing.logs().contains(&"email-1: no unique coupon (the pool is used up): sent without a coupon".into())
         );
     }
 

@@ -12,7 +12,9 @@ mod messages;
 mod send_window;
 mod sms;
 mod timers;
+mod unique_coupon;
 pub mod v0_1;
+mod variants;
 
 use super::effects::Effect;
 use super::error::Limit;
@@ -86,6 +88,27 @@ impl host::Host for InvocationState {
 
     fn send_window_opens(&mut self, at_ms: i64) -> wasmtime::Result<i64> {
         send_window::opens(self, at_ms)
+    }
+
+    fn unique_coupon(&mut self) -> wasmtime::Result<Result<Coupon, HostError>> {
+        let result = unique_coupon::unique_coupon(self);
+        // A scope without a pool or pattern is a question plugins ask (`invalid`, then the
+        // static coupon), not a mistake to report in the timeline.
+        if matches!(&result, Ok(Err(HostError::Invalid(_)))) && self.declared.contains(&Capability::Coupons) {
+            return result;
+        }
+        refused(self, "unique-coupon", result)
+    }
+
+    fn choose_variant(
+        &mut self,
+        step: String,
+        variants: Vec<types::WeightedVariant>,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        let variants =
+            variants.into_iter().map(|v| crate::domain::split::Variant { name: v.name, weight: v.weight }).collect();
+        let result = variants::choose_variant(self, step, variants);
+        refused(self, "choose-variant", result)
     }
 }
 

@@ -64,6 +64,10 @@ enum Mode {
     /// template syntax, huge durations, unknown timer ids) and returns a random outcome: the
     /// fuzzer's plugin, seeded by `seed` and the event count.
     RandomEffects,
+    /// Asks for the lead's unique coupon twice and its variant at split `s` twice, then for a
+    /// split with an unusable list, logging each answer (`unique=…`, `split=…`, `bad-split=…`),
+    /// and sends an email showing `{{coupon_code}}`.
+    UniqueAndSplit,
     /// A noisy neighbour: burns its fuel, sleeps to the wall-clock limit, bombs memory or floods
     /// effects, picked by the lead's email (the digit before `@`, modulo 4).
     Hostile,
@@ -183,6 +187,19 @@ impl Plugin for TestGuest {
             }
             Mode::BigState => {
                 state.pad = "s".repeat(100_000);
+                Ok(Next::Continue)
+            }
+            Mode::UniqueAndSplit => {
+                for _ in 0..2 {
+                    let unique = host::unique_coupon().map(|c| format!("{}/{}", c.code, c.discount_percent));
+                    host::log(LogLevel::Info, &format!("unique={unique:?}"));
+                    let split = host::choose_variant("s", &[("a", 1), ("b", 1)]);
+                    host::log(LogLevel::Info, &format!("split={split:?}"));
+                }
+                let bad = host::choose_variant("s2", &[("a", 0), ("b", 0)]);
+                host::log(LogLevel::Info, &format!("bad-split={bad:?}"));
+                let email = funnel_sdk::host::Email::new("Cupom", "<p>{{coupon_code}}</p>", "coupon");
+                host::send_email(&email).map_err(|e| e.to_string())?;
                 Ok(Next::Continue)
             }
             Mode::TimerFlood => {
