@@ -34,6 +34,7 @@ pub mod commit;
 pub mod console;
 pub mod contacts;
 pub mod events;
+mod group;
 pub mod ingest;
 pub mod leads;
 pub mod migrations;
@@ -106,6 +107,8 @@ pub struct Database {
     /// the writer). Elsewhere the same pool.
     pub(crate) read: AnyPool,
     backend: Backend,
+    /// Single-event ingests waiting to share a commit (see `group`).
+    group: std::sync::Arc<group::IngestGroup>,
 }
 
 impl Database {
@@ -164,7 +167,7 @@ impl Database {
             }
             _ => pool.clone(),
         };
-        Ok(Database { pool, read, backend })
+        Ok(Database { pool, read, backend, group: std::sync::Arc::new(group::IngestGroup::new(backend)) })
     }
 
     /// The backend in use.
