@@ -232,6 +232,14 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     if let Err(e) = crate::api::plugins::resume_compiling(state.clone()).await {
         tracing::warn!(error = %e, "could not look for uploads left compiling");
     }
+    // Compile what the bindings use now, in the background: the first events need not wait.
+    {
+        let (plugins, store) = (engine.plugins.clone(), engine.store.clone());
+        tokio::spawn(async move {
+            let warmed = plugins.warm(&store).await;
+            tracing::info!(plugins = warmed, "bound plugins loaded");
+        });
+    }
     let loops = Loops::start(engine, work, jobs);
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());
     println!("console: http://{local}/console/ (sign in with a producer's API key)");

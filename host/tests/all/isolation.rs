@@ -501,3 +501,27 @@ async fn a_send_that_hangs_does_not_hold_another_leads_messages(db: Db) {
         assert_eq!(statuses, ["sent", "sent"], "{db:?}: every outcome recorded");
     }
 }
+
+on_both!(warming_compiles_every_bound_component_before_the_first_event);
+/// `serve` warms at start: every component an enabled binding uses is loaded before any event
+/// needs it, so a restarted engine's first event compiles nothing.
+async fn warming_compiles_every_bound_component_before_the_first_event(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let store = test_db.store().await;
+    let first = Harness::new(store.clone(), T0).await;
+    first.bind_test_guest("roundtrip", None, None).await;
+    first.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await;
+    // A fresh engine without a compile cache, as after a restart on a new machine.
+    let config = funnel_host::runtime::RuntimeConfig { cache_dir: None, ..Default::default() };
+    let runtime = std::sync::Arc::new(funnel_host::runtime::Runtime::new(config).expect("runtime"));
+    let discard = std::sync::Arc::new(funnel_host::delivery::Discard);
+    let h = Harness::attach_to(store, T0, discard.clone(), discard, runtime.clone()).await;
+    let sha = funnel_host::runtime::plugin::sha256_hex(funnel_host::guests::TEST_GUEST);
+    assert!(runtime.cached(&sha).is_none(), "{db:?}: nothing loaded yet");
+    assert!(h.engine.plugins.warm(&h.engine.store).await >= 1, "{db:?}");
+    assert!(runtime.cached(&sha).is_some(), "{db:?}: the bound upload is loaded");
+    let compiles = runtime.compiles();
+    h.settle().await;
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 1, "{db:?}");
+    assert_eq!(runtime.compiles(), compiles, "{db:?}: the first event compiled nothing");
+}
