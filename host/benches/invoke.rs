@@ -2,7 +2,8 @@
 //!
 //! Prints one JSON object a line: `{"bench":"invoke","metric":…,"value":…,"unit":…}`:
 //! - `fresh_store_*`: fresh store + instantiate + `handle` + drop (what each event costs),
-//!   median and p99, and its phases apart, for the pool's keep-resident setting on and off;
+//!   median and p99, and its phases apart, for ways of resetting a pooled slot (the kernel's
+//!   decommit, a memset of a kept prefix, a PAGEMAP_SCAN of dirtied pages) and the default;
 //! - `live_call_*`: `handle` on an already-live instance (the floor);
 //! - `invocations_per_s_2_threads`: fresh-store invocations per second on two threads;
 //! - `*_rust`, `*_python`, `*_js`: the same strategy (`sms-first`, a lead's capture: parse the
@@ -26,16 +27,27 @@ const SAMPLES: usize = 20_000;
 const LANGUAGE_SAMPLES: usize = 2_000;
 
 fn main() {
-    languages();
+    // FUNNEL_BENCH_LANGUAGES=0 skips the three language builds (minutes) when only the test
+    // guest's figures are wanted.
+    if std::env::var("FUNNEL_BENCH_LANGUAGES").as_deref() != Ok("0") {
+        languages();
+    }
     let invocation = invocation();
-    for (label, keep) in
-        [("keep_resident_0", 0), ("keep_resident_64kib", 64 * 1024), ("keep_resident_1mib", 1024 * 1024)]
-    {
+    let default = RuntimeConfig::default();
+    // The default last; before it, how the slot is reset on drop: the kernel's decommit
+    // (keep 0, the old default), a memset of the kept prefix, or a scan for dirtied pages.
+    for (label, keep, pagemap) in [
+        ("keep_resident_0", 0, false),
+        ("keep_resident_1mib_memset", 1024 * 1024, false),
+        ("keep_resident_256kib_pagemap", 256 * 1024, true),
+        ("default", default.keep_resident_bytes, default.pagemap_scan),
+    ] {
         let runtime =
-            Runtime::new(RuntimeConfig { keep_resident_bytes: keep, ..RuntimeConfig::default() }).expect("runtime");
+            Runtime::new(RuntimeConfig { keep_resident_bytes: keep, pagemap_scan: pagemap, ..default.clone() })
+                .expect("runtime");
         let plugin = runtime.load(guests::TEST_GUEST).expect("test guest loads");
         fresh_store(&plugin, &invocation, label);
-        if keep == RuntimeConfig::default().keep_resident_bytes {
+        if label == "default" {
             live_calls(&plugin, &invocation);
             throughput(plugin, &invocation);
         }

@@ -10,7 +10,9 @@
 //! `FUNNEL_BENCH_CONSOLE_READERS=N` has N producers' browsers reload the console's leads page
 //! (a signed-in session, the real console router) while the events are ingested and handled,
 //! to compare `handled_events_per_s` with and without them; `FUNNEL_BENCH_CONSOLE_PAUSE_MS`
-//! (default 0: as fast as they can) is each browser's pause between two pages.
+//! (default 0: as fast as they can) is each browser's pause between two pages. Last, single
+//! events posted by 64 clients at once (`ingest_single_events_per_s_64_clients`, up to 20,000),
+//! which share commits.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,6 +225,39 @@ async fn main() {
     let transport_only = total as f64 / transport_started.elapsed().as_secs_f64();
     emit("emails_per_s_transport_only_16_senders", transport_only, "1/s");
     emit("engine_to_transport_delivery_ratio", through_engine / transport_only, "x");
+
+    // Ingest of single events (`POST /v1/events`), 64 clients at once, for a producer with no
+    // binding (nothing to handle): concurrent requests share commits (group commit).
+    let single = store.create_producer("single", t0).await.expect("producer");
+    let total = n.min(20_000);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let single_started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let (http, base, next, producer) = (http.clone(), base.clone(), next.clone(), single.id.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let event = json!({"id": format!("s{i}"), "type": "checkout.updated", "occurred_at": "2026-11-22T10:00:00Z",
+                                   "producer_id": producer, "checkout": {"id": format!("s{i}"), "email": format!("s{i}@example.com")}});
+                let resp = http
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth("p")
+                    .body(event.to_string())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(resp.status().as_u16(), 202);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client");
+    }
+    emit("ingest_single_events_per_s_64_clients", total as f64 / single_started.elapsed().as_secs_f64(), "1/s");
     emit("peak_rss_mb", peak_rss_mb(), "MB");
 
     if let Some(schema) = schema {

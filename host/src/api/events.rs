@@ -185,7 +185,8 @@ pub async fn one(
         _ => return Err(Problem::invalid("the event is not valid", errors)),
     };
     known_producers(&state, std::slice::from_ref(&event), |_| String::new()).await?;
-    let outcome = state.store.ingest(&event, now).await?;
+    // Concurrent requests share a commit; each is answered once its own event is durable.
+    let outcome = state.store.ingest_grouped(&event, now).await?;
     state.work.notify_one();
     Ok((StatusCode::ACCEPTED, Json(answer(outcome))))
 }

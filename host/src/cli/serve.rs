@@ -89,6 +89,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FUNNEL_DELIVERY_STEP_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     delivery_step_timeout_secs: u64,
+    /// Messages sent at once by this process (each with the deadlines above; one lead's
+    /// messages still go one after the other). The send rate caps apply whatever this is.
+    #[arg(long, env = "FUNNEL_DELIVERY_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    delivery_concurrency: u16,
     /// Where compiled plugins are cached between restarts. Entries are signed with a key kept
     /// beside the folder (`<dir>.key`); an unsigned or tampered entry is recompiled, never run.
     #[arg(long, env = "FUNNEL_CACHE_DIR", default_value = "./.funnel-cache")]
@@ -207,6 +212,7 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
         })
         .with_webhooks(webhook_targets, SenderSettings::default()),
     );
+    engine.deliverer.set_concurrency(usize::from(args.delivery_concurrency));
     // The dispatcher's own notification: a drain under way with a free slot hears of new work.
     let work = engine.dispatcher.new_work();
     let state = AppState {
@@ -225,6 +231,14 @@ async fn serve(args: ServeArgs) -> Result<(), UsageError> {
     // Uploads whose background check a stopped process left unfinished are checked again.
     if let Err(e) = crate::api::plugins::resume_compiling(state.clone()).await {
         tracing::warn!(error = %e, "could not look for uploads left compiling");
+    }
+    // Compile what the bindings use now, in the background: the first events need not wait.
+    {
+        let (plugins, store) = (engine.plugins.clone(), engine.store.clone());
+        tokio::spawn(async move {
+            let warmed = plugins.warm(&store).await;
+            tracing::info!(plugins = warmed, "bound plugins loaded");
+        });
     }
     let loops = Loops::start(engine, work, jobs);
     println!("funnel listening on http://{local} (messages go to {})", args.outbox_dir.display());

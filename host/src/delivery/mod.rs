@@ -86,85 +86,192 @@ pub fn send_time_veto(message: &OutboxMessage) -> Option<&'static str> {
 /// How long a claim on outbox messages holds them before another worker may take them over.
 const CLAIM_LEASE_MS: i64 = 60_000;
 
-/// Claims due messages and sends them.
+/// Sends in flight at once by default (see [`Deliverer::set_concurrency`]): the SMTP
+/// transport keeps 16 idle connections, and 16 senders reach its measured ceiling.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Outcomes recorded per transaction: sends finish one by one, their rows are written together.
+const FINISH_BATCH: usize = 64;
+
+/// Claims due messages and sends them, several at once.
 pub struct Deliverer {
+    store: Database,
+    send: Arc<SendSide>,
+    /// Sends in flight at once (at least 1).
+    concurrency: std::sync::atomic::AtomicUsize,
+    /// Set by [`Deliverer::stop`]: claim nothing more, give back what is not sent yet.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// What a send needs, shared by the sends in flight.
+struct SendSide {
+    /// Read by the send-time rules (the send window and the contact cap, `hold`).
     store: Database,
     email: Arc<dyn Transport>,
     sms: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     max_attempts: i64,
     rate: std::sync::Mutex<rate::RateCaps>,
-    /// Set by [`Deliverer::stop`]: claim nothing more, give back what is not sent yet.
-    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Deliverer {
     pub fn new(store: Database, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
         Deliverer {
-            store,
-            email,
-            sms,
-            clock,
-            max_attempts: 8,
-            rate: std::sync::Mutex::new(rate::RateCaps::default()),
+            store: store.clone(),
+            send: Arc::new(SendSide {
+                store,
+                email,
+                sms,
+                clock,
+                max_attempts: 8,
+                rate: std::sync::Mutex::new(rate::RateCaps::default()),
+            }),
+            concurrency: std::sync::atomic::AtomicUsize::new(DEFAULT_CONCURRENCY),
             stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Cap sends per minute, overall and per producer (`None`: no cap).
     pub fn with_rate_caps(self, global_per_minute: Option<u32>, producer_per_minute: Option<u32>) -> Self {
-        Deliverer { rate: std::sync::Mutex::new(rate::RateCaps::new(global_per_minute, producer_per_minute)), ..self }
+        let send = SendSide {
+            store: self.send.store.clone(),
+            email: self.send.email.clone(),
+            sms: self.send.sms.clone(),
+            clock: self.send.clock.clone(),
+            max_attempts: self.send.max_attempts,
+            rate: std::sync::Mutex::new(rate::RateCaps::new(global_per_minute, producer_per_minute)),
+        };
+        Deliverer { send: Arc::new(send), ..self }
+    }
+
+    /// How many sends may be in flight at once (`serve --delivery-concurrency`; 0 counts as 1).
+    /// Each keeps its own deadlines; messages of one lead still go one after the other.
+    pub fn set_concurrency(&self, sends: usize) {
+        self.concurrency.store(sends.max(1), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stop claiming (for shutdown): a running [`deliver_due`](Self::deliver_due) finishes
-    /// the send in progress and gives the rest of its batch back to the outbox.
+    /// the sends in flight and gives the rest of what it claimed back to the outbox.
     pub fn stop(&self) {
         self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Send what is due now; returns how many messages were handled.
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Send what is due now, up to the concurrency at once; returns how many messages were
+    /// handled. Claims a batch when sends run short of work; each message's outcome is
+    /// recorded only under the claim it was sent under (in groups, one transaction each).
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let concurrency = self.concurrency.load(std::sync::atomic::Ordering::SeqCst).max(1);
+        let claim_size = i64::try_from((2 * concurrency).max(50)).unwrap_or(50);
         let mut handled = 0;
-        while !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            let claimed_at = self.clock.now_ms();
-            let batch = self.store.claim_messages(claimed_at, CLAIM_LEASE_MS, 50).await?;
-            if batch.is_empty() {
-                return Ok(handled);
-            }
-            for message in batch {
-                if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    // Shutting down: back to the outbox, due now, for the next start.
-                    self.store.release_message(&message, self.clock.now_ms()).await?;
-                    continue;
+        // Claimed and not started, with when they were claimed.
+        let mut waiting: std::collections::VecDeque<(OutboxMessage, i64)> = std::collections::VecDeque::new();
+        let mut in_flight: tokio::task::JoinSet<(OutboxMessage, Outcome)> = tokio::task::JoinSet::new();
+        // Leads with a send in flight: their next message waits, so a lead's messages keep
+        // their order.
+        let mut busy: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut finished: Vec<(OutboxMessage, Outcome)> = Vec::new();
+        let mut drained = false;
+        loop {
+            if self.stopping() {
+                // Shutting down: what has not started goes back to the outbox, due now.
+                for (message, _) in waiting.drain(..) {
+                    self.store.release_message(&message, self.send.clock.now_ms()).await?;
                 }
-                // Sends are bounded by their deadlines but a batch's can add up past the lease:
-                // past half of it, renew the claim before sending, and skip a message another
-                // worker has taken over (it sends it; sending here too would be a duplicate).
-                let now = self.clock.now_ms();
+            } else if !drained && waiting.is_empty() && in_flight.len() < concurrency {
+                let claimed_at = self.send.clock.now_ms();
+                let batch = self.store.claim_messages(claimed_at, CLAIM_LEASE_MS, claim_size).await?;
+                drained = batch.is_empty();
+                waiting.extend(batch.into_iter().map(|m| (m, claimed_at)));
+            }
+            if in_flight.is_empty() {
+                // Nothing in flight, no lead busy (one whose send panicked is free again).
+                busy.clear();
+            }
+            while in_flight.len() < concurrency && !self.stopping() {
+                let Some(index) = waiting.iter().position(|(m, _)| !busy.contains(&m.lead_id)) else { break };
+                let Some((message, claimed_at)) = waiting.remove(index) else { break };
+                // Sends are bounded by their deadlines but a message may wait for a slot past
+                // half its lease: then renew the claim before sending, and skip a message
+                // another worker has taken over (it sends it; sending here too would be a
+                // duplicate).
+                let now = self.send.clock.now_ms();
                 if now - claimed_at > CLAIM_LEASE_MS / 2
                     && !self.store.renew_message_claim(&message, now + CLAIM_LEASE_MS).await?
                 {
                     tracing::warn!(message = %message.id, "delivery claim taken over by another worker; not sent here");
                     continue;
                 }
-                let outcome = self.deliver(&message).await;
-                match &outcome {
-                    Outcome::Sent => crate::metrics::MESSAGES_SENT.inc(),
-                    Outcome::Dropped(_) => crate::metrics::MESSAGES_DROPPED.inc(),
-                    Outcome::Bounced(_) => crate::metrics::MESSAGES_BOUNCED.inc(),
-                    Outcome::Retry { .. } => crate::metrics::MESSAGES_RETRIED.inc(),
-                    Outcome::Held(_) => crate::metrics::MESSAGES_HELD.inc(),
-                    Outcome::Failed(_) | Outcome::Deferred { .. } => {}
+                busy.insert(message.lead_id.clone());
+                let send = self.send.clone();
+                in_flight.spawn(async move {
+                    let outcome = send.deliver(&message).await;
+                    (message, outcome)
+                });
+            }
+            if in_flight.is_empty() && (waiting.is_empty() || self.stopping()) {
+                if !(drained || self.stopping()) {
+                    continue;
                 }
-                if !self.store.finish_message(&message, &outcome, self.clock.now_ms()).await? {
-                    tracing::warn!(message = %message.id, "delivery claim taken over while sending; outcome not recorded");
+                handled += self.finish(&mut finished).await?;
+                return Ok(handled);
+            }
+            // Wait for one send, then take every other that is done too.
+            let mut done = Vec::new();
+            if let Some(joined) = in_flight.join_next().await {
+                done.push(joined);
+            }
+            while let Some(joined) = in_flight.try_join_next() {
+                done.push(joined);
+            }
+            for joined in done {
+                match joined {
+                    Ok((message, outcome)) => {
+                        busy.remove(&message.lead_id);
+                        finished.push((message, outcome));
+                    }
+                    // A send that panicked keeps its claim: the message is sent again when the
+                    // lease runs out. Its lead stays busy for the rest of this step.
+                    Err(e) => tracing::error!(error = %e, "a send panicked; the message waits for its lease"),
                 }
-                handled += 1;
+            }
+            if finished.len() >= FINISH_BATCH || in_flight.is_empty() {
+                handled += self.finish(&mut finished).await?;
             }
         }
-        Ok(handled)
     }
 
+    /// Record the outcomes in `finished` (one transaction), each only under its own claim.
+    async fn finish(&self, finished: &mut Vec<(OutboxMessage, Outcome)>) -> Result<usize, StoreError> {
+        if finished.is_empty() {
+            return Ok(0);
+        }
+        for (_, outcome) in finished.iter() {
+            match outcome {
+                Outcome::Sent => crate::metrics::MESSAGES_SENT.inc(),
+                Outcome::Dropped(_) => crate::metrics::MESSAGES_DROPPED.inc(),
+                Outcome::Bounced(_) => crate::metrics::MESSAGES_BOUNCED.inc(),
+                Outcome::Retry { .. } => crate::metrics::MESSAGES_RETRIED.inc(),
+                Outcome::Held(_) => crate::metrics::MESSAGES_HELD.inc(),
+                Outcome::Failed(_) | Outcome::Deferred { .. } => {}
+            }
+        }
+        let recorded = self.store.finish_messages(finished, self.send.clock.now_ms()).await?;
+        for ((message, _), recorded) in finished.iter().zip(recorded) {
+            if !recorded {
+                tracing::warn!(message = %message.id, "delivery claim taken over while sending; outcome not recorded");
+            }
+        }
+        let count = finished.len();
+        finished.clear();
+        Ok(count)
+    }
+}
+
+impl SendSide {
     async fn deliver(&self, message: &OutboxMessage) -> Outcome {
         if let Some(reason) = send_time_veto(message) {
             return Outcome::Dropped(reason.to_string());

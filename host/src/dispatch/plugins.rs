@@ -104,6 +104,48 @@ impl PluginRegistry {
     }
 }
 
+impl PluginRegistry {
+    /// Compile (or load from the compile cache) every component an enabled binding uses, one
+    /// after the other on a blocking thread, so the first event of each does not wait for it.
+    /// `serve` runs it in the background at start; loads are single-flight, so an event that
+    /// needs a component meanwhile waits for this compile instead of starting another. At most
+    /// `max_loaded_plugins` are warmed (more would only push each other out). Returns how many
+    /// were loaded; a component that fails to load is logged and left to its first event.
+    pub async fn warm(self: &Arc<Self>, store: &crate::store::Database) -> usize {
+        let shas = match store.bound_plugin_shas().await {
+            Ok(shas) => shas,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the bound plugins to warm them");
+                return 0;
+            }
+        };
+        let mut warmed = 0;
+        for sha in shas.into_iter().take(self.runtime.config().max_loaded_plugins) {
+            let bytes = if self.is_builtin_sha(&sha) {
+                None
+            } else {
+                match store.plugin_bytes(&sha).await {
+                    Ok(Some(bytes)) => Some(bytes),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(plugin = %sha, error = %e, "cannot read a bound plugin to warm it");
+                        continue;
+                    }
+                }
+            };
+            let registry = self.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || registry.by_sha(&sha, bytes.as_deref()).map(|_| sha)).await;
+            match loaded {
+                Ok(Ok(_)) => warmed += 1,
+                Ok(Err(e)) => tracing::warn!(error = %e, "a bound plugin did not load at start"),
+                Err(e) => tracing::warn!(error = %e, "warming a plugin panicked"),
+            }
+        }
+        warmed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::validation_slots;

@@ -105,9 +105,14 @@ pub struct RuntimeConfig {
     pub max_concurrent_instances: u32,
     /// Largest component accepted by [`Runtime::validate_upload`], in bytes.
     pub max_upload_bytes: usize,
-    /// Bytes of each pooled linear memory kept resident (zeroed with memset, not returned to
-    /// the kernel) when an instance is dropped; trades RSS for cheaper fresh stores.
+    /// Bytes of each pooled linear memory kept resident (reset with memset, not returned to
+    /// the kernel) when an instance is dropped; trades RSS for cheaper fresh stores. With
+    /// [`RuntimeConfig::pagemap_scan`] these are the pages the instance dirtied; without it,
+    /// the lowest addresses.
     pub keep_resident_bytes: usize,
+    /// Reset a dropped instance's memory by scanning for the pages it dirtied (Linux's
+    /// PAGEMAP_SCAN, where the kernel has it) instead of a memset of the whole kept prefix.
+    pub pagemap_scan: bool,
     /// How long an upload's body may take to arrive, all of it; a slower one is cut (408).
     pub upload_deadline: std::time::Duration,
     /// Uploads read and checked at once; one more is told to retry (503 with Retry-After).
@@ -135,9 +140,14 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_concurrent_instances: 64,
             max_upload_bytes: 32 * 1024 * 1024,
-            // Measured (benches/invoke.rs): keeping 1 MiB resident made drop 19 µs (a memset)
-            // against 8 µs for the kernel decommit; 64 KiB was no better than 0.
-            keep_resident_bytes: 0,
+            // Measured (benches/invoke.rs): without PAGEMAP_SCAN keeping 1 MiB resident made
+            // drop 19 µs (a memset of the whole prefix) against 8 µs for the kernel decommit.
+            // With it, up to this many bytes of the pages an instance dirtied (wherever they
+            // are) are reset in place and stay mapped, so the next instance in the slot takes
+            // no page faults on them; a small guest's working set fits (README, Performance).
+            // It bounds the RSS a warm slot keeps.
+            keep_resident_bytes: 1024 * 1024,
+            pagemap_scan: true,
             upload_deadline: std::time::Duration::from_secs(60),
             // Each upload holds up to 32 MiB while it is read and checked, and a compile
             // takes a core for up to 16 s (NOTES.md): two at once bound both.

@@ -83,7 +83,10 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct InvocationState {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call, not per invocation: most `handle` calls of a
+    /// compiled-language plugin make none, and building it (streams, clocks, random sources)
+    /// was a sizeable share of a small invocation. It is still this invocation's own.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) memory: MemoryLimiter,
     pub(crate) phase: Phase,
@@ -117,21 +120,10 @@ impl InvocationState {
         now_ms: i64,
     ) -> Self {
         let log = LogBuffer::new(limits.log_bytes, limits.log_lines);
-        let wasi = WasiCtx::builder()
-            .stdout(GuestOutput { log: log.clone(), source: "stdout" })
-            .stderr(GuestOutput { log: log.clone(), source: "stderr" })
-            // No real clocks: the only time a plugin sees is the invocation's `now`.
-            .wall_clock(FrozenWallClock(now_ms))
-            .monotonic_clock(FrozenMonotonicClock)
-            // Deterministic randomness keeps `funnel simulate` reproducible.
-            .secure_random(wasmtime_wasi::Deterministic::new(vec![7, 42, 101, 13, 250, 3, 77, 19]))
-            .insecure_random(wasmtime_wasi::Deterministic::new(vec![11, 23, 5, 97]))
-            .insecure_random_seed(0x5eed)
-            .build();
         let lists = ctx.lists.iter().cloned().collect();
         let timers_pending = ctx.pending_timers;
         InvocationState {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             memory: MemoryLimiter { max_bytes: limits.memory_bytes, hit: false },
             phase,
@@ -154,8 +146,26 @@ impl InvocationState {
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let (log, now_ms) = (&self.log, self.now_ms);
+        let ctx = self.wasi.get_or_insert_with(|| wasi_context(log, now_ms));
+        WasiCtxView { ctx, table: &mut self.table }
     }
+}
+
+/// A WASI context that grants nothing: output goes to the invocation's log, the only time is
+/// the invocation's `now`, randomness is deterministic.
+fn wasi_context(log: &LogBuffer, now_ms: i64) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(GuestOutput { log: log.clone(), source: "stdout" })
+        .stderr(GuestOutput { log: log.clone(), source: "stderr" })
+        // No real clocks: the only time a plugin sees is the invocation's `now`.
+        .wall_clock(FrozenWallClock(now_ms))
+        .monotonic_clock(FrozenMonotonicClock)
+        // Deterministic randomness keeps `funnel simulate` reproducible.
+        .secure_random(wasmtime_wasi::Deterministic::new(vec![7, 42, 101, 13, 250, 3, 77, 19]))
+        .insecure_random(wasmtime_wasi::Deterministic::new(vec![11, 23, 5, 97]))
+        .insecure_random_seed(0x5eed)
+        .build()
 }
 
 /// Refuses memory growth past the limit and remembers that it did, so the trap that follows

@@ -29,6 +29,11 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     // How much of each slot to keep resident on drop; see RuntimeConfig::keep_resident_bytes.
     pool.linear_memory_keep_resident(config.keep_resident_bytes);
     pool.table_keep_resident(64 * 1024);
+    // With PAGEMAP_SCAN (Linux 6.7+) a dropped instance's memory is reset page by page, only
+    // the pages it dirtied (back to the module's image or to zero), and they stay mapped: the
+    // next instance in the slot takes no page faults. Without it, `keep_resident` memsets its
+    // whole prefix. Either way wasmtime restores the slot's contents before reuse.
+    pool.pagemap_scan(if config.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
 }

@@ -113,6 +113,13 @@ impl Database {
         binding_from_row(&row)
     }
 
+    /// The components enabled bindings use (sha256s, each once), for warming them at start.
+    pub async fn bound_plugin_shas(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT plugin_sha256 FROM bindings WHERE enabled <> 0 ORDER BY plugin_sha256")
+            .fetch_all(&self.read)
+            .await?)
+    }
+
     /// All bindings of a producer.
     pub async fn bindings(&self, producer_id: &str) -> Result<Vec<Binding>, StoreError> {
         let rows = sqlx::query("SELECT * FROM bindings WHERE producer_id = $1 ORDER BY product_id, plan_id")

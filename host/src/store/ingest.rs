@@ -43,11 +43,33 @@ impl Database {
         }
     }
 
+    /// [`Database::ingest_batch`] of events each received at its own time (a group commit of
+    /// requests).
+    pub(crate) async fn ingest_each_at(
+        &self,
+        events: &[(&PlatformEvent, i64)],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.try_ingest(events.iter().copied()).await {
+                Err(e) if attempt < INGEST_ATTEMPTS && is_conflict(&e) => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
     async fn try_ingest_batch(&self, events: &[PlatformEvent], now: i64) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.try_ingest(events.iter().map(|e| (e, now))).await
+    }
+
+    async fn try_ingest(
+        &self,
+        events: impl ExactSizeIterator<Item = (&PlatformEvent, i64)>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(events.len());
         let mut bindings = BindingCache::default();
-        for event in events {
+        for (event, now) in events {
             outcomes.push(ingest_one(&mut tx, &mut bindings, event, now).await?);
         }
         tx.commit().await?;

@@ -38,6 +38,7 @@ pub mod console;
 pub mod contacts;
 pub mod coupons;
 pub mod events;
+mod group;
 pub mod ingest;
 pub mod leads;
 pub mod migrations;
@@ -112,6 +113,8 @@ pub struct Database {
     /// the writer). Elsewhere the same pool.
     pub(crate) read: AnyPool,
     backend: Backend,
+    /// Single-event ingests waiting to share a commit (see `group`).
+    group: std::sync::Arc<group::IngestGroup>,
 }
 
 impl Database {
@@ -170,7 +173,7 @@ impl Database {
             }
             _ => pool.clone(),
         };
-        Ok(Database { pool, read, backend })
+        Ok(Database { pool, read, backend, group: std::sync::Arc::new(group::IngestGroup::new(backend)) })
     }
 
     /// The backend in use.

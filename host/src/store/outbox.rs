@@ -81,7 +81,9 @@ async fn report_message(
 }
 
 impl Database {
-    /// Claim up to `limit` messages due at `now` for `lease_ms`.
+    /// Claim up to `limit` messages due at `now` for `lease_ms`: one statement, which also
+    /// reads what the send-time checks need (whether the lead bought, whether the address is
+    /// suppressed).
     pub async fn claim_messages(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
         let skip_locked = if self.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let claim = super::new_id();
@@ -89,25 +91,20 @@ impl Database {
             "UPDATE outbox SET status = 'sending', next_attempt_at = $1, claim = $4
              WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= $2
                           ORDER BY queued_at, id LIMIT $3 {skip_locked})
-             RETURNING id"
+             RETURNING *, (SELECT purchased_at FROM leads l WHERE l.id = outbox.lead_id) AS purchased_at,
+               (SELECT email FROM leads l WHERE l.id = outbox.lead_id) AS contact,
+               (SELECT COUNT(*) FROM suppressions s
+                WHERE s.producer_id = outbox.producer_id AND s.address = LOWER(outbox.recipient)) AS suppressed"
         );
-        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit)
             .bind(&claim)
             .fetch_all(&self.pool)
             .await?;
-        let mut messages = Vec::with_capacity(ids.len());
-        for id in ids {
-            let r = sqlx::query(
-                "SELECT o.*, l.purchased_at, l.email AS contact,
-                   (SELECT COUNT(*) FROM suppressions s WHERE s.producer_id = o.producer_id AND s.address = LOWER(o.recipient)) AS suppressed
-                 FROM outbox o JOIN leads l ON l.id = o.lead_id WHERE o.id = $1",
-            )
-            .bind(&id)
-            .fetch_one(&self.pool)
-            .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for r in rows {
             messages.push(OutboxMessage {
                 id: r.try_get("id")?,
                 producer_id: r.try_get("producer_id")?,
@@ -171,77 +168,26 @@ impl Database {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (status, reason, next): (&str, Option<String>, i64) = match outcome {
-            Outcome::Sent => ("sent", None, now),
-            Outcome::Dropped(reason) => ("dropped", Some(reason.clone()), now),
-            Outcome::Retry { at, error } => ("queued", Some(error.clone()), *at),
-            Outcome::Deferred { at } => ("queued", None, *at),
-            Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
-            Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
-            Outcome::Held(hold) => ("queued", None, hold.until),
-        };
-        let capped = matches!(outcome, Outcome::Held(Hold { reason: HoldReason::ContactCap, .. }));
-        let finished = sqlx::query(
-            "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $6,
-             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, claim = NULL,
-             capped = CASE WHEN $8 = 1 THEN 'deferred' ELSE capped END
-             WHERE id = $5 AND status = 'sending' AND claim = $7",
-        )
-        .bind(status)
-        .bind(&reason)
-        .bind(next)
-        .bind(now)
-        .bind(&message.id)
-        .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. } | Outcome::Held(_))))
-        .bind(&message.claim)
-        .bind(i64::from(capped))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if finished == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let detail = serde_json::json!({
-            "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
-            "body": if message.channel == Channel::Sms { message.text.clone() } else { None }, "coupon": message.coupon,
-            "reason": reason,
-        })
-        .to_string();
-        match outcome {
-            Outcome::Sent => {
-                sqlx::query("UPDATE leads SET status = 'recovering' WHERE id = $1 AND status = 'open'")
-                    .bind(&message.lead_id)
-                    .execute(&mut *tx)
-                    .await?;
-                super::timeline::append(&mut tx, &message.lead_id, now, message.channel.as_str(), &detail).await?;
-                report_message(&mut tx, message, WebhookEvent::MessageSent, None, now).await?;
-            }
-            Outcome::Dropped(_) => super::timeline::append(&mut tx, &message.lead_id, now, "dropped", &detail).await?,
-            Outcome::Bounced(_) => {
-                sqlx::query(
-                    "INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ($1, $2, 'bounced', $3)
-                     ON CONFLICT (producer_id, address) DO NOTHING",
-                )
-                .bind(&message.producer_id)
-                .bind(message.recipient.to_lowercase())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                super::timeline::append(&mut tx, &message.lead_id, now, "bounced", &detail).await?;
-                report_message(&mut tx, message, WebhookEvent::MessageBounced, reason.as_deref(), now).await?;
-            }
-            Outcome::Failed(_) => {
-                super::timeline::append(&mut tx, &message.lead_id, now, "send_failed", &detail).await?
-            }
-            Outcome::Held(hold) => {
-                let detail = hold.timeline_detail(&message.id, message.channel, &message.tag);
-                super::timeline::append(&mut tx, &message.lead_id, now, "deferred", &detail).await?
-            }
-            Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
+        let finished = finish_in(&mut tx, message, outcome, now).await?;
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    /// [`Database::finish_message`] for many messages in one transaction (a group commit of
+    /// parallel sends): each outcome is recorded only under its own claim, and the answer says
+    /// which were.
+    pub async fn finish_messages(
+        &self,
+        finished: &[(OutboxMessage, Outcome)],
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut recorded = Vec::with_capacity(finished.len());
+        for (message, outcome) in finished {
+            recorded.push(finish_in(&mut tx, message, outcome, now).await?);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 
     /// The rendered text of a message (an email's text part, an SMS's body), for previews.
@@ -257,4 +203,81 @@ impl Database {
             .fetch_one(&self.pool)
             .await?)
     }
+}
+
+/// Record one outcome inside `tx` if the message is still under its claim: the row first
+/// (its claim checked), then what follows from it; nothing at all when the claim is gone.
+async fn finish_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &OutboxMessage,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let (status, reason, next): (&str, Option<String>, i64) = match outcome {
+        Outcome::Sent => ("sent", None, now),
+        Outcome::Dropped(reason) => ("dropped", Some(reason.clone()), now),
+        Outcome::Retry { at, error } => ("queued", Some(error.clone()), *at),
+        Outcome::Deferred { at } => ("queued", None, *at),
+        Outcome::Bounced(reason) => ("bounced", Some(reason.clone()), now),
+        Outcome::Failed(reason) => ("failed", Some(reason.clone()), now),
+        Outcome::Held(hold) => ("queued", None, hold.until),
+    };
+    let capped = matches!(outcome, Outcome::Held(Hold { reason: HoldReason::ContactCap, .. }));
+    let finished = sqlx::query(
+        "UPDATE outbox SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $6,
+         sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, claim = NULL,
+         capped = CASE WHEN $8 = 1 THEN 'deferred' ELSE capped END
+         WHERE id = $5 AND status = 'sending' AND claim = $7",
+    )
+    .bind(status)
+    .bind(&reason)
+    .bind(next)
+    .bind(now)
+    .bind(&message.id)
+    .bind(i64::from(!matches!(outcome, Outcome::Deferred { .. } | Outcome::Held(_))))
+    .bind(&message.claim)
+    .bind(i64::from(capped))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if finished == 0 {
+        return Ok(false);
+    }
+    let detail = serde_json::json!({
+        "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
+        "body": if message.channel == Channel::Sms { message.text.clone() } else { None }, "coupon": message.coupon,
+        "reason": reason,
+    })
+    .to_string();
+    match outcome {
+        Outcome::Sent => {
+            sqlx::query("UPDATE leads SET status = 'recovering' WHERE id = $1 AND status = 'open'")
+                .bind(&message.lead_id)
+                .execute(&mut **tx)
+                .await?;
+            super::timeline::append(tx, &message.lead_id, now, message.channel.as_str(), &detail).await?;
+            report_message(tx, message, WebhookEvent::MessageSent, None, now).await?;
+        }
+        Outcome::Dropped(_) => super::timeline::append(tx, &message.lead_id, now, "dropped", &detail).await?,
+        Outcome::Bounced(_) => {
+            sqlx::query(
+                "INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ($1, $2, 'bounced', $3)
+                 ON CONFLICT (producer_id, address) DO NOTHING",
+            )
+            .bind(&message.producer_id)
+            .bind(message.recipient.to_lowercase())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            super::timeline::append(tx, &message.lead_id, now, "bounced", &detail).await?;
+            report_message(tx, message, WebhookEvent::MessageBounced, reason.as_deref(), now).await?;
+        }
+        Outcome::Failed(_) => super::timeline::append(tx, &message.lead_id, now, "send_failed", &detail).await?,
+        Outcome::Held(hold) => {
+            let detail = hold.timeline_detail(&message.id, message.channel, &message.tag);
+            super::timeline::append(tx, &message.lead_id, now, "deferred", &detail).await?
+        }
+        Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
+    }
+    Ok(true)
 }

@@ -528,3 +528,45 @@ async fn openapi_documents_every_route_with_body_schemas() {
     let error = &doc["paths"]["/v1/events"]["post"]["responses"]["default"]["content"]["application/problem+json"];
     assert_eq!(error["schema"]["$ref"], "#/components/schemas/Problem");
 }
+
+on_both!(concurrent_single_event_posts_share_commits_and_each_answer_is_stored);
+/// `POST /v1/events` requests arriving together share a commit (group commit): each still
+/// answers for its own event, a repeat of an event is a duplicate whether it shares the other's
+/// commit or comes after it, and every event answered accepted is stored when its answer comes.
+async fn concurrent_single_event_posts_share_commits_and_each_answer_is_stored(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let s = start(store).await;
+    let (producer, key) = s.producer().await;
+    assert_eq!(s.send(reqwest::Method::PUT, "/v1/bindings", Some(&key), Some(four_emails())).await.0, 200);
+    // One small pool reads behind the API's back (a connection per check would be 80 at once).
+    let reader = sqlx::any::AnyPoolOptions::new().max_connections(4).connect(&test_db.url).await.expect("reader");
+    let (s, reader) = (&s, &reader);
+    let posts = (0..80).map(|i| {
+        let n = i % 40;
+        let mut body = event(&format!("evt-{n}"), &producer, &format!("l{n}@example.com"));
+        body["checkout"]["id"] = json!(format!("chk-{n}"));
+        async move {
+            let answer = s.post_event(body).await;
+            // Answered accepted means stored: the row is there the moment the answer is.
+            let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE platform_id = $1")
+                .bind(format!("evt-{n}"))
+                .fetch_one(reader)
+                .await
+                .expect("count");
+            (answer, stored)
+        }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let mut accepted = std::collections::BTreeSet::new();
+    for ((status, body), stored) in answers {
+        assert_eq!(status, 202, "{db:?}: {body}");
+        assert_eq!(stored, 1, "{db:?}: {body} answered before its event was stored");
+        if body["status"] == "accepted" {
+            accepted.insert(body["lead_id"].as_str().expect("lead").to_string());
+        } else {
+            assert_eq!(body["status"], "duplicate", "{db:?}: {body}");
+        }
+    }
+    assert_eq!(accepted.len(), 40, "{db:?}: each event accepted once, its repeat a duplicate");
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM leads").await, 40, "{db:?}");
+}

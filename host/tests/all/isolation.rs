@@ -382,6 +382,9 @@ async fn a_message_whose_claim_was_taken_over_mid_batch_is_not_sent_by_the_old_o
     let (_test_db, store) = TestDb::with_store(db).await;
     let slow = std::sync::Arc::new(SlowerThanTheLease { engine: Default::default(), sent: Default::default() });
     let h = Harness::with_transports(store.clone(), T0, slow.clone(), slow.clone()).await;
+    // One send at a time: the second message waits for its turn past the lease (with sends in
+    // parallel both would start inside it, and sending both would be right).
+    h.engine.deliverer.set_concurrency(1);
     let _ = slow.engine.set((store, h.clock.clone()));
     h.bind_test_guest("roundtrip", None, None).await;
     let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
@@ -443,4 +446,82 @@ async fn a_throttled_producer_holds_one_slot_and_new_work_of_another_starts_at_o
         "{db:?}: {a_before_b} of A's {a_leads} failures came before B's event was handled ({failed_at_post} when posted)"
     );
     assert_eq!(test_db.count(failures).await, a_leads, "{db:?}: every A lead was tried");
+}
+
+/// A transport that holds the first message it is given until released, and sends every
+/// other at once, counting them.
+#[derive(Default)]
+struct HoldsTheFirst {
+    started: std::sync::atomic::AtomicUsize,
+    sent: std::sync::atomic::AtomicUsize,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl funnel_host::delivery::Transport for HoldsTheFirst {
+    async fn send(
+        &self,
+        _message: &funnel_host::store::outbox::OutboxMessage,
+    ) -> Result<(), funnel_host::delivery::SendError> {
+        if self.started.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.release.notified().await;
+        }
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+on_both!(a_send_that_hangs_does_not_hold_another_leads_messages);
+/// Delivery sends in parallel: while one lead's message hangs on its server, another lead's
+/// messages go out in the same step; the hung lead's next message waits its turn (a lead's
+/// messages keep their order), and every outcome is recorded once the send ends.
+async fn a_send_that_hangs_does_not_hold_another_leads_messages(db: Db) {
+    let (_test_db, store) = TestDb::with_store(db).await;
+    let transport = std::sync::Arc::new(HoldsTheFirst::default());
+    let h = Harness::with_transports(store, T0, transport.clone(), transport.clone()).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let ana = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await);
+    let bia = lead_id(&h.post("e2", PlatformEventType::CheckoutUpdated, "bia", None).await);
+    h.engine.dispatcher.drain().await.expect("drain");
+    let watch = async {
+        let started = std::time::Instant::now();
+        while transport.sent.load(Ordering::SeqCst) < 2 {
+            assert!(started.elapsed() < Duration::from_secs(20), "{db:?}: the other lead's messages were held");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The held lead's other message has not started: it waits behind the hung one.
+        assert_eq!(transport.started.load(Ordering::SeqCst), 3, "{db:?}: one lead, one send at a time");
+        transport.release.notify_one();
+    };
+    let (delivered, ()) = tokio::join!(h.engine.deliverer.deliver_due(), watch);
+    assert_eq!(delivered.expect("deliver"), 4, "{db:?}");
+    assert_eq!(transport.sent.load(Ordering::SeqCst), 4, "{db:?}");
+    for lead in [&ana, &bia] {
+        let statuses: Vec<String> = h.messages(lead).await.into_iter().map(|m| m.status.to_string()).collect();
+        assert_eq!(statuses, ["sent", "sent"], "{db:?}: every outcome recorded");
+    }
+}
+
+on_both!(warming_compiles_every_bound_component_before_the_first_event);
+/// `serve` warms at start: every component an enabled binding uses is loaded before any event
+/// needs it, so a restarted engine's first event compiles nothing.
+async fn warming_compiles_every_bound_component_before_the_first_event(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let store = test_db.store().await;
+    let first = Harness::new(store.clone(), T0).await;
+    first.bind_test_guest("roundtrip", None, None).await;
+    first.post("e1", PlatformEventType::CheckoutUpdated, "ana", None).await;
+    // A fresh engine without a compile cache, as after a restart on a new machine.
+    let config = funnel_host::runtime::RuntimeConfig { cache_dir: None, ..Default::default() };
+    let runtime = std::sync::Arc::new(funnel_host::runtime::Runtime::new(config).expect("runtime"));
+    let discard = std::sync::Arc::new(funnel_host::delivery::Discard);
+    let h = Harness::attach_to(store, T0, discard.clone(), discard, runtime.clone()).await;
+    let sha = funnel_host::runtime::plugin::sha256_hex(funnel_host::guests::TEST_GUEST);
+    assert!(runtime.cached(&sha).is_none(), "{db:?}: nothing loaded yet");
+    assert!(h.engine.plugins.warm(&h.engine.store).await >= 1, "{db:?}");
+    assert!(runtime.cached(&sha).is_some(), "{db:?}: the bound upload is loaded");
+    let compiles = runtime.compiles();
+    h.settle().await;
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM events WHERE status = 'done'").await, 1, "{db:?}");
+    assert_eq!(runtime.compiles(), compiles, "{db:?}: the first event compiled nothing");
 }

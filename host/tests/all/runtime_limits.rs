@@ -150,3 +150,33 @@ fn log_flood_is_truncated_not_fatal() {
     let last = outcome.logs.last().expect("some lines");
     assert!(last.text.contains("log truncated"), "the cap is announced: {last:?}");
 }
+
+/// Every invocation runs in a fresh instance, however the pool resets a slot for reuse (the
+/// kernel's decommit, a memset, a scan for dirtied pages): a guest that leaves traces in a
+/// global, a static buffer and freshly grown pages finds none of them on its next call, nor
+/// after another invocation that failed by trapping in the same slot.
+#[test]
+fn no_invocation_sees_what_an_earlier_one_left_in_memory() {
+    for (keep, pagemap) in [(0, false), (1024 * 1024, false), (1024 * 1024, true), (32 * 1024 * 1024, true)] {
+        let mut config = crate::support::runtime_config();
+        config.keep_resident_bytes = keep;
+        config.pagemap_scan = pagemap;
+        // One slot: every invocation reuses the same memory.
+        config.max_concurrent_instances = 1;
+        let runtime = Runtime::new(config).expect("runtime");
+        let plugin = test_guest(&runtime);
+        for round in 0..5 {
+            let outcome =
+                plugin.handle(&invocation("remember", Event::Captured), HandleContext::default()).expect("remember");
+            let said: Vec<&str> = outcome.logs.iter().map(|l| l.text.as_str()).collect();
+            assert_eq!(
+                said,
+                ["remember seen=0 static_dirty=false grown_dirty=false"],
+                "keep {keep} pagemap {pagemap} round {round}: a trace of an earlier invocation was visible"
+            );
+            if round == 2 {
+                plugin.handle(&invocation("panic", Event::Captured), HandleContext::default()).expect_err("panics");
+            }
+        }
+    }
+}

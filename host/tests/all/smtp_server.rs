@@ -116,7 +116,9 @@ pub fn start_on(listener: TcpListener) -> Arc<Mailbox> {
     std::thread::spawn(move || {
         let mut alive = alive;
         let mut server = Server::new(handler);
-        server.with_name("test.smtp").with_num_threads(4).with_tcp_listener(listener);
+        // A thread per connection: two deliverers sending 16 at once each (the default
+        // `--delivery-concurrency`) keep up to 32 connections open.
+        server.with_name("test.smtp").with_num_threads(40).with_tcp_listener(listener);
         let result = server.serve();
         alive.1 = Some(format!("serve() returned {result:?}"));
     });

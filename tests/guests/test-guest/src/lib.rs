@@ -68,6 +68,12 @@ enum Mode {
     /// split with an unusable list, logging each answer (`unique=…`, `split=…`, `bad-split=…`),
     /// and sends an email showing `{{coupon_code}}`.
     UniqueAndSplit,
+    /// Reports what it finds left over from an earlier invocation, then leaves traces of its
+    /// own: a global counter, a static buffer, and fresh pages grown past the allocator. Logs
+    /// `remember seen=<counter> static_dirty=<bool> grown_dirty=<bool>`; a fresh instance per
+    /// invocation (however the host resets its slots) logs `seen=0 static_dirty=false
+    /// grown_dirty=false` every time.
+    Remember,
     /// A noisy neighbour: burns its fuel, sleeps to the wall-clock limit, bombs memory or floods
     /// effects, picked by the lead's email (the digit before `@`, modulo 4).
     Hostile,
@@ -98,6 +104,10 @@ impl Plugin for TestGuest {
         state.events += 1;
         match call.config.mode {
             Mode::Count => Ok(Next::Continue),
+            Mode::Remember => {
+                host::log(LogLevel::Info, &remember());
+                Ok(Next::Continue)
+            }
             Mode::Roundtrip => roundtrip(&call),
             Mode::ShortTimer => {
                 if let Event::Timer(t) = &call.event {
@@ -214,6 +224,47 @@ impl Plugin for TestGuest {
             }
         }
     }
+}
+
+/// Bytes of the static buffer `remember` checks and fills.
+const TRACE_BYTES: usize = 256 * 1024;
+static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static mut TRACE: [u8; TRACE_BYTES] = [0; TRACE_BYTES];
+
+/// See [`Mode::Remember`].
+fn remember() -> String {
+    let seen = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: one thread; volatile so the reads and writes are not folded away.
+    let trace = std::ptr::addr_of_mut!(TRACE).cast::<u8>();
+    let static_dirty = (0..TRACE_BYTES).any(|i| unsafe { trace.add(i).read_volatile() } != 0);
+    for i in 0..TRACE_BYTES {
+        unsafe { trace.add(i).write_volatile(0xAB) };
+    }
+    let grown_dirty = grow_and_mark();
+    format!("remember seen={seen} static_dirty={static_dirty} grown_dirty={grown_dirty}")
+}
+
+/// Grow linear memory by 16 pages past what the allocator holds, say whether any of their
+/// bytes is not zero, and mark them.
+#[cfg(target_arch = "wasm32")]
+fn grow_and_mark() -> bool {
+    const PAGES: usize = 16;
+    let old = core::arch::wasm32::memory_grow(0, PAGES);
+    if old == usize::MAX {
+        return true;
+    }
+    let base = (old * 65536) as *mut u8;
+    // SAFETY: the pages were just grown and nothing else knows of them.
+    let dirty = (0..PAGES * 65536).any(|i| unsafe { base.add(i).read_volatile() } != 0);
+    for i in (0..PAGES * 65536).step_by(64) {
+        unsafe { base.add(i).write_volatile(0xCD) };
+    }
+    dirty
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn grow_and_mark() -> bool {
+    false
 }
 
 /// A small xorshift generator: the guest has no `rand` and needs none.
