@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::PlatformCaller;
 use super::problem::{FieldError, Problem, parse_json};
+use crate::domain::event::SINGLE_LINE;
 use crate::domain::text::single_line_problem;
 use crate::domain::{Checkout, PlatformEvent, PlatformEventType};
 use crate::store::ingest::IngestOutcome;
@@ -30,10 +31,15 @@ pub const MAX_AMOUNT_CENTS: i64 = 100_000_000_000;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
+    /// The platform's id of the event: a second event with this id is a duplicate.
+    #[schemars(length(min = 1, max = 200), regex(pattern = SINGLE_LINE))]
     id: String,
     #[serde(rename = "type")]
     kind: PlatformEventType,
+    /// RFC 3339, e.g. 2026-01-31T12:00:00Z.
+    #[schemars(extend("format" = "date-time"))]
     occurred_at: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = SINGLE_LINE))]
     producer_id: String,
     checkout: Checkout,
 }
@@ -42,6 +48,7 @@ pub struct EventBody {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    #[schemars(length(min = 1, max = 1000))]
     events: Vec<EventBody>,
 }
 

@@ -15,7 +15,7 @@ pub mod auth;
 pub mod bindings;
 mod contacts;
 mod coupons;
-mod events;
+pub mod events;
 mod health;
 mod leads;
 mod lists;

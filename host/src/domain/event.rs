@@ -15,25 +15,40 @@ pub enum PlatformEventType {
     OrderRefunded,
 }
 
+/// A text field's schema pattern: one line, no control characters (`text::single_line_problem`).
+/// Lengths in the schemas are the handlers' limits, counted in UTF-8 bytes.
+pub const SINGLE_LINE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
 /// A price in minor units.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
+    /// 0 to 10^11 (a billion in major units).
+    #[schemars(range(min = 0, max = 100_000_000_000_i64))]
     pub amount_cents: i64,
+    /// ISO 4217, upper case.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
     pub currency: String,
 }
 
 /// The checkout an event is about, as the platform sent it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checkout {
+    #[schemars(length(min = 1, max = 200), regex(pattern = SINGLE_LINE))]
     pub id: String,
     /// Checked and normalized as it is read (see [`EmailAddress`]).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", extend("format" = "email", "maxLength" = 254))]
     pub email: Option<EmailAddress>,
+    #[schemars(length(max = 200), regex(pattern = SINGLE_LINE))]
     pub name: Option<String>,
+    #[schemars(length(max = 32), regex(pattern = SINGLE_LINE))]
     pub phone: Option<String>,
+    #[schemars(length(max = 200), regex(pattern = SINGLE_LINE))]
     pub product_id: Option<String>,
+    #[schemars(length(max = 200), regex(pattern = SINGLE_LINE))]
     pub plan_id: Option<String>,
     pub price: Option<Price>,
+    /// An http(s) URL.
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\u0000-\u001f\u007f-\u009f]*$"))]
     pub url: Option<String>,
     /// The buyer's IANA time zone: their send window is in it (it wins over the binding's).
     #[schemars(with = "Option<String>")]

@@ -529,6 +529,46 @@ async fn openapi_documents_every_route_with_body_schemas() {
     assert_eq!(error["schema"]["$ref"], "#/components/schemas/Problem");
 }
 
+#[tokio::test]
+async fn the_event_schema_carries_the_limits_the_handler_enforces() {
+    let (_db, store) = TestDb::with_store(Db::Sqlite).await;
+    let s = start(store).await;
+    let (producer, _) = s.producer().await;
+    let (_, doc) = s.send(reqwest::Method::GET, "/openapi.json", None, None).await;
+    let schemas = &doc["components"]["schemas"];
+    let checkout = &schemas["Checkout"]["properties"];
+    assert_eq!(checkout["email"]["format"], "email", "{checkout}");
+    assert_eq!((&checkout["id"]["minLength"], &checkout["id"]["maxLength"]), (&json!(1), &json!(200)));
+    assert_eq!(checkout["phone"]["maxLength"], 32);
+    assert_eq!(schemas["Price"]["properties"]["amount_cents"]["maximum"], json!(api::events::MAX_AMOUNT_CENTS));
+    assert_eq!(schemas["Price"]["properties"]["currency"]["pattern"], "^[A-Z]{3}$");
+    // Each documented limit is the one enforced: just past it is refused naming the field,
+    // at it is accepted.
+    let cases = [
+        ("id", json!("x".repeat(200)), json!("x".repeat(201))),
+        ("phone", json!("1".repeat(32)), json!("1".repeat(33))),
+        (
+            "price",
+            json!({"amount_cents": api::events::MAX_AMOUNT_CENTS, "currency": "BRL"}),
+            json!({"amount_cents": api::events::MAX_AMOUNT_CENTS + 1, "currency": "BRL"}),
+        ),
+        ("name", json!("Ana"), json!("Ana\u{85}")),
+    ];
+    for (i, (field, at, past)) in cases.into_iter().enumerate() {
+        let mut ok = event(&format!("ok-{i}"), &producer, "ana@example.com");
+        ok["checkout"][field] = at;
+        assert_eq!(s.post_event(ok).await.0, 202, "checkout.{field} at its limit");
+        let mut bad = event(&format!("bad-{i}"), &producer, "ana@example.com");
+        bad["checkout"][field] = past;
+        let (status, problem) = s.post_event(bad).await;
+        assert_eq!(status, 422, "checkout.{field} past its limit: {problem}");
+        assert!(
+            problem["errors"][0]["path"].as_str().is_some_and(|p| p.starts_with(&format!("checkout.{field}"))),
+            "{problem}"
+        );
+    }
+}
+
 on_both!(concurrent_single_event_posts_share_commits_and_each_answer_is_stored);
 /// `POST /v1/events` requests arriving together share a commit (group commit): each still
 /// answers for its own event, a repeat of an event is a duplicate whether it shares the other's
