@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::domain::EventStatus;
+
 use super::ConsoleState;
 use super::i18n::Strings;
 use super::leads::{LeadView, internal, lead_view, message_status_label};
@@ -88,10 +90,12 @@ fn event_line(t: &Strings, e: &EventRow) -> Line {
         "bounced" => (t.tl_bounced.to_string(), String::new()),
         other => (format!("{} {other}", t.tl_event), String::new()),
     };
-    if e.status == "failed" {
-        detail = format!("{detail} {} {}", t.tl_event_failed, e.error.clone().unwrap_or_default());
-    } else if e.status == "skipped" {
-        detail = format!("{detail} ({})", t.tl_event_skipped);
+    match e.status {
+        EventStatus::Failed => {
+            detail = format!("{detail} {} {}", t.tl_event_failed, e.error.clone().unwrap_or_default())
+        }
+        EventStatus::Skipped => detail = format!("{detail} ({})", t.tl_event_skipped),
+        EventStatus::Pending | EventStatus::Done => {}
     }
     let message_id = payload["message_id"].as_str().map(str::to_string);
     Line { at: datetime_s(e.created_at), class: "event", label, detail: detail.trim().to_string(), message_id, late }

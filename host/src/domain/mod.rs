@@ -5,8 +5,8 @@
 //! - [`event`]: platform events (`checkout.updated`, `order.paid`, …), the checkout they are
 //!   about, and the events a lead's plugin is told about.
 //! - [`email`]: [`EmailAddress`], a bare address normalized once where it enters.
-//! - [`message`]: a message's channel, kind and status, and a lead's status, stored as words
-//!   and parsed back.
+//! - [`words`]: the enums the store keeps as words (a message's channel, kind and status, a
+//!   lead's status, an event's status), parsed back on read.
 //! - [`text`]: which control characters a field may hold.
 //! - [`window`]: send windows (quiet hours) and IANA time zones.
 //! - [`coupon`]: unique coupon codes: pool codes and the patterns that generate them.
@@ -15,12 +15,12 @@
 pub mod coupon;
 pub mod email;
 pub mod event;
-pub mod message;
 pub mod split;
 pub mod text;
 pub mod window;
+pub mod words;
 
 pub use email::EmailAddress;
 pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};
-pub use message::{Channel, LeadStatus, MessageKind, MessageStatus};
 pub use window::{SendWindow, TimeZone};
+pub use words::{Channel, EventStatus, LeadStatus, MessageKind, MessageStatus};

@@ -6,6 +6,7 @@
 use super::queue::{LeadAfter, leave_if_idle};
 use super::snapshots::{LeadSnapshot, PendingEvent};
 use super::{Database, StoreError};
+use crate::domain::EventStatus;
 
 /// One write of a successful invocation, applied in order.
 #[derive(Clone, Debug)]
@@ -234,13 +235,13 @@ impl Database {
             return Ok(LeadAfter::Lost);
         }
         let (status, next) = match retry_at {
-            Some(at) => ("pending", at),
-            None => ("failed", now),
+            Some(at) => (EventStatus::Pending, at),
+            None => (EventStatus::Failed, now),
         };
         sqlx::query(
             "UPDATE events SET status = $1, attempts = attempts + 1, next_attempt_at = $2, error = $3 WHERE seq = $4",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(next)
         .bind(error)
         .bind(event.seq)

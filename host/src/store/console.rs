@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Database, StoreError, stored_word};
-use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
+use crate::domain::{Channel, EventStatus, LeadStatus, MessageKind, MessageStatus};
 
 /// Which leads the report shows. Every part is optional; times are Unix ms, `to` exclusive.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct EventRow {
     pub seq: i64,
     pub kind: String,
     pub payload: String,
-    pub status: String,
+    pub status: EventStatus,
     pub error: Option<String>,
     pub created_at: i64,
 }
@@ -269,7 +269,7 @@ impl Database {
                     seq: r.try_get("seq")?,
                     kind: r.try_get("kind")?,
                     payload: r.try_get("payload")?,
-                    status: r.try_get("status")?,
+                    status: stored_word(r, "events", "status", EventStatus::parse)?,
                     error: r.try_get("error")?,
                     created_at: r.try_get("created_at")?,
                 })

@@ -2,6 +2,7 @@
 //! written by ingest, the tracking links and the scheduler; a pending one queues its lead.
 
 use super::StoreError;
+use crate::domain::EventStatus;
 use crate::domain::LeadEvent;
 
 /// Insert one event row; a pending one puts its lead in the dispatch queue. `id` is the host's
@@ -15,7 +16,7 @@ pub(crate) async fn insert_event(
     producer_id: &str,
     lead_id: Option<&str>,
     event: Option<&LeadEvent>,
-    status: &str,
+    status: EventStatus,
     now: i64,
 ) -> Result<(), StoreError> {
     let payload = match event {
@@ -33,11 +34,11 @@ pub(crate) async fn insert_event(
     .bind(lead_id)
     .bind(event.map(|e| e.name()).unwrap_or("ignored"))
     .bind(payload)
-    .bind(status)
+    .bind(status.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    if let (Some(lead_id), "pending") = (lead_id, status) {
+    if let (Some(lead_id), EventStatus::Pending) = (lead_id, status) {
         super::queue::enqueue(tx, lead_id, now).await?;
     }
     Ok(())

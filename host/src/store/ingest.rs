@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::events::insert_event;
 use super::runs::{self, BindingCache};
 use super::{Database, StoreError, new_id};
-use crate::domain::{EmailAddress, LeadEvent, PlatformEvent, PlatformEventType};
+use crate::domain::{EmailAddress, EventStatus, LeadEvent, PlatformEvent, PlatformEventType};
 
 /// Whether the event was new.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,12 +191,13 @@ async fn ingest_one(
     // every row's `id` is the host's, so no platform id can ever take one of them.
     if lead_events.is_empty() {
         let id = format!("ignored:{}", new_id());
-        insert_event(tx, &id, Some(&event.id), &event.producer_id, lead_id.as_deref(), None, "skipped", now).await?;
+        insert_event(tx, &id, Some(&event.id), &event.producer_id, lead_id.as_deref(), None, EventStatus::Skipped, now)
+            .await?;
     }
     for (i, lead_event) in lead_events.iter().enumerate() {
         let id = format!("{}:{}", lead_event.name(), new_id());
         let platform_id = (i == 0).then_some(event.id.as_str());
-        let status = if active { "pending" } else { "skipped" };
+        let status = EventStatus::arriving(active);
         let lead = lead_id.as_deref();
         insert_event(tx, &id, platform_id, &event.producer_id, lead, Some(lead_event), status, now).await?;
     }

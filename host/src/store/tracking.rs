@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::events::insert_event;
 use super::runs::run_is_active;
 use super::{Database, StoreError, new_id};
-use crate::domain::LeadEvent;
+use crate::domain::{EventStatus, LeadEvent};
 
 /// What a tracked link leads to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Database {
         if let Some(row) = row {
             let lead_id: String = row.try_get("lead_id")?;
             let producer_id: String = row.try_get("producer_id")?;
-            let status = if run_is_active(&mut tx, &lead_id).await? { "pending" } else { "skipped" };
+            let status = EventStatus::arriving(run_is_active(&mut tx, &lead_id).await?);
             insert_event(
                 &mut tx,
                 &format!("{}:{}", event.name(), new_id()),
@@ -106,7 +106,7 @@ impl Database {
                 .bind(&email)
                 .execute(&mut *tx)
                 .await?;
-            let status = if run_is_active(&mut tx, lead_id).await? { "pending" } else { "skipped" };
+            let status = EventStatus::arriving(run_is_active(&mut tx, lead_id).await?);
             insert_event(
                 &mut tx,
                 &format!("unsubscribed:{}", new_id()),

@@ -1,7 +1,8 @@
-//! What a message is: its [`Channel`], its [`MessageKind`] and where it is in its life
-//! ([`MessageStatus`]). The store keeps each as text and parses it back on read; a value this
-//! build does not know is an error naming the row (see `store::StoreError::UnknownValue`), never
-//! a guess.
+//! The enums the store keeps as words: what a message is ([`Channel`], [`MessageKind`]) and
+//! where it is in its life ([`MessageStatus`]), where a lead is ([`LeadStatus`]) and where an
+//! event is ([`EventStatus`]). The store writes `as_str()` and parses the word back on read; a
+//! word this build does not know is an error naming the row (see
+//! `store::StoreError::UnknownValue`), never a guess.
 
 /// An enum stored as one lowercase word: `as_str` for writing, `parse` for reading back.
 macro_rules! stored_words {
@@ -90,6 +91,28 @@ stored_words! {
         Unsubscribed = "unsubscribed",
         /// Its events were stopped by a plugin limit; an operator looks at it.
         Parked = "parked",
+    }
+}
+
+stored_words! {
+    /// Where a lead's event is.
+    EventStatus {
+        /// Waiting for (or between tries of) its lead's plugin.
+        Pending = "pending",
+        /// Handled: its effects are committed.
+        Done = "done",
+        /// Not for a plugin: the lead had no active run when it arrived (or it changed nothing).
+        Skipped = "skipped",
+        /// Parked after its retries: the lead needs a person.
+        Failed = "failed",
+    }
+}
+
+impl EventStatus {
+    /// How an event arrives: pending for a lead whose run is active, skipped otherwise. The
+    /// one place this is decided (set-based timer firing writes the same two words in SQL).
+    pub fn arriving(run_active: bool) -> EventStatus {
+        if run_active { EventStatus::Pending } else { EventStatus::Skipped }
     }
 }
 
