@@ -95,7 +95,6 @@ const FINISH_BATCH: usize = 64;
 
 /// Claims due messages and sends them, several at once.
 pub struct Deliverer {
-    store: Database,
     send: Arc<SendSide>,
     /// Sends in flight at once (at least 1).
     concurrency: std::sync::atomic::AtomicUsize,
@@ -103,9 +102,11 @@ pub struct Deliverer {
     stopping: std::sync::atomic::AtomicBool,
 }
 
-/// What a send needs, shared by the sends in flight.
+/// What a send needs, shared by the sends in flight (and the store the deliverer claims and
+/// finishes through).
 struct SendSide {
-    /// Read by the send-time rules (the send window and the contact cap, `hold`).
+    /// Claims and finishes; read by the send-time rules (the send window and the contact cap,
+    /// `hold`).
     store: Database,
     email: Arc<dyn Transport>,
     sms: Arc<dyn Transport>,
@@ -117,7 +118,6 @@ struct SendSide {
 impl Deliverer {
     pub fn new(store: Database, email: Arc<dyn Transport>, sms: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
         Deliverer {
-            store: store.clone(),
             send: Arc::new(SendSide {
                 store,
                 email,
@@ -179,11 +179,11 @@ impl Deliverer {
             if self.stopping() {
                 // Shutting down: what has not started goes back to the outbox, due now.
                 for (message, _) in waiting.drain(..) {
-                    self.store.release_message(&message, self.send.clock.now_ms()).await?;
+                    self.send.store.release_message(&message, self.send.clock.now_ms()).await?;
                 }
             } else if !drained && waiting.is_empty() && in_flight.len() < concurrency {
                 let claimed_at = self.send.clock.now_ms();
-                let batch = self.store.claim_messages(claimed_at, CLAIM_LEASE_MS, claim_size).await?;
+                let batch = self.send.store.claim_messages(claimed_at, CLAIM_LEASE_MS, claim_size).await?;
                 drained = batch.is_empty();
                 waiting.extend(batch.into_iter().map(|m| (m, claimed_at)));
             }
@@ -200,7 +200,7 @@ impl Deliverer {
                 // duplicate).
                 let now = self.send.clock.now_ms();
                 if now - claimed_at > CLAIM_LEASE_MS / 2
-                    && !self.store.renew_message_claim(&message, now + CLAIM_LEASE_MS).await?
+                    && !self.send.store.renew_message_claim(&message, now + CLAIM_LEASE_MS).await?
                 {
                     tracing::warn!(message = %message.id, "delivery claim taken over by another worker; not sent here");
                     continue;
@@ -259,7 +259,7 @@ impl Deliverer {
                 Outcome::Failed(_) | Outcome::Deferred { .. } => {}
             }
         }
-        let recorded = self.store.finish_messages(finished, self.send.clock.now_ms()).await?;
+        let recorded = self.send.store.finish_messages(finished, self.send.clock.now_ms()).await?;
         for ((message, _), recorded) in finished.iter().zip(recorded) {
             if !recorded {
                 tracing::warn!(message = %message.id, "delivery claim taken over while sending; outcome not recorded");
