@@ -145,35 +145,25 @@ impl Route {
     }
 }
 
-fn route(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    auth: Auth,
-    handler: MethodRouter<AppState>,
-) -> Route {
-    Route::new(method, path, summary, auth, handler)
-}
-
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
     use Auth::*;
     vec![
         Route {
             responses: Some(|| ok::<health::Health>("The database answers")),
-            ..route("get", "/healthz", "Liveness; the database answers", Public, get(health::healthz))
+            ..Route::new("get", "/healthz", "Liveness; the database answers", Public, get(health::healthz))
         },
         Route {
             responses: Some(|| {
                 answers(vec![("200", "Prometheus text exposition", Answer::Other("text/plain; version=0.0.4"))])
             }),
-            ..route("get", "/metrics", "Prometheus metrics", Public, get(health::metrics))
+            ..Route::new("get", "/metrics", "Prometheus metrics", Public, get(health::metrics))
         },
         Route {
             responses: Some(|| {
                 answers(vec![("200", "OpenAPI 3.1", Answer::Json(serde_json::json!({"type": "object"})))])
             }),
-            ..route("get", "/openapi.json", "This document", Public, get(openapi::document))
+            ..Route::new("get", "/openapi.json", "This document", Public, get(openapi::document))
         },
         Route {
             body: Some(schema::<producers::NewProducer>),
@@ -184,7 +174,7 @@ pub fn routes() -> Vec<Route> {
                     Answer::Json(schema::<producers::CreatedProducer>()),
                 )])
             }),
-            ..route(
+            ..Route::new(
                 "post",
                 "/v1/admin/producers",
                 "Create a producer; returns its API key once",
@@ -194,7 +184,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(plugins::upload_responses),
-            ..route(
+            ..Route::new(
                 "post",
                 "/v1/plugins",
                 "Upload a plugin component (body: the .wasm bytes; ?name=&version=); 202 when it is checked in \
@@ -207,7 +197,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(plugins::list_responses),
-            ..route(
+            ..Route::new(
                 "get",
                 "/v1/plugins",
                 "Your plugins (each compiling, ready or failed) and the built-ins",
@@ -217,7 +207,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(|| answers(vec![("204", "Deleted", Answer::Empty)])),
-            ..route(
+            ..Route::new(
                 "delete",
                 "/v1/plugins/{name}/{version}",
                 "Delete a stored component no binding or running lead needs",
@@ -227,7 +217,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             body: Some(schema::<bindings::PutBinding>),
-            ..route(
+            ..Route::new(
                 "put",
                 "/v1/bindings",
                 "Bind a plugin and config to a scope (checked by the plugin)",
@@ -235,10 +225,10 @@ pub fn routes() -> Vec<Route> {
                 put(bindings::put),
             )
         },
-        route("get", "/v1/bindings", "Your bindings", Producer, get(bindings::list)),
+        Route::new("get", "/v1/bindings", "Your bindings", Producer, get(bindings::list)),
         Route {
             body: Some(schema::<coupons::NewCoupon>),
-            ..route(
+            ..Route::new(
                 "post",
                 "/v1/coupons",
                 "Register a product and plan's coupon: a static code, codes for its pool, or a pattern",
@@ -248,7 +238,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(coupons::list_responses),
-            ..route(
+            ..Route::new(
                 "get",
                 "/v1/coupons",
                 "Your coupons: static codes, and pools and patterns with codes total, assigned and left",
@@ -265,7 +255,7 @@ pub fn routes() -> Vec<Route> {
                     Answer::Json(schema::<events::EventAnswer>()),
                 )])
             }),
-            ..route("post", "/v1/events", "One platform event", Platform, post(events::one))
+            ..Route::new("post", "/v1/events", "One platform event", Platform, post(events::one))
         },
         Route {
             body: Some(schema::<events::BatchBody>),
@@ -276,19 +266,19 @@ pub fn routes() -> Vec<Route> {
                     Answer::Json(schema::<events::BatchAnswer>()),
                 )])
             }),
-            ..route("post", "/v1/events/batch", "Up to 1000 platform events", Platform, post(events::batch))
+            ..Route::new("post", "/v1/events/batch", "Up to 1000 platform events", Platform, post(events::batch))
         },
         Route {
             responses: Some(|| ok::<leads::LeadPage>("A page of your leads")),
-            ..route("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list))
+            ..Route::new("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list))
         },
         Route {
             responses: Some(|| ok::<leads::LeadWithTimeline>("The lead, its messages and its timeline")),
-            ..route("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
+            ..Route::new("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
         },
         Route {
             responses: Some(stats::responses),
-            ..route(
+            ..Route::new(
                 "get",
                 "/v1/stats",
                 "Leads, recoveries and revenue, per message tag and per A/B split variant; ?from=&to= (YYYY-MM-DD) \
@@ -300,7 +290,7 @@ pub fn routes() -> Vec<Route> {
         Route {
             body: Some(schema::<webhooks::NewWebhook>),
             responses: Some(webhooks::create_responses),
-            ..route(
+            ..Route::new(
                 "post",
                 "/v1/webhooks",
                 "Register a webhook for event types; returns its signing secret once",
@@ -310,11 +300,11 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(webhooks::list_responses),
-            ..route("get", "/v1/webhooks", "Your webhooks (without their secrets)", Producer, get(webhooks::list))
+            ..Route::new("get", "/v1/webhooks", "Your webhooks (without their secrets)", Producer, get(webhooks::list))
         },
         Route {
             responses: Some(webhooks::delete_responses),
-            ..route(
+            ..Route::new(
                 "delete",
                 "/v1/webhooks/{id}",
                 "Delete a webhook and its deliveries",
@@ -324,7 +314,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(webhooks::deliveries_responses),
-            ..route(
+            ..Route::new(
                 "get",
                 "/v1/webhooks/{id}/deliveries",
                 "A webhook's deliveries with their attempts and status codes, newest first (?cursor=&limit=)",
@@ -335,7 +325,7 @@ pub fn routes() -> Vec<Route> {
         Route {
             body: Some(schema::<settings::Settings>),
             responses: Some(|| ok::<settings::SettingsDocument>("The settings as stored")),
-            ..route(
+            ..Route::new(
                 "put",
                 "/v1/settings",
                 "Your settings: the contact frequency cap (max_recovery_messages_per_contact)",
@@ -345,19 +335,19 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(|| ok::<settings::SettingsDocument>("Your settings")),
-            ..route("get", "/v1/settings", "Your settings", Producer, get(settings::get))
+            ..Route::new("get", "/v1/settings", "Your settings", Producer, get(settings::get))
         },
         Route {
             responses: Some(|| ok::<lists::Lists>("Your lists, by name")),
-            ..route("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))
+            ..Route::new("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))
         },
         Route {
             responses: Some(|| ok::<lists::ListMembers>("The list's members (none for a list never used)")),
-            ..route("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members))
+            ..Route::new("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members))
         },
         Route {
             responses: Some(|| answers(vec![("204", "Erased (also when nothing was stored)", Answer::Empty)])),
-            ..route(
+            ..Route::new(
                 "delete",
                 "/v1/contacts/{email}",
                 "Erase a person's data (LGPD / GDPR)",
@@ -367,7 +357,7 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(|| answers(vec![("302", "Redirect to the checkout (Location)", Answer::Empty)])),
-            ..route(
+            ..Route::new(
                 "get",
                 "/r/{token}",
                 "Tracked link: records a click, redirects to the checkout",
@@ -377,11 +367,11 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             responses: Some(|| answers(vec![("200", "An HTML page with the button", Answer::Other("text/html"))])),
-            ..route("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page))
+            ..Route::new("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page))
         },
         Route {
             responses: Some(|| answers(vec![("200", "An HTML page saying it is done", Answer::Other("text/html"))])),
-            ..route("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe))
+            ..Route::new("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe))
         },
     ]
 }
