@@ -18,15 +18,30 @@ pub const DEFAULT_LINE: &str = "{{coupon_code}}";
 pub const DEFAULT_LINE_NOTE: &str = "this email carries the coupon but does not show {{coupon_code}}: the code alone is \
      added as its last paragraph; put {{coupon_code}} in it, or set coupon_line (a sentence in the email's language)";
 
-/// Whether a template uses the coupon. The host decides "this message carries the coupon" with
-/// this very function, so the words mean the same on both sides.
+/// Whether a template uses the coupon: `coupon_code` is among the variables it reads, as the
+/// host's template engine (minijinja) parses it — in an expression (`{{ coupon_code }}`, `{{
+/// coupon_code | upper }}`) or a tag (`{% if coupon_code %}`), not in a comment or a string
+/// literal. The host decides "this message carries the coupon" with this very function, so the
+/// words mean the same on both sides. A template that does not parse (refused when its config
+/// is checked) uses the coupon if it names it anywhere.
 ///
 /// ```
 /// assert!(funnel_sdk::coupon::uses_coupon("Use {{ coupon_code }}"));
+/// assert!(funnel_sdk::coupon::uses_coupon("{% if coupon_code %}Use {{ coupon_code|upper }}{% endif %}"));
 /// assert!(!funnel_sdk::coupon::uses_coupon("Use o cupom"));
+/// assert!(!funnel_sdk::coupon::uses_coupon("{# no {{ coupon_code }} this time #}Volte"));
+/// assert!(!funnel_sdk::coupon::uses_coupon("{{ 'coupon_code' }}"));
 /// ```
 pub fn uses_coupon(template: &str) -> bool {
-    template.contains("coupon_code")
+    const NAME: &str = "coupon_code";
+    if !template.contains(NAME) {
+        // No parse for the templates that cannot use it (most subjects and SMS bodies).
+        return false;
+    }
+    match minijinja::Environment::new().template_from_str(template) {
+        Ok(parsed) => parsed.undeclared_variables(false).contains(NAME),
+        Err(_) => true,
+    }
 }
 
 /// Why this binding cannot carry a coupon, if it cannot.
