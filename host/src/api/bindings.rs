@@ -21,8 +21,11 @@ use crate::store::plugins::PluginStatus;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBinding {
+    #[schemars(length(max = 200), regex(pattern = crate::domain::text::SINGLE_LINE))]
     pub product_id: Option<String>,
+    #[schemars(length(max = 200), regex(pattern = crate::domain::text::SINGLE_LINE))]
     pub plan_id: Option<String>,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::domain::text::NON_BLANK_LINE))]
     pub plugin: String,
     pub config: serde_json::Value,
     #[serde(default = "yes")]

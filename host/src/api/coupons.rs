@@ -19,26 +19,55 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::{FieldError, Problem, parse_json};
-use crate::domain::coupon::{CouponPattern, pool_code_problem};
+use crate::domain::coupon::{
+    CouponPattern, MAX_CODE_CHARS, MAX_PATTERN_CHARS, PATTERN_SYNTAX, POOL_CODE, STATIC_CODE, pool_code_problem,
+    static_code_problem,
+};
+use crate::domain::text::{NON_BLANK_LINE, required_line_problem};
 use crate::store::coupons::{MAX_CODES_PER_POOL, MAX_CODES_PER_REQUEST, PoolAdded};
 
 /// Field errors reported at most for one request (a list of 10,000 bad codes is not echoed).
 const MAX_FIELD_ERRORS: usize = 50;
 
 /// The body of `POST /v1/coupons`.
+/// Exactly one of `code`, `codes` and `pattern` is given.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["code"]}, {"required": ["codes"]}, {"required": ["pattern"]}]))]
 pub struct NewCoupon {
+    /// One line, 1 to 200 bytes.
+    #[schemars(length(min = 1, max = MAX_ID_BYTES), regex(pattern = NON_BLANK_LINE))]
     product_id: String,
+    /// One line, 1 to 200 bytes.
+    #[schemars(length(min = 1, max = MAX_ID_BYTES), regex(pattern = NON_BLANK_LINE))]
     plan_id: String,
+    #[schemars(range(min = MIN_DISCOUNT, max = MAX_DISCOUNT))]
     discount_percent: i64,
-    /// The static code, the same for every lead.
+    /// The static code, the same for every lead: 1 to 64 characters, no spaces.
+    #[serde(default)]
+    #[schemars(with = "String", length(max = MAX_CODE_CHARS), regex(pattern = STATIC_CODE))]
     code: Option<String>,
-    /// Codes for the pool (each to one lead ever); 1 to 10,000 a request.
+    /// Codes for the pool (each to one lead ever); 1 to 10,000 a request, each listed once.
+    #[serde(default)]
+    #[schemars(schema_with = "pool_codes")]
     codes: Option<Vec<String>>,
     /// Codes generated per lead: literals `A-Z a-z 0-9 - _ .` and tokens `{A<n>}` (letters and
     /// digits) / `{D<n>}` (digits), at least 6 random characters, codes at most 64 long.
+    #[serde(default)]
+    #[schemars(with = "String", length(max = MAX_PATTERN_CHARS), regex(pattern = PATTERN_SYNTAX))]
     pattern: Option<String>,
+}
+
+/// The longest product or plan id, in bytes.
+const MAX_ID_BYTES: usize = 200;
+const MIN_DISCOUNT: i64 = 1;
+const MAX_DISCOUNT: i64 = 100;
+
+fn pool_codes(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array", "minItems": 1, "maxItems": MAX_CODES_PER_REQUEST, "uniqueItems": true,
+        "items": {"type": "string", "pattern": POOL_CODE},
+    })
 }
 
 /// Which kind of coupon a body registers, checked.
@@ -50,21 +79,14 @@ enum Kind {
 
 fn scope_errors(c: &NewCoupon, errors: &mut Vec<FieldError>) {
     for (path, value) in [("product_id", &c.product_id), ("plan_id", &c.plan_id)] {
-        if value.trim().is_empty() {
-            errors.push(FieldError { path: path.into(), message: "must not be empty".into() });
-        } else if let Some(message) = crate::domain::text::single_line_problem(value) {
+        if let Some(message) = required_line_problem(value, MAX_ID_BYTES) {
             errors.push(FieldError { path: path.into(), message });
-        } else if value.len() > 200 {
-            errors.push(FieldError {
-                path: path.into(),
-                message: format!("must be at most 200 bytes (got {})", value.len()),
-            });
         }
     }
-    if !(1..=100).contains(&c.discount_percent) {
+    if !(MIN_DISCOUNT..=MAX_DISCOUNT).contains(&c.discount_percent) {
         errors.push(FieldError {
             path: "discount_percent".into(),
-            message: format!("must be 1 to 100 (got {})", c.discount_percent),
+            message: format!("must be {MIN_DISCOUNT} to {MAX_DISCOUNT} (got {})", c.discount_percent),
         });
     }
 }
@@ -107,11 +129,8 @@ fn check(c: NewCoupon) -> Result<(NewCoupon, Kind), Problem> {
     }
     let mut kind = None;
     if let Some(code) = &c.code {
-        if code.trim().is_empty()
-            || code.chars().count() > 64
-            || code.contains(|ch: char| ch.is_whitespace() || ch.is_control())
-        {
-            errors.push(FieldError { path: "code".into(), message: "1 to 64 characters, no spaces".into() });
+        if let Some(message) = static_code_problem(code) {
+            errors.push(FieldError { path: "code".into(), message: message.into() });
         }
         kind = Some(Kind::Static(code.clone()));
     }

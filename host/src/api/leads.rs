@@ -3,20 +3,35 @@
 //! leads.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ProducerCaller;
-use super::problem::Problem;
+use super::problem::{Path, Problem, Query};
 use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
 use crate::store::coupons::SourceKind;
 use crate::store::leads::LeadSummary;
 
-#[derive(Deserialize)]
+/// `GET /v1/leads`'s query.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
+    /// The `next_cursor` of the previous page.
+    #[schemars(regex(pattern = super::CURSOR_PATTERN))]
     cursor: Option<String>,
+    /// Leads a page, 1 to 500 (50 when absent).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<i64>,
+}
+
+/// The most leads one page lists.
+const MAX_PAGE: i64 = 500;
+
+/// `GET /v1/leads/{id}`'s path.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct LeadPath {
+    #[schemars(regex(pattern = super::ID_PATTERN))]
+    id: String,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -147,8 +162,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<LeadPage>, Problem> {
     let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Problem::field("limit", format!("must be 1 to 500 (got {limit})")));
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::field("limit", format!("must be 1 to {MAX_PAGE} (got {limit})")));
     }
     let after = match &q.cursor {
         None => None,
@@ -167,7 +182,7 @@ pub async fn list(
 pub async fn one(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-    Path(id): Path<String>,
+    Path(LeadPath { id }): Path<LeadPath>,
 ) -> Result<Json<LeadWithTimeline>, Problem> {
     let lead = state
         .store

@@ -1,11 +1,20 @@
 //! `GET /v1/lists` (names and sizes) and `GET /v1/lists/{name}/members`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ProducerCaller;
-use super::problem::Problem;
+use super::problem::{Path, Problem};
+
+/// `GET /v1/lists/{name}/members`'s path: a list name as plugins give it (one line of 1 to 100
+/// bytes, `runtime::capabilities::lists`); a list never used has no members.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct ListPath {
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::domain::text::NON_BLANK_LINE))]
+    name: String,
+}
 
 /// `GET /v1/lists`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -46,7 +55,7 @@ pub async fn list(
 pub async fn members(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-    Path(name): Path<String>,
+    Path(ListPath { name }): Path<ListPath>,
 ) -> Result<Json<ListMembers>, Problem> {
     let members = state
         .store

@@ -61,6 +61,14 @@ const BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Largest plugin upload (Python and JS components are 12 to 18 MB).
 pub const PLUGIN_LIMIT: usize = 32 * 1024 * 1024;
 
+/// Schema pattern of a lead id and of a link token in a path: what `store::new_id` and
+/// `store::new_token` make (32 hex digits). Any other value is answered 404, as an unknown one.
+pub const ID_PATTERN: &str = r"^[0-9a-f]{32}$";
+/// Schema pattern of a webhook id (`wh_` and a `store::new_id`).
+pub const WEBHOOK_ID_PATTERN: &str = r"^wh_[0-9a-f]{32}$";
+/// Schema pattern of a page cursor: the `next_cursor` a page answered (`<ms>.<id>`).
+pub const CURSOR_PATTERN: &str = r"^-?[0-9]{1,18}\.[0-9a-z_]{1,64}$";
+
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Auth {
@@ -81,6 +89,12 @@ pub struct Route {
     pub body: Option<fn() -> serde_json::Value>,
     /// Documented answers (an OpenAPI `responses` object), beside the problem+json default.
     pub responses: Option<fn() -> serde_json::Value>,
+    /// JSON Schema of an object whose properties are the path's `{parameters}`, by name (the
+    /// type the handler extracts with `Path`); a parameter it does not name is any string.
+    pub path_params: Option<fn() -> serde_json::Value>,
+    /// JSON Schema of an object whose properties are the query parameters (the type the
+    /// handler extracts with `Query`).
+    pub query: Option<fn() -> serde_json::Value>,
     handler: MethodRouter<AppState>,
 }
 
@@ -130,7 +144,7 @@ impl Route {
         auth: Auth,
         handler: MethodRouter<AppState>,
     ) -> Route {
-        Route { method, path, summary, auth, body: None, responses: None, handler }
+        Route { method, path, summary, auth, body: None, responses: None, path_params: None, query: None, handler }
     }
 
     /// The handler behind the guard of the route's `auth`.
@@ -183,6 +197,7 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
+            query: Some(schema::<plugins::UploadQuery>),
             responses: Some(plugins::upload_responses),
             ..Route::new(
                 "post",
@@ -206,6 +221,7 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
+            path_params: Some(schema::<plugins::PluginPath>),
             responses: Some(|| answers(vec![("204", "Deleted", Answer::Empty)])),
             ..Route::new(
                 "delete",
@@ -269,14 +285,17 @@ pub fn routes() -> Vec<Route> {
             ..Route::new("post", "/v1/events/batch", "Up to 1000 platform events", Platform, post(events::batch))
         },
         Route {
+            query: Some(schema::<leads::ListQuery>),
             responses: Some(|| ok::<leads::LeadPage>("A page of your leads")),
             ..Route::new("get", "/v1/leads", "My leads, newest first (?cursor=&limit=)", Producer, get(leads::list))
         },
         Route {
+            path_params: Some(schema::<leads::LeadPath>),
             responses: Some(|| ok::<leads::LeadWithTimeline>("The lead, its messages and its timeline")),
             ..Route::new("get", "/v1/leads/{id}", "One lead with its messages and timeline", Producer, get(leads::one))
         },
         Route {
+            query: Some(schema::<stats::StatsQuery>),
             responses: Some(stats::responses),
             ..Route::new(
                 "get",
@@ -303,6 +322,7 @@ pub fn routes() -> Vec<Route> {
             ..Route::new("get", "/v1/webhooks", "Your webhooks (without their secrets)", Producer, get(webhooks::list))
         },
         Route {
+            path_params: Some(schema::<webhooks::WebhookPath>),
             responses: Some(webhooks::delete_responses),
             ..Route::new(
                 "delete",
@@ -313,6 +333,8 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
+            path_params: Some(schema::<webhooks::WebhookPath>),
+            query: Some(schema::<webhooks::DeliveriesQuery>),
             responses: Some(webhooks::deliveries_responses),
             ..Route::new(
                 "get",
@@ -342,10 +364,12 @@ pub fn routes() -> Vec<Route> {
             ..Route::new("get", "/v1/lists", "Your lists and their sizes", Producer, get(lists::list))
         },
         Route {
+            path_params: Some(schema::<lists::ListPath>),
             responses: Some(|| ok::<lists::ListMembers>("The list's members (none for a list never used)")),
             ..Route::new("get", "/v1/lists/{name}/members", "Members of a list", Producer, get(lists::members))
         },
         Route {
+            path_params: Some(schema::<contacts::ContactPath>),
             responses: Some(|| answers(vec![("204", "Erased (also when nothing was stored)", Answer::Empty)])),
             ..Route::new(
                 "delete",
@@ -356,6 +380,7 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
+            path_params: Some(schema::<tracking::TokenPath>),
             responses: Some(|| answers(vec![("302", "Redirect to the checkout (Location)", Answer::Empty)])),
             ..Route::new(
                 "get",
@@ -366,10 +391,12 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
+            path_params: Some(schema::<tracking::TokenPath>),
             responses: Some(|| answers(vec![("200", "An HTML page with the button", Answer::Other("text/html"))])),
             ..Route::new("get", "/u/{token}", "Unsubscribe confirmation page", Public, get(tracking::unsubscribe_page))
         },
         Route {
+            path_params: Some(schema::<tracking::TokenPath>),
             responses: Some(|| answers(vec![("200", "An HTML page saying it is done", Answer::Other("text/html"))])),
             ..Route::new("post", "/u/{token}", "One-click unsubscribe (RFC 8058)", Public, post(tracking::unsubscribe))
         },
@@ -465,4 +492,110 @@ async fn oversized_as_problem(response: axum::response::Response) -> axum::respo
         errors: vec![problem::FieldError { path: "body".into(), message }],
     }
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each pattern a request schema carries accepts what the handler's own check accepts.
+
+    use regex_automata::meta::Regex;
+
+    use crate::domain::coupon::{self, CouponPattern};
+    use crate::domain::text;
+    use crate::runtime::plugin;
+
+    fn agree(pattern: &str, check: impl Fn(&str) -> bool, samples: &[&str]) {
+        let re = Regex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        for sample in samples {
+            assert_eq!(re.is_match(sample), check(sample), "{pattern} and the handler disagree on {sample:?}");
+        }
+    }
+
+    const TEXT: &[&str] = &[
+        "",
+        " ",
+        "a",
+        " a ",
+        "Loja da Ana",
+        "\t",
+        "a\tb",
+        "a\nb",
+        "\u{0}",
+        "a\u{7f}",
+        "a\u{85}b",
+        "\u{9f}",
+        "\u{a0}",
+        "\u{a0}x",
+        "\u{2003}",
+        "\u{3000}",
+        "Élise",
+        "é",
+        "日本",
+        "a b",
+        "a-b_c.d",
+        "A+1",
+        "1.0.0",
+        "x@y",
+    ];
+
+    #[test]
+    fn line_patterns_agree_with_the_text_checks() {
+        agree(text::SINGLE_LINE, |s| text::single_line_problem(s).is_none(), TEXT);
+        agree(text::NON_BLANK_LINE, |s| text::required_line_problem(s, usize::MAX).is_none(), TEXT);
+    }
+
+    #[test]
+    fn coupon_patterns_agree_with_the_coupon_checks() {
+        let (a64, a65) = ("A".repeat(64), "A".repeat(65));
+        let codes = [TEXT, &["VOLTA-2026_a.1", "ação", "<b>", "A\"B", "V10", &a64, &a65]].concat();
+        agree(coupon::POOL_CODE, |s| coupon::pool_code_problem(s).is_none(), &codes);
+        // The schema's maxLength (64 characters) stands beside the pattern.
+        agree(coupon::STATIC_CODE, |s| s.chars().count() > 64 || coupon::static_code_problem(s).is_none(), &codes);
+        // The syntax only: how many random characters a pattern has is the handler's to say.
+        let patterns = [
+            "VOLTA-{A6}",
+            "BF{D4}-{A4}",
+            "{A64}",
+            "{A65}",
+            "{A0}",
+            "{A06}",
+            "{D1}",
+            "{X6}",
+            "V-{A6",
+            "V {A6}",
+            "{Á6}",
+            "{A+6}",
+            "{A}",
+            "a.b_c-{D9}",
+        ];
+        let syntax_ok = |s: &str| match CouponPattern::parse(s) {
+            Ok(_) => true,
+            Err(e) => e.contains("random characters") || e.contains("its codes would be"),
+        };
+        agree(coupon::PATTERN_SYNTAX, syntax_ok, &patterns);
+    }
+
+    #[test]
+    fn plugin_patterns_agree_with_the_plugin_checks() {
+        let (a64, a65) = ("a".repeat(64), "a".repeat(65));
+        let names = [TEXT, &["four-emails", "my_plugin2", "Upper", &a64, &a65]].concat();
+        agree(plugin::NAME_PATTERN, plugin::name_ok, &names);
+        let (n32, n33) = ("1".repeat(32), "1".repeat(33));
+        let versions = [TEXT, &["0.1.0", "1.0.0+build.5", "1.0.0-rc_1", &n32, &n33]].concat();
+        agree(plugin::VERSION_PATTERN, |s| plugin::version_problem(s).is_none(), &versions);
+    }
+
+    #[test]
+    fn id_patterns_match_the_ids_the_store_makes() {
+        let id = Regex::new(super::ID_PATTERN).expect("id");
+        let webhook = Regex::new(super::WEBHOOK_ID_PATTERN).expect("webhook id");
+        let cursor = Regex::new(super::CURSOR_PATTERN).expect("cursor");
+        for _ in 0..100 {
+            let (new_id, token) = (crate::store::new_id(), crate::store::new_token());
+            assert!(id.is_match(&new_id) && id.is_match(&token), "{new_id} {token}");
+            assert!(webhook.is_match(&format!("wh_{new_id}")));
+            // The cursors pages answer: `<ms>.<id>` of a lead or a delivery.
+            assert!(cursor.is_match(&format!("1796167122831.{new_id}")) && cursor.is_match(&format!("0.whd_{new_id}")));
+        }
+    }
 }

@@ -9,7 +9,7 @@
 
 use axum::Json;
 
-use super::{Auth, routes};
+use super::{Auth, Route, routes};
 
 /// The body of every error (`problem.rs`): RFC 9457 fields and the field-level `errors` list.
 fn problem_schema() -> serde_json::Value {
@@ -67,6 +67,51 @@ fn rewrite_refs(value: &mut serde_json::Value) {
     }
 }
 
+/// The route's path parameters (each `{name}` of its path, with the schema its `path_params`
+/// gives it) and query parameters (the properties of its `query` schema).
+fn parameters(r: &Route) -> Vec<serde_json::Value> {
+    let path_schema = r.path_params.map(|schema| schema());
+    let mut params: Vec<serde_json::Value> = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema = path_schema
+                .as_ref()
+                .and_then(|s| s["properties"].get(name))
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "string"}));
+            serde_json::json!({"name": name, "in": "path", "required": true, "schema": parameter_schema(schema)})
+        })
+        .collect();
+    if let Some(query) = r.query.map(|schema| schema()) {
+        let required = |name: &str| query["required"].as_array().is_some_and(|all| all.iter().any(|n| n == name));
+        if let Some(properties) = query["properties"].as_object() {
+            for (name, schema) in properties {
+                let mut param = serde_json::json!({"name": name, "in": "query", "required": required(name),
+                                                   "schema": parameter_schema(schema.clone())});
+                if let Some(description) = schema.get("description") {
+                    param["description"] = description.clone();
+                }
+                params.push(param);
+            }
+        }
+    }
+    params
+}
+
+/// A parameter's schema: a parameter is text or absent, never JSON `null`, so the `null` an
+/// `Option` field's schema allows is dropped.
+fn parameter_schema(mut schema: serde_json::Value) -> serde_json::Value {
+    if let Some(types) = schema.get_mut("type").and_then(|t| t.as_array_mut()) {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            schema["type"] = only.clone();
+        }
+    }
+    schema
+}
+
 fn security(auth: Auth) -> serde_json::Value {
     match auth {
         Auth::Public => serde_json::json!([]),
@@ -90,12 +135,7 @@ pub fn build() -> serde_json::Value {
                             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             },
         });
-        let params: Vec<serde_json::Value> = r
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
+        let params = parameters(&r);
         if !params.is_empty() {
             op["parameters"] = serde_json::Value::Array(params);
         }

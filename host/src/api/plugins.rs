@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -17,19 +17,38 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ProducerCaller;
-use super::problem::{FieldError, Problem};
+use super::problem::{FieldError, Path, Problem, Query};
 use crate::runtime::LoadedPlugin;
-use crate::runtime::plugin::{sha256_hex, version_problem};
+use crate::runtime::plugin::{NAME_PATTERN, VERSION_PATTERN, sha256_hex, version_problem};
 use crate::runtime::upload::precheck;
 use crate::runtime::wit::capability_name;
 use crate::store::StoreError;
 use crate::store::plugins::{DeletePlugin, PluginStatus, PutPlugin, StoredPlugin};
 use tokio::sync::OwnedSemaphorePermit;
 
-#[derive(Deserialize)]
+/// `POST /v1/plugins`'s query.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct UploadQuery {
+    /// The component's own name (what its `describe()` says), not a built-in's; absent: that name.
+    #[schemars(schema_with = "upload_name")]
     name: Option<String>,
+    /// Absent: the version its `describe()` says.
+    #[schemars(regex(pattern = VERSION_PATTERN))]
     version: Option<String>,
+}
+
+fn upload_name(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let builtins: Vec<&str> = crate::guests::builtin_names().collect();
+    schemars::json_schema!({"type": "string", "pattern": NAME_PATTERN, "not": {"enum": builtins}})
+}
+
+/// `DELETE /v1/plugins/{name}/{version}`'s path.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct PluginPath {
+    #[schemars(regex(pattern = NAME_PATTERN))]
+    name: String,
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    version: String,
 }
 
 /// Seconds a client told to wait for an upload slot waits.
@@ -291,8 +310,12 @@ pub async fn resume_compiling(state: AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Refuse a built-in's name for an upload.
+/// Refuse a built-in's name for an upload, and a name no component can have (it must be the
+/// component's own, which `describe()` checks against [`NAME_PATTERN`]).
 fn builtin_name(name: &str) -> Result<(), Problem> {
+    if !crate::runtime::plugin::name_ok(name) {
+        return Err(Problem::field("name", "use 1 to 64 characters of a-z, 0-9, '-' or '_'"));
+    }
     match crate::guests::builtin(name) {
         Some(_) => Err(Problem::field("name", format!("{name:?} is a built-in plugin's name: pick another"))),
         None => Ok(()),
@@ -423,7 +446,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-    Path((name, version)): Path<(String, String)>,
+    Path(PluginPath { name, version }): Path<PluginPath>,
 ) -> Result<StatusCode, Problem> {
     match state.store.delete_plugin(&producer, &name, &version).await? {
         DeletePlugin::Deleted => Ok(StatusCode::NO_CONTENT),

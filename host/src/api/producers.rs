@@ -9,13 +9,19 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::AdminCaller;
 use super::problem::{Problem, parse_json};
+use crate::domain::text::{NON_BLANK_LINE, required_line_problem};
 
 /// The body of `POST /v1/admin/producers`.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProducer {
+    /// One line, 1 to 200 bytes once trimmed.
+    #[schemars(length(min = 1, max = MAX_NAME_BYTES), regex(pattern = NON_BLANK_LINE))]
     name: String,
 }
+
+/// The longest producer name, in bytes.
+const MAX_NAME_BYTES: usize = 200;
 
 /// `POST /v1/admin/producers`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -33,10 +39,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedProducer>), Problem> {
     let input: NewProducer = parse_json(&body)?;
     let name = input.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(Problem::field("name", "must be 1 to 200 characters"));
-    }
-    if let Some(problem) = crate::domain::text::single_line_problem(name) {
+    if let Some(problem) = required_line_problem(name, MAX_NAME_BYTES) {
         return Err(Problem::field("name", problem));
     }
     let created = state.store.create_producer(name, state.clock.now_ms()).await?;

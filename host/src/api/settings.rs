@@ -28,13 +28,25 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct CapBody {
     /// 1 to 100.
+    #[schemars(range(min = 1, max = ContactCap::MAX_COUNT))]
     count: i64,
     /// A duration from `1h` to `30d` (`90m`, `24h`, `7d`).
+    #[schemars(regex(pattern = DURATION), length(max = 64))]
     per: String,
     /// `defer` (the default: sent once the period frees a slot) or `drop`.
     #[serde(default)]
+    #[schemars(schema_with = "over_schema")]
     over: Option<String>,
 }
+
+/// `over`'s words are [`CapOver`]'s own.
+fn over_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let words = [CapOver::Defer.as_str(), CapOver::Drop.as_str()];
+    schemars::json_schema!({"type": ["string", "null"], "enum": [words[0], words[1], null]})
+}
+
+/// A duration as `funnel_sdk::Duration` reads it: amounts with units, `90m`, `1d12h`.
+const DURATION: &str = r"^([0-9]{1,9}[smhd])+$";
 
 const PREFIX: &str = "max_recovery_messages_per_contact";
 

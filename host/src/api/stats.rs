@@ -4,22 +4,27 @@
 //! `stats_rollup_schedule`), so a range costs a few rows however many leads it covers.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::ProducerCaller;
-use super::problem::Problem;
+use super::problem::{Problem, Query};
 use crate::store::rollup::DailyRow;
 
 /// The longest range `daily` answers for.
 const MAX_DAYS: i64 = 366;
 
-#[derive(Deserialize)]
+/// `GET /v1/stats`'s query: both or neither, `from` not after `to`, at most 366 days.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct StatsQuery {
+    /// The first UTC day, YYYY-MM-DD.
+    #[schemars(extend("format" = "date"))]
     from: Option<String>,
+    /// The last UTC day, YYYY-MM-DD.
+    #[schemars(extend("format" = "date"))]
     to: Option<String>,
 }
 

@@ -3,12 +3,20 @@
 //! unsubscribes at once (RFC 8058 one-click). Tokens are 128 random bits and reveal nothing;
 //! an unknown token gets a plain 404.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 
 use super::AppState;
-use super::problem::Problem;
+use super::problem::{Path, Problem};
+
+/// The path of a tracked link: its token (any other value is unknown: 404).
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct TokenPath {
+    #[schemars(regex(pattern = super::ID_PATTERN))]
+    token: String,
+}
 
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
@@ -17,7 +25,10 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-pub async fn click(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, Problem> {
+pub async fn click(
+    State(state): State<AppState>,
+    Path(TokenPath { token }): Path<TokenPath>,
+) -> Result<Response, Problem> {
     let message = state.store.message_by_token(&token).await?.ok_or_else(|| Problem::not_found("unknown link"))?;
     state.store.record_click(&message.message_id, state.clock.now_ms()).await?;
     state.work.notify_one();
@@ -27,7 +38,7 @@ pub async fn click(State(state): State<AppState>, Path(token): Path<String>) -> 
 
 pub async fn unsubscribe_page(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Path(TokenPath { token }): Path<TokenPath>,
 ) -> Result<Html<String>, Problem> {
     state.store.message_by_token(&token).await?.ok_or_else(|| Problem::not_found("unknown link"))?;
     Ok(page(
@@ -39,7 +50,10 @@ pub async fn unsubscribe_page(
     ))
 }
 
-pub async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>) -> Result<Html<String>, Problem> {
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(TokenPath { token }): Path<TokenPath>,
+) -> Result<Html<String>, Problem> {
     let message = state.store.message_by_token(&token).await?.ok_or_else(|| Problem::not_found("unknown link"))?;
     state.store.unsubscribe_lead(&message.lead_id, state.clock.now_ms()).await?;
     state.work.notify_one();

@@ -5,13 +5,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ProducerCaller;
-use super::problem::{FieldError, Problem, parse_json};
+use super::problem::{FieldError, Path, Problem, Query, parse_json};
 use crate::store::webhooks::{DeliveryRow, Registered, Webhook};
 use crate::webhooks::{WebhookEvent, target};
 
@@ -28,11 +28,16 @@ pub struct NewWebhook {
     /// Where deliveries are POSTed: http or https, at most 2048 bytes, no user or password, and
     /// (unless the operator allows it) no loopback, private, link-local or otherwise
     /// non-public address.
+    #[schemars(length(max = target::MAX_URL_BYTES), regex(pattern = URL_PATTERN))]
     url: String,
     /// The event types to receive, at least one, each once.
     #[schemars(schema_with = "event_names")]
     events: Vec<String>,
 }
+
+/// Schema pattern of a webhook URL: http(s), a host without a user or password, no white space
+/// or control characters ([`target::parse`] checks the rest, and where it leads).
+const URL_PATTERN: &str = r"^https?://[^\s\u0000-\u001f\u007f-\u009f@/?#]+([/?#][^\s\u0000-\u001f\u007f-\u009f]*)?$";
 
 fn event_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let names: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.as_str()).collect();
@@ -279,21 +284,33 @@ fn not_found(id: &str) -> Problem {
 pub async fn delete(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-    Path(id): Path<String>,
+    Path(WebhookPath { id }): Path<WebhookPath>,
 ) -> Result<StatusCode, Problem> {
     if state.store.delete_webhook(&producer, &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&id)) }
 }
 
-#[derive(Deserialize)]
+/// `GET /v1/webhooks/{id}/deliveries`'s query.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct DeliveriesQuery {
+    /// The `next_cursor` of the previous page.
+    #[schemars(regex(pattern = super::CURSOR_PATTERN))]
     cursor: Option<String>,
+    /// Deliveries a page, 1 to 100 (20 when absent).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<i64>,
+}
+
+/// The path of a webhook's routes.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct WebhookPath {
+    #[schemars(regex(pattern = super::WEBHOOK_ID_PATTERN))]
+    id: String,
 }
 
 pub async fn deliveries(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
-    Path(id): Path<String>,
+    Path(WebhookPath { id }): Path<WebhookPath>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<DeliveryPage>, Problem> {
     let limit = q.limit.unwrap_or(20);

@@ -19,6 +19,27 @@ pub const MAX_PATTERN_CHARS: usize = 100;
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const DIGITS: &[u8] = b"0123456789";
 
+/// The schema pattern of a pool code: what [`pool_code_problem`] accepts.
+pub const POOL_CODE: &str = r"^[A-Za-z0-9._-]{1,64}$";
+
+/// The schema pattern of a static code (`maxLength` 64 beside it): what [`static_code_problem`]
+/// accepts — no white space, no control character.
+pub const STATIC_CODE: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
+
+/// The schema pattern of a coupon pattern (`maxLength` [`MAX_PATTERN_CHARS`] beside it): the
+/// syntax [`CouponPattern::parse`] reads. How many random characters it has and how long its
+/// codes are the schema cannot say; the handler does.
+pub const PATTERN_SYNTAX: &str = r"^([A-Za-z0-9._-]|\{[AD]0*([1-9]|[1-5][0-9]|6[0-4])\})*$";
+
+/// What is wrong with a static code (the same for every lead), if anything: 1 to
+/// [`MAX_CODE_CHARS`] characters, no white space or control characters.
+pub fn static_code_problem(code: &str) -> Option<&'static str> {
+    let bad = code.trim().is_empty()
+        || code.chars().count() > MAX_CODE_CHARS
+        || code.contains(|ch: char| ch.is_whitespace() || ch.is_control());
+    bad.then_some("1 to 64 characters, no spaces")
+}
+
 /// Whether a character may appear in a code: letters, digits, `-`, `_` and `.` (no spaces,
 /// quotes or markup, so a code is safe in a URL, an email and a CSV cell).
 pub fn code_char(c: char) -> bool {

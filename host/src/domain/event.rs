@@ -17,7 +17,7 @@ pub enum PlatformEventType {
 
 /// A text field's schema pattern: one line, no control characters (`text::single_line_problem`).
 /// Lengths in the schemas are the handlers' limits, counted in UTF-8 bytes.
-pub const SINGLE_LINE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+pub use super::text::SINGLE_LINE;
 
 /// A price in minor units.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

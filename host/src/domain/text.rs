@@ -7,6 +7,30 @@
 
 use serde_json::Value;
 
+/// A single-line value's schema pattern: no control character (what [`single_line_problem`]
+/// refuses: C0, DEL and C1).
+pub const SINGLE_LINE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
+/// A required single-line value's schema pattern: [`SINGLE_LINE`] with at least one character
+/// that is not white space (handlers trim such values and refuse them blank).
+pub const NON_BLANK_LINE: &str =
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// What is wrong with a required single-line value of at most `max` bytes, if anything:
+/// blank, too long, or holding a control character. The schemas say the same with
+/// [`NON_BLANK_LINE`] and `maxLength`.
+pub fn required_line_problem(text: &str, max: usize) -> Option<String> {
+    if text.trim().is_empty() {
+        Some("must not be empty".into())
+    } else if let Some(problem) = single_line_problem(text) {
+        Some(problem)
+    } else if text.len() > max {
+        Some(format!("must be at most {max} bytes (got {})", text.len()))
+    } else {
+        None
+    }
+}
+
 /// What is wrong with a single-line value, if anything: any control character (C0, DEL, C1).
 pub fn single_line_problem(text: &str) -> Option<String> {
     text.chars().find(|c| c.is_control()).map(|c| format!("must not contain control characters (found {})", name(c)))

@@ -91,14 +91,29 @@ pub struct SendWindow {
 #[serde(deny_unknown_fields)]
 pub struct SendWindowSpec {
     /// Local opening time, `HH:MM`.
+    #[schemars(regex(pattern = START_PATTERN))]
     pub start: String,
-    /// Local closing time, `HH:MM` (`24:00` for midnight); before `start`: overnight.
+    /// Local closing time, `HH:MM` (`24:00` for midnight); before `start`: overnight. Not `start`.
+    #[schemars(regex(pattern = END_PATTERN))]
     pub end: String,
     /// The days the window opens on (`mon` … `sun`); every day when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "day_names")]
     pub days: Option<Vec<String>>,
     /// IANA zone; a lead's own zone (`checkout.timezone`) wins over it.
+    #[schemars(length(min = 1, max = MAX_ZONE_BYTES))]
     pub timezone: String,
+}
+
+/// Schema pattern of a window's `start`: what `parse_hhmm` accepts.
+const START_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
+/// Schema pattern of a window's `end`: `start`'s, and `24:00`.
+const END_PATTERN: &str = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$";
+
+fn day_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = DAY_NAMES.iter().map(|(name, _)| *name).collect();
+    schemars::json_schema!({"type": "array", "minItems": 1, "maxItems": 7, "uniqueItems": true,
+                            "items": {"type": "string", "enum": names}})
 }
 
 /// A problem with one field of a send window: its path under the window and what is wrong.

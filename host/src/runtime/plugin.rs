@@ -292,12 +292,21 @@ fn bounded_error(message: &str, max: usize) -> String {
     format!("{}… (truncated: {} bytes in all)", &clean[..cut], message.len())
 }
 
+/// Schema pattern of a plugin name: what [`name_ok`] accepts.
+pub const NAME_PATTERN: &str = r"^[a-z0-9_-]{1,64}$";
+/// Schema pattern of a plugin version: what [`version_problem`] accepts.
+pub const VERSION_PATTERN: &str = r"^[A-Za-z0-9.+_-]{1,32}$";
+
+/// Whether a plugin name is 1 to 64 characters of a-z, 0-9, '-' or '_'.
+pub fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 /// A plugin's self-description must be usable as a name in the API and in logs.
 fn check_info(info: &PluginInfo) -> Result<(), String> {
-    let name_ok = !info.name.is_empty()
-        && info.name.len() <= 64
-        && info.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !name_ok {
+    if !name_ok(&info.name) {
         return Err(format!("name {:?}: use 1 to 64 characters of a-z, 0-9, '-' or '_'", info.name));
     }
     if let Some(problem) = version_problem(&info.version) {

@@ -42,6 +42,7 @@ mod replicas;
 mod runtime_capabilities;
 mod runtime_limits;
 mod runtime_upload;
+mod schemas;
 mod send_windows;
 mod uploads;
 mod webhooks;
