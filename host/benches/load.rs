@@ -66,8 +66,7 @@ async fn main() {
     let config = json!({"emails": [{"after": "20m", "subject": "Volte", "html": "<p>{{checkout_url}}</p>"}]});
     let binding = NewBinding {
         producer_id: &producer.id,
-        product_id: None,
-        plan_id: None,
+        scope: &funnel_host::domain::Scope::Producer,
         plugin: "four-emails",
         plugin_sha256: &plugin.sha256,
         config: &config,

@@ -49,7 +49,8 @@ pub async fn put(
     let saved = save(&state, &producer, &b).await?;
     let stored = saved.binding;
     Ok(Json(serde_json::json!({
-        "id": stored.id, "product_id": stored.product_id, "plan_id": stored.plan_id, "plugin": stored.plugin,
+        "id": stored.id, "product_id": stored.scope.product_id(), "plan_id": stored.scope.plan_id(),
+        "plugin": stored.plugin,
         "config": stored.config, "enabled": stored.enabled, "send_window": stored.send_window,
         "report": {"summary": saved.report.summary, "notes": saved.report.notes},
     })))
@@ -69,8 +70,8 @@ pub struct SavedBinding {
     pub report: CheckedConfig,
 }
 
-/// The binding's scope with blanks as absent, or the error for a plan without its product.
-fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
+/// The binding's scope (blanks are absent), or the errors of its fields.
+fn scope(b: &PutBinding) -> Result<crate::domain::Scope, Problem> {
     let mut errors = Vec::new();
     for (path, value) in
         [("product_id", b.product_id.as_deref()), ("plan_id", b.plan_id.as_deref()), ("plugin", Some(&b.plugin))]
@@ -95,12 +96,8 @@ fn scope(b: &PutBinding) -> Result<(Option<&str>, Option<&str>), Problem> {
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
-    let product = b.product_id.as_deref().filter(|p| !p.trim().is_empty());
-    let plan = b.plan_id.as_deref().filter(|p| !p.trim().is_empty());
-    if plan.is_some() && product.is_none() {
-        return Err(Problem::field("plan_id", "a plan binding also names its product_id"));
-    }
-    Ok((product, plan))
+    crate::domain::Scope::new(b.product_id.as_deref(), b.plan_id.as_deref())
+        .map_err(|e| Problem::field("plan_id", e.to_string()))
 }
 
 /// The binding's send window, checked: each bad value an error naming it (`send_window.start`).
@@ -115,7 +112,7 @@ fn send_window(b: &PutBinding) -> Result<Option<SendWindow>, Vec<FieldError>> {
 /// its verdict on the config for the binding's scope, as `PUT /v1/bindings` checks it; the
 /// console checks its forms with the same function. Returns the plugin's sha256.
 pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(String, CheckedConfig), Problem> {
-    let (product, plan) = scope(b)?;
+    let scope = scope(b)?;
     // Loading (compiling on first use) runs on a blocking thread.
     let plugin = match state.plugins.builtin_sha(&b.plugin) {
         Some(_) => {
@@ -137,18 +134,18 @@ pub async fn check(state: &AppState, producer: &str, b: &PutBinding) -> Result<(
                 .map_err(|e| Problem::field("plugin", e.to_string()))?
         }
     };
-    let mut coupon = state.store.coupon(producer, product, plan).await?;
+    let mut coupon = state.store.coupon(producer, &scope).await?;
     // A scope with unique codes but no static one still has coupons: `validate-config` sees
     // the pool or pattern as the scope's coupon (its code describes it; a 0.2.0 plugin asks
     // `unique-coupon` for the lead's own code when it sends).
-    if let (None, Some(product), Some(plan)) = (&coupon, product, plan)
+    if let (None, Some((product, plan))) = (&coupon, scope.product_plan())
         && let Some((discount_percent, pattern)) = state.store.coupon_source(producer, product, plan).await?
     {
         let code = pattern.unwrap_or_else(|| "(a code from the pool)".to_string());
         coupon = Some(crate::store::bindings::CouponRow { code, discount_percent });
     }
     let context = BindingContext {
-        scope: Scope { product_id: product.map(str::to_string), plan_id: plan.map(str::to_string) },
+        scope: Scope::from(&scope),
         coupon: coupon.map(|c| Coupon { code: c.code, discount_percent: c.discount_percent }),
     };
     let config_json = b.config.to_string();
@@ -249,12 +246,11 @@ async fn checked_upload(state: &AppState, producer: &str, name: &str) -> Result<
 /// Check a binding with its plugin and store it (create or replace the binding of its scope).
 pub async fn save(state: &AppState, producer: &str, b: &PutBinding) -> Result<SavedBinding, Problem> {
     let (sha256, report) = check(state, producer, b).await?;
-    let (product, plan) = scope(b)?;
+    let scope = scope(b)?;
     let window = send_window(b).map_err(Problem::invalid_fields)?;
     let binding = NewBinding {
         producer_id: producer,
-        product_id: product,
-        plan_id: plan,
+        scope: &scope,
         plugin: &b.plugin,
         plugin_sha256: &sha256,
         config: &b.config,

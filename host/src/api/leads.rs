@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ProducerCaller;
 use super::problem::{Path, Problem, Query};
-use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus};
-use crate::store::coupons::SourceKind;
+use crate::domain::coupon::CouponSource;
+use crate::domain::{Channel, LeadStatus, MessageKind, MessageStatus, TimelineKind};
 use crate::store::leads::LeadSummary;
 
 /// `GET /v1/leads`'s query.
@@ -104,8 +104,7 @@ pub struct LeadWithTimeline {
 pub struct LeadCouponView {
     pub code: String,
     pub discount_percent: u8,
-    /// `pool` or `pattern`.
-    pub source: String,
+    pub source: CouponSource,
     pub product_id: String,
     pub plan_id: String,
     /// RFC 3339.
@@ -126,7 +125,9 @@ pub struct VariantView {
 pub struct TimelineLine {
     /// RFC 3339.
     pub at: String,
-    pub kind: String,
+    pub kind: TimelineKind,
+    /// JSON for message entries (email, sms, dropped, deferred, bounced, send_failed), a
+    /// sentence for the others.
     pub detail: String,
 }
 
@@ -194,15 +195,12 @@ pub async fn one(
         .timeline(&id, 0)
         .await?
         .into_iter()
-        .map(|e| TimelineLine { at: rfc3339(e.at), kind: e.kind, detail: e.detail })
+        .map(|e| TimelineLine { at: rfc3339(e.at), kind: e.kind(), detail: e.detail() })
         .collect();
     let coupon = state.store.lead_coupon(&id).await?.map(|c| LeadCouponView {
         code: c.code,
         discount_percent: c.discount_percent,
-        source: match c.source {
-            SourceKind::Pool => "pool".into(),
-            SourceKind::Pattern => "pattern".into(),
-        },
+        source: c.source,
         product_id: c.product_id,
         plan_id: c.plan_id,
         assigned_at: rfc3339(c.assigned_at),

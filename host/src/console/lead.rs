@@ -9,7 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::domain::EventStatus;
+use crate::domain::timeline::MessageNote;
+use crate::domain::{EventStatus, TimelineKind, TimelineNote};
 
 use super::ConsoleState;
 use super::i18n::Strings;
@@ -102,47 +103,43 @@ fn event_line(t: &Strings, e: &EventRow) -> Line {
 }
 
 fn timeline_line(t: &Strings, e: &TimelineEntry) -> Line {
-    let json: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
-    let message_id = json["message_id"].as_str().map(str::to_string);
-    let message = || {
-        let mut parts = vec![json["tag"].as_str().unwrap_or("").to_string()];
-        if let Some(subject) = json["subject"].as_str() {
-            parts.push(format!("“{subject}”"));
-        }
-        if let Some(body) = json["body"].as_str() {
-            parts.push(body.to_string());
-        }
-        if let Some(coupon) = json["coupon"].as_str() {
-            parts.push(format!("{} {coupon}", t.coupon));
-        }
-        if let Some(reason) = json["reason"].as_str() {
-            parts.push(format!("— {reason}"));
-        }
+    // A message's parts: tag, “subject”, SMS body, coupon, — reason (those it has).
+    let message = |tag: &str, subject: Option<&str>, body: Option<&str>, coupon: Option<&str>, reason: Option<&str>| {
+        let mut parts = vec![tag.to_string()];
+        parts.extend(subject.map(|s| format!("“{s}”")));
+        parts.extend(body.map(str::to_string));
+        parts.extend(coupon.map(|c| format!("{} {c}", t.coupon)));
+        parts.extend(reason.map(|r| format!("— {r}")));
         parts.join(" ")
     };
-    let (class, label, detail) = match e.kind.as_str() {
-        "email" => ("message", t.tl_email_sent.to_string(), message()),
-        "sms" => ("message", t.tl_sms_sent.to_string(), message()),
-        "dropped" => ("warn", t.tl_dropped.to_string(), message()),
-        "deferred" => {
-            let until = json["until_local"].as_str().map(|l| format!(" → {l}")).unwrap_or_default();
-            ("decision", t.tl_deferred.to_string(), format!("{}{until}", message()))
-        }
-        "bounced" => ("warn", t.tl_message_bounced.to_string(), message()),
-        "send_failed" => ("warn", t.tl_send_failed.to_string(), message()),
-        "log" => ("log", t.tl_log.to_string(), e.detail.clone()),
-        "timer_set" => ("decision", t.tl_timer_set.to_string(), e.detail.clone()),
-        "list_add" => ("decision", t.tl_list_add.to_string(), e.detail.clone()),
-        "list_remove" => ("decision", t.tl_list_remove.to_string(), e.detail.clone()),
-        "run_ended" => ("decision", t.tl_run_ended.to_string(), String::new()),
-        "coupon_assigned" => ("decision", t.tl_coupon_assigned.to_string(), e.detail.clone()),
-        "variant" => ("decision", t.tl_variant.to_string(), e.detail.clone()),
-        "retry" => ("warn", t.tl_retry.to_string(), e.detail.clone()),
-        "failed" => ("warn", t.tl_failed.to_string(), e.detail.clone()),
-        "unsubscribed" => ("event", t.tl_unsubscribed.to_string(), e.detail.clone()),
-        other => ("log", other.to_string(), e.detail.clone()),
+    let sent = |m: &MessageNote| {
+        message(&m.tag, m.subject.as_deref(), m.body.as_deref(), m.coupon.as_deref(), m.reason.as_deref())
     };
-    Line { at: datetime_s(e.at), class, label, detail, message_id, late: false }
+    let (class, label, detail) = match &e.note {
+        TimelineNote::Email(m) => ("message", t.tl_email_sent, sent(m)),
+        TimelineNote::Sms(m) => ("message", t.tl_sms_sent, sent(m)),
+        TimelineNote::Dropped(m) => ("warn", t.tl_dropped, sent(m)),
+        TimelineNote::Deferred(h) => {
+            let until = h.until_local.as_deref().map(|l| format!(" → {l}")).unwrap_or_default();
+            let held = message(&h.tag, None, None, None, Some(h.reason.as_str()));
+            ("decision", t.tl_deferred, format!("{held}{until}"))
+        }
+        TimelineNote::Bounced(m) => ("warn", t.tl_message_bounced, sent(m)),
+        TimelineNote::SendFailed(m) => ("warn", t.tl_send_failed, sent(m)),
+        TimelineNote::Log { .. } => ("log", t.tl_log, e.detail()),
+        TimelineNote::Refused { .. } => ("log", TimelineKind::Refused.as_str(), e.detail()),
+        TimelineNote::TimerSet { .. } => ("decision", t.tl_timer_set, e.detail()),
+        TimelineNote::ListAdd { .. } => ("decision", t.tl_list_add, e.detail()),
+        TimelineNote::ListRemove { .. } => ("decision", t.tl_list_remove, e.detail()),
+        TimelineNote::RunEnded {} => ("decision", t.tl_run_ended, String::new()),
+        TimelineNote::CouponAssigned { .. } => ("decision", t.tl_coupon_assigned, e.detail()),
+        TimelineNote::Variant { .. } => ("decision", t.tl_variant, e.detail()),
+        TimelineNote::Retry { .. } => ("warn", t.tl_retry, e.detail()),
+        TimelineNote::Failed { .. } => ("warn", t.tl_failed, e.detail()),
+        TimelineNote::Unsubscribed { .. } => ("event", t.tl_unsubscribed, e.detail()),
+    };
+    let message_id = e.note.message_id().map(str::to_string);
+    Line { at: datetime_s(e.at), class, label: label.to_string(), detail, message_id, late: false }
 }
 
 /// Events and timeline entries merged by time; at equal times the event (the cause) first.

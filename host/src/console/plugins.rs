@@ -59,11 +59,7 @@ async fn page(
     let store = &state.app.store;
     let bindings = store.bindings(signed.producer()).await?;
     let used_by = |sha: &str| -> Vec<String> {
-        bindings
-            .iter()
-            .filter(|b| b.plugin_sha256 == sha)
-            .map(|b| scope_label(t, b.product_id.as_deref(), b.plan_id.as_deref()))
-            .collect()
+        bindings.iter().filter(|b| b.plugin_sha256 == sha).map(|b| scope_label(t, &b.scope)).collect()
     };
     let mut plugins = Vec::new();
     for name in crate::guests::builtin_names() {

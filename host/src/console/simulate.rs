@@ -195,7 +195,7 @@ async fn choices(
         .await?
         .into_iter()
         .map(|b| BindingChoice {
-            label: format!("{} — {}", scope_label(t, b.product_id.as_deref(), b.plan_id.as_deref()), b.plugin),
+            label: format!("{} — {}", scope_label(t, &b.scope), b.plugin),
             selected: b.id == selected,
             id: b.id,
         })
@@ -342,8 +342,8 @@ pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Respons
             Ok(bindings) => match bindings.into_iter().find(|b| b.id == id) {
                 Some(b) => {
                     p.plugin = b.plugin;
-                    p.product = b.product_id.unwrap_or_default();
-                    p.plan = b.plan_id.unwrap_or_default();
+                    p.product = b.scope.product_id().unwrap_or_default().to_string();
+                    p.plan = b.scope.plan_id().unwrap_or_default().to_string();
                     p.config = serde_json::to_string_pretty(&b.config).unwrap_or_default();
                 }
                 None => p.error = Some(t.binding_not_found.to_string()),
@@ -377,14 +377,9 @@ pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Respons
     if p.error.is_some() || p.plugin.is_empty() {
         return render(StatusCode::UNPROCESSABLE_ENTITY, &p);
     }
-    let coupon = match store
-        .coupon(
-            &producer,
-            Some(&p.product).filter(|v| !v.is_empty()).map(String::as_str),
-            Some(&p.plan).filter(|v| !v.is_empty()).map(String::as_str),
-        )
-        .await
-    {
+    // A plan without its product has no coupon (the scenario's own check says why).
+    let scope = crate::domain::Scope::new(Some(&p.product), Some(&p.plan)).unwrap_or(crate::domain::Scope::Producer);
+    let coupon = match store.coupon(&producer, &scope).await {
         Ok(c) => c.map(|c| (c.code, c.discount_percent)),
         Err(e) => return internal(lang, e),
     };

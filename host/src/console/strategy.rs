@@ -21,8 +21,7 @@ use super::page::{Chrome, Tab, render, signed_error_page};
 use super::session::{Signed, SignedForm};
 use crate::api::bindings::{CheckedConfig, PutBinding, check};
 use crate::api::problem::{FieldError, Problem};
-use crate::domain::SendWindow;
-use crate::store::bindings::Binding;
+use crate::domain::{Scope, SendWindow};
 
 /// How many emails the four-emails form offers.
 const MAX_EMAILS: usize = 4;
@@ -41,23 +40,24 @@ pub struct ScopeQuery {
 }
 
 impl ScopeQuery {
-    fn product(&self) -> Option<&str> {
-        Some(self.product.trim()).filter(|p| !p.is_empty())
-    }
-    fn plan(&self) -> Option<&str> {
-        Some(self.plan.trim()).filter(|p| !p.is_empty())
-    }
-    fn matches(&self, b: &Binding) -> bool {
-        b.product_id.as_deref() == self.product() && b.plan_id.as_deref() == self.plan()
+    /// The scope it names (trimmed); `None` for a plan without its product.
+    fn scope(&self) -> Option<Scope> {
+        Scope::new(Some(self.product.trim()), Some(self.plan.trim())).ok()
     }
 }
 
+/// The scope a form names (its fields trimmed, blanks absent); `None` for a plan without its
+/// product.
+fn form_scope(form: &SignedForm) -> Option<Scope> {
+    Scope::new(form.get("product"), form.get("plan")).ok()
+}
+
 /// "All products", "Product X", "Product X · plan Y".
-pub fn scope_label(t: &Strings, product: Option<&str>, plan: Option<&str>) -> String {
-    match (product, plan) {
-        (Some(product), Some(plan)) => format!("{} {product} · {} {plan}", t.product, t.plan),
-        (Some(product), None) => format!("{} {product}", t.product),
-        _ => t.all_products.to_string(),
+pub fn scope_label(t: &Strings, scope: &Scope) -> String {
+    match scope {
+        Scope::ProductPlan(product, plan) => format!("{} {product} · {} {plan}", t.product, t.plan),
+        Scope::Product(product) => format!("{} {product}", t.product),
+        Scope::Producer => t.all_products.to_string(),
     }
 }
 
@@ -82,10 +82,10 @@ fn window_label(window: &SendWindow) -> String {
     format!("{}–{}{days} ({})", spec.start, spec.end, spec.timezone)
 }
 
-fn edit_qs(product: Option<&str>, plan: Option<&str>, plugin: &str) -> String {
+fn edit_qs(scope: &Scope, plugin: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("product", product.unwrap_or(""))
-        .append_pair("plan", plan.unwrap_or(""))
+        .append_pair("product", scope.product_id().unwrap_or(""))
+        .append_pair("plan", scope.plan_id().unwrap_or(""))
         .append_pair("plugin", plugin)
         .finish()
 }
@@ -124,19 +124,19 @@ pub async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response
     let mut views: Vec<BindingView> = bindings
         .iter()
         .map(|b| BindingView {
-            scope: scope_label(t, b.product_id.as_deref(), b.plan_id.as_deref()),
-            level: match (&b.product_id, &b.plan_id) {
-                (Some(_), Some(_)) => "plan",
-                (Some(_), None) => "product",
-                _ => "all",
+            scope: scope_label(t, &b.scope),
+            level: match &b.scope {
+                Scope::ProductPlan(..) => "plan",
+                Scope::Product(_) => "product",
+                Scope::Producer => "all",
             },
-            product: b.product_id.clone().unwrap_or_default(),
-            plan: b.plan_id.clone().unwrap_or_default(),
+            product: b.scope.product_id().unwrap_or_default().to_string(),
+            plan: b.scope.plan_id().unwrap_or_default().to_string(),
             plugin: b.plugin.clone(),
             enabled: b.enabled,
             window: b.send_window.as_ref().map_or_else(|| t.any_time.to_string(), window_label),
             leads: served.get(&b.id).copied().unwrap_or(0),
-            edit_qs: edit_qs(b.product_id.as_deref(), b.plan_id.as_deref(), &b.plugin),
+            edit_qs: edit_qs(&b.scope, &b.plugin),
         })
         .collect();
     // Broadest first: the producer-wide default, then products, then plans.
@@ -378,7 +378,7 @@ async fn editor(
     raw_json: Option<String>,
     four_emails: Option<FourEmailsForm>,
     binding_id: Option<&str>,
-    scope: (Option<&str>, Option<&str>),
+    scope: &Scope,
     errors: &[FieldError],
     notes: &[FieldError],
 ) -> Result<(Editor, Vec<FieldError>), crate::store::StoreError> {
@@ -387,7 +387,7 @@ async fn editor(
     let flow_text = || raw_json.clone().unwrap_or_else(|| flow_graph::pretty(config));
     Ok(match plugin {
         "four-emails" => {
-            let coupon_allowed = scope.0.is_some() && scope.1.is_some();
+            let coupon_allowed = scope.product_plan().is_some();
             let mut form = four_emails.unwrap_or_else(|| FourEmailsForm::from_config(config, coupon_allowed));
             let elsewhere = form.place(errors, notes);
             (Editor::FourEmails(form), elsewhere)
@@ -419,19 +419,19 @@ pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
     let lang = signed.lang;
     let t = lang.strings();
     let producer = signed.producer().to_string();
-    if q.plan().is_some() && q.product().is_none() {
+    let Some(scope) = q.scope() else {
         return signed_error_page(
             &signed,
             Tab::Strategy,
             StatusCode::UNPROCESSABLE_ENTITY,
             t.plan_needs_product.to_string(),
         );
-    }
+    };
     let bindings = match state.app.store.bindings(&producer).await {
         Ok(b) => b,
         Err(e) => return internal(lang, e),
     };
-    let existing = bindings.iter().find(|b| q.matches(b));
+    let existing = bindings.iter().find(|b| b.scope == scope);
     let plugin = match (q.plugin.trim(), existing) {
         ("", Some(b)) => b.plugin.clone(),
         ("", None) => "four-emails".to_string(),
@@ -440,8 +440,8 @@ pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
     let same_plugin = existing.filter(|b| b.plugin == plugin);
     let config = same_plugin.map(|b| b.config.clone()).unwrap_or_else(|| starter_config(&plugin));
     let request = PutBinding {
-        product_id: q.product().map(str::to_string),
-        plan_id: q.plan().map(str::to_string),
+        product_id: scope.product_id().map(str::to_string),
+        plan_id: scope.plan_id().map(str::to_string),
         plugin: plugin.clone(),
         config: config.clone(),
         enabled: existing.is_none_or(|b| b.enabled),
@@ -461,8 +461,7 @@ pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
             raw_json: None,
             four_emails: None,
             binding_id: same_plugin.map(|b| b.id.clone()),
-            product: q.product().map(str::to_string),
-            plan: q.plan().map(str::to_string),
+            scope,
             enabled: request.enabled,
             saved: q.saved.is_some(),
             summary,
@@ -492,8 +491,7 @@ pub struct EditInput {
     pub raw_json: Option<String>,
     pub four_emails: Option<FourEmailsForm>,
     pub binding_id: Option<String>,
-    pub product: Option<String>,
-    pub plan: Option<String>,
+    pub scope: Scope,
     pub enabled: bool,
     pub saved: bool,
     pub summary: String,
@@ -515,17 +513,17 @@ async fn edit_page(
         input.raw_json,
         input.four_emails,
         input.binding_id.as_deref(),
-        (input.product.as_deref(), input.plan.as_deref()),
+        &input.scope,
         &input.errors,
         &input.notes,
     )
     .await?;
-    let scope = scope_label(t, input.product.as_deref(), input.plan.as_deref());
+    let label = scope_label(t, &input.scope);
     Ok(EditPage {
-        c: Chrome::signed(signed, Tab::Strategy, format!("{} · {scope}", t.strategy_title)),
-        scope,
-        product: input.product.unwrap_or_default(),
-        plan: input.plan.unwrap_or_default(),
+        c: Chrome::signed(signed, Tab::Strategy, format!("{} · {label}", t.strategy_title)),
+        scope: label,
+        product: input.scope.product_id().unwrap_or_default().to_string(),
+        plan: input.scope.plan_id().unwrap_or_default().to_string(),
         plugin: input.plugin,
         enabled: input.enabled,
         saved: input.saved,
@@ -544,7 +542,7 @@ pub fn config_from_form(
     form: &SignedForm,
 ) -> (Result<Value, Vec<FieldError>>, Option<FourEmailsForm>, Option<String>) {
     if plugin == "four-emails" && form.fields.contains_key("count") {
-        let coupon_allowed = form.get("product").is_some() && form.get("plan").is_some();
+        let coupon_allowed = form_scope(form).is_some_and(|s| s.product_plan().is_some());
         let fields = FourEmailsForm::from_fields(&form.fields, coupon_allowed);
         (fields.config(t), Some(fields), None)
     } else {
@@ -561,20 +559,26 @@ pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
     let t = lang.strings();
     let producer = signed.producer().to_string();
     let plugin = form.get("plugin").unwrap_or("four-emails").to_string();
-    let product = form.get("product").map(str::to_string);
-    let plan = form.get("plan").map(str::to_string);
+    let Some(scope) = form_scope(&form) else {
+        return signed_error_page(
+            &signed,
+            Tab::Strategy,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t.plan_needs_product.into(),
+        );
+    };
     let enabled = form.get("enabled").is_some();
     let (config, four_emails, raw_json) = config_from_form(t, &plugin, &form);
     let bindings = match state.app.store.bindings(&producer).await {
         Ok(b) => b,
         Err(e) => return internal(lang, e),
     };
-    let existing = bindings.iter().find(|b| b.product_id == product && b.plan_id == plan);
+    let existing = bindings.iter().find(|b| b.scope == scope);
     let outcome = match &config {
         Ok(config) => {
             let request = PutBinding {
-                product_id: product.clone(),
-                plan_id: plan.clone(),
+                product_id: scope.product_id().map(str::to_string),
+                plan_id: scope.plan_id().map(str::to_string),
                 plugin: plugin.clone(),
                 config: config.clone(),
                 enabled,
@@ -587,7 +591,7 @@ pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
     };
     match outcome {
         Ok(_) => {
-            let qs = edit_qs(product.as_deref(), plan.as_deref(), &plugin);
+            let qs = edit_qs(&scope, &plugin);
             Redirect::to(&format!("/console/strategy/edit?{qs}&saved=1")).into_response()
         }
         Err(errors) => {
@@ -603,8 +607,7 @@ pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
                     config: shown,
                     raw_json,
                     four_emails,
-                    product,
-                    plan,
+                    scope,
                     enabled,
                     saved: false,
                     summary: String::new(),
@@ -629,13 +632,12 @@ pub async fn submit(State(state): State<ConsoleState>, form: SignedForm) -> Resp
 pub async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Response {
     let lang = form.signed.lang;
     let producer = form.signed.producer().to_string();
-    let product = form.get("product").map(str::to_string);
-    let plan = form.get("plan").map(str::to_string);
+    let scope = form_scope(&form);
     let bindings = match state.app.store.bindings(&producer).await {
         Ok(b) => b,
         Err(e) => return internal(lang, e),
     };
-    let Some(b) = bindings.into_iter().find(|b| b.product_id == product && b.plan_id == plan) else {
+    let Some(b) = bindings.into_iter().find(|b| Some(&b.scope) == scope.as_ref()) else {
         return signed_error_page(
             &form.signed,
             Tab::Strategy,
@@ -644,8 +646,8 @@ pub async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Resp
         );
     };
     let request = PutBinding {
-        product_id: b.product_id,
-        plan_id: b.plan_id,
+        product_id: b.scope.product_id().map(str::to_string),
+        plan_id: b.scope.plan_id().map(str::to_string),
         plugin: b.plugin,
         config: b.config,
         enabled: form.get("enabled") == Some("1"),

@@ -2,7 +2,8 @@
 //! plugin receives, and the writes its effects become (templates rendered, links tracked).
 
 use crate::delivery::template::{self, Part, TemplateVars};
-use crate::domain::{self, LeadEvent, SendWindow};
+use crate::domain::timeline::LogLevel;
+use crate::domain::{self, LeadEvent, SendWindow, TimelineNote};
 use crate::runtime::wit::{self, Channel, Coupon, MessageKind, MessageStatus, SentMessage};
 use crate::runtime::{Effect, HandleContext, LogLine};
 use crate::store::commit::{NewOutbox, Write};
@@ -105,12 +106,12 @@ pub fn invocation(lead: &LeadSnapshot, run: &RunSnapshot, event: &LeadEvent, now
     }
 }
 
-fn level_name(level: wit::LogLevel) -> &'static str {
+fn log_level(level: wit::LogLevel) -> LogLevel {
     match level {
-        wit::LogLevel::Debug => "debug",
-        wit::LogLevel::Info => "info",
-        wit::LogLevel::Warn => "warn",
-        wit::LogLevel::Error => "error",
+        wit::LogLevel::Debug => LogLevel::Debug,
+        wit::LogLevel::Info => LogLevel::Info,
+        wit::LogLevel::Warn => LogLevel::Warn,
+        wit::LogLevel::Error => LogLevel::Error,
     }
 }
 
@@ -144,12 +145,13 @@ pub fn writes(
     let base = public_url.trim_end_matches('/');
     let mut writes = Vec::with_capacity(effects.len() + refusals.len() + logs.len());
     // A refused call is the plugin's mistake: said in the timeline as such, not as a log line.
-    writes.extend(refusals.into_iter().map(|detail| Write::Timeline { kind: "refused".into(), detail }));
+    writes.extend(refusals.into_iter().map(|reason| Write::Timeline(TimelineNote::Refused { reason })));
     for line in logs {
-        writes.push(Write::Timeline {
-            kind: "log".into(),
-            detail: format!("[{}] {}: {}", level_name(line.level), line.source, line.text),
-        });
+        writes.push(Write::Timeline(TimelineNote::Log {
+            level: log_level(line.level),
+            source: line.source.to_string(),
+            text: line.text,
+        }));
     }
     // The lead's values are the same for every message; only the link tokens are per message.
     let lead_vars = TemplateVars {
@@ -212,10 +214,7 @@ pub fn writes(
             })),
             Effect::Schedule { id, after_ms, tag } => {
                 let due_at = now.saturating_add(i64::try_from(after_ms).unwrap_or(i64::MAX));
-                writes.push(Write::Timeline {
-                    kind: "timer_set".into(),
-                    detail: format!("{tag} due in {} s", after_ms / 1000),
-                });
+                writes.push(Write::Timeline(TimelineNote::TimerSet { tag: tag.clone(), after_s: after_ms / 1000 }));
                 Write::Timer { id, tag, due_at }
             }
             Effect::Cancel { id } => Write::CancelTimer { id },

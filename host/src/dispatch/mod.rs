@@ -370,7 +370,7 @@ impl LeadHandler {
         let lead = self.store.lead_snapshot(&event.lead_id).await?;
         let coupon = self
             .store
-            .coupon(&lead.producer_id, run.binding_product_id.as_deref(), run.binding_plan_id.as_deref())
+            .coupon(&lead.producer_id, &run.binding_scope)
             .await?
             .map(|c| Coupon { code: c.code, discount_percent: c.discount_percent });
         let builtin = run.plugin_name.as_deref().filter(|name| self.plugins.builtin_sha(name).is_some());
@@ -413,7 +413,7 @@ impl LeadHandler {
             runtime: tokio::runtime::Handle::current(),
             lead_id: lead.id.clone(),
             producer_id: lead.producer_id.clone(),
-            scope: run.binding_product_id.clone().zip(run.binding_plan_id.clone()),
+            scope: run.binding_scope.product_plan().map(|(product, plan)| (product.to_string(), plan.to_string())),
             now,
         })));
         // The plugin runs, then its messages' templates render (a producer's code too, bounded

@@ -9,6 +9,18 @@
 
 use rand::Rng;
 
+use super::words::stored_words;
+
+stored_words! {
+    /// Where a lead's unique coupon came from.
+    CouponSource {
+        /// A list of codes the producer uploaded.
+        Pool = "pool",
+        /// Made from the producer's pattern.
+        Pattern = "pattern",
+    }
+}
+
 /// The longest code, pool or generated (what checkout platforms commonly accept).
 pub const MAX_CODE_CHARS: usize = 64;
 /// The fewest random characters a pattern may have.

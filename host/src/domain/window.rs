@@ -276,7 +276,8 @@ impl From<SendWindow> for SendWindowSpec {
 }
 
 /// Why the host holds a recovery message back (it is sent later, never early, never dropped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HoldReason {
     /// Due outside the lead's send window.
     SendWindow,
@@ -315,13 +316,16 @@ impl Hold {
         })
     }
 
-    /// The timeline entry's detail (JSON, like the other message entries).
-    pub fn timeline_detail(&self, message_id: &str, channel: super::Channel, tag: &str) -> String {
-        serde_json::json!({
-            "message_id": message_id, "channel": channel.as_str(), "tag": tag, "reason": self.reason.as_str(),
-            "until": self.until, "until_local": self.local,
+    /// The timeline's note of holding message `message_id`.
+    pub fn timeline_note(&self, message_id: &str, channel: super::Channel, tag: &str) -> super::TimelineNote {
+        super::TimelineNote::Deferred(super::timeline::HoldNote {
+            message_id: message_id.to_string(),
+            channel,
+            tag: tag.to_string(),
+            reason: self.reason,
+            until: self.until,
+            until_local: self.local.clone(),
         })
-        .to_string()
     }
 }
 

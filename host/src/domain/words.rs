@@ -1,6 +1,6 @@
 //! The enums the store keeps as words: what a message is ([`Channel`], [`MessageKind`]) and
-//! where it is in its life ([`MessageStatus`]), where a lead is ([`LeadStatus`]) and where an
-//! event is ([`EventStatus`]). The store writes `as_str()` and parses the word back on read; a
+//! where it is in its life ([`MessageStatus`]), where a lead is ([`LeadStatus`]), where an
+//! event is ([`EventStatus`]) and whether a lead's run still takes events ([`RunStatus`]). The store writes `as_str()` and parses the word back on read; a
 //! word this build does not know is an error naming the row (see
 //! `store::StoreError::UnknownValue`), never a guess.
 
@@ -9,9 +9,8 @@ macro_rules! stored_words {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-        #[serde(rename_all = "lowercase")]
         pub enum $name {
-            $($(#[$vdoc])* $variant),+
+            $($(#[$vdoc])* #[serde(rename = $word)] $variant),+
         }
 
         impl $name {
@@ -38,6 +37,8 @@ macro_rules! stored_words {
         }
     };
 }
+
+pub(crate) use stored_words;
 
 stored_words! {
     /// How a message reaches the person.
@@ -108,6 +109,16 @@ stored_words! {
     }
 }
 
+stored_words! {
+    /// Whether a lead's run (its one binding for life) still takes events.
+    RunStatus {
+        /// Its plugin is told about the lead's events.
+        Active = "active",
+        /// The plugin ended it (`done`): later events are skipped and its timers are gone.
+        Ended = "ended",
+    }
+}
+
 impl EventStatus {
     /// How an event arrives: pending for a lead whose run is active, skipped otherwise. The
     /// one place this is decided (set-based timer firing writes the same two words in SQL).
@@ -136,5 +147,9 @@ mod tests {
         assert_eq!(Channel::parse("sms"), Some(Channel::Sms));
         assert_eq!(Channel::parse("SMS"), None, "stored words are exact");
         assert_eq!(MessageKind::parse("promo"), None);
+        for status in [RunStatus::Active, RunStatus::Ended] {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RunStatus::parse("paused"), None);
     }
 }

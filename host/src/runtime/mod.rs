@@ -68,6 +68,13 @@ pub mod wit {
         SentMessage, TimerFired,
     };
 
+    /// A binding's scope as the WIT says it (`none` for "any").
+    impl From<&crate::domain::Scope> for Scope {
+        fn from(scope: &crate::domain::Scope) -> Self {
+            Scope { product_id: scope.product_id().map(str::to_string), plan_id: scope.plan_id().map(str::to_string) }
+        }
+    }
+
     /// The name of a capability as the WIT spells it.
     pub fn capability_name(capability: Capability) -> &'static str {
         match capability {

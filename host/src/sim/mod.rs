@@ -12,7 +12,9 @@ use serde_json::Value;
 use crate::clock::{Clock, VirtualClock};
 use crate::delivery::Discard;
 use crate::domain::window::SendWindowSpec;
-use crate::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price, SendWindow, TimeZone};
+use crate::domain::{
+    Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price, SendWindow, TimeZone, TimelineKind, TimelineNote,
+};
 use crate::pipeline::{Pipeline, PipelineParts};
 use crate::runtime::wit::{BindingContext, Coupon, Scope};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -105,10 +107,9 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
             discount_percent: *percent,
         })
     });
-    let context = BindingContext {
-        scope: Scope { product_id: binding.product_id.clone(), plan_id: binding.plan_id.clone() },
-        coupon: context_coupon,
-    };
+    let scope = crate::domain::Scope::new(binding.product_id.as_deref(), binding.plan_id.as_deref())
+        .map_err(|e| SimError::Scenario(format!("binding.plan_id: {e}")))?;
+    let context = BindingContext { scope: Scope::from(&scope), coupon: context_coupon };
     let validation =
         plugin.validate_config(&input.config_json, &context).map_err(|e| SimError::Plugin(e.to_string()))?;
     if let Err(notes) = validation {
@@ -117,10 +118,10 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     }
 
     let producer = store.create_producer("simulation", t0).await?;
-    if let (Some(c), Some(product), Some(plan)) = (&coupon, &binding.product_id, &binding.plan_id) {
+    if let (Some(c), Some((product, plan))) = (&coupon, scope.product_plan()) {
         store.put_coupon(&producer.id, product, plan, &c.code, c.discount_percent).await?;
     }
-    if let (Some((percent, source)), Some(product), Some(plan)) = (&unique, &binding.product_id, &binding.plan_id) {
+    if let (Some((percent, source)), Some((product, plan))) = (&unique, scope.product_plan()) {
         match source {
             UniqueSource::Pattern(pattern) => {
                 store.set_coupon_pattern(&producer.id, (product, plan), pattern, *percent, T0_MS).await?
@@ -133,8 +134,7 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
     }
     let new_binding = crate::store::bindings::NewBinding {
         producer_id: &producer.id,
-        product_id: binding.product_id.as_deref(),
-        plan_id: binding.plan_id.as_deref(),
+        scope: &scope,
         plugin: &plugin_name,
         plugin_sha256: &plugin.sha256,
         config: &config,
@@ -200,15 +200,11 @@ pub async fn run(input: SimulateInput) -> Result<Vec<Line>, SimError> {
         if !input.verbose && !line.kind.always_printed() {
             continue;
         }
-        if input.show_body && line.kind == LineKind::Email {
-            let id = serde_json::from_str::<Value>(&entry.detail)
-                .ok()
-                .and_then(|d| d["message_id"].as_str().map(String::from));
-            if let Some(id) = id
-                && let Some(text) = store.message_text(&id).await?
-            {
-                line.body = Some(stable_links(&text, line.tag.as_deref().unwrap_or("message")));
-            }
+        if input.show_body
+            && let TimelineNote::Email(email) = &entry.note
+            && let Some(text) = store.message_text(&email.message_id).await?
+        {
+            line.body = Some(stable_links(&text, line.tag.as_deref().unwrap_or("message")));
         }
         lines.push(line);
     }
@@ -350,50 +346,40 @@ async fn apply(
 /// The output line of a timeline entry.
 fn output_line(entry: &crate::store::timeline::TimelineEntry, t0: i64) -> Line {
     let at_s = (entry.at - t0) / 1000;
-    let kind = match entry.kind.as_str() {
-        "email" => LineKind::Email,
-        "sms" => LineKind::Sms,
-        "dropped" => LineKind::Dropped,
-        "deferred" => LineKind::Deferred,
-        "list_add" => LineKind::ListAdd,
-        "list_remove" => LineKind::ListRemove,
-        "retry" => LineKind::Retry,
-        "failed" => LineKind::Failed,
-        "refused" => LineKind::Refused,
-        "timer_set" => LineKind::TimerSet,
-        "log" => LineKind::Log,
-        "run_ended" => LineKind::RunEnded,
-        "bounced" => LineKind::Bounced,
-        "send_failed" => LineKind::SendFailed,
-        "unsubscribed" => LineKind::Unsubscribed,
-        _ => LineKind::Other,
+    let kind = match entry.kind() {
+        TimelineKind::Email => LineKind::Email,
+        TimelineKind::Sms => LineKind::Sms,
+        TimelineKind::Dropped => LineKind::Dropped,
+        TimelineKind::Deferred => LineKind::Deferred,
+        TimelineKind::ListAdd => LineKind::ListAdd,
+        TimelineKind::ListRemove => LineKind::ListRemove,
+        TimelineKind::Retry => LineKind::Retry,
+        TimelineKind::Failed => LineKind::Failed,
+        TimelineKind::Refused => LineKind::Refused,
+        TimelineKind::TimerSet => LineKind::TimerSet,
+        TimelineKind::Log => LineKind::Log,
+        TimelineKind::RunEnded => LineKind::RunEnded,
+        TimelineKind::Bounced => LineKind::Bounced,
+        TimelineKind::SendFailed => LineKind::SendFailed,
+        TimelineKind::Unsubscribed => LineKind::Unsubscribed,
+        TimelineKind::CouponAssigned | TimelineKind::Variant => LineKind::Other,
     };
     let line = Line::new(at_s, kind);
-    // Message entries carry their detail as JSON; the others as text.
-    let detail = || serde_json::from_str::<Value>(&entry.detail).unwrap_or(Value::Null);
-    let text = |key: &str, detail: &Value| detail[key].as_str().map(str::to_string);
-    match kind {
-        LineKind::Email => {
-            let d = detail();
-            Line { tag: text("tag", &d), subject: text("subject", &d), coupon: text("coupon", &d), ..line }
+    match &entry.note {
+        TimelineNote::Email(m) => {
+            Line { tag: Some(m.tag.clone()), subject: m.subject.clone(), coupon: m.coupon.clone(), ..line }
         }
-        LineKind::Sms => {
-            let d = detail();
-            let tag = text("tag", &d);
-            let body = text("body", &d).map(|body| stable_links(&body, tag.as_deref().unwrap_or("message")));
-            Line { body, coupon: text("coupon", &d), tag, ..line }
+        TimelineNote::Sms(m) => {
+            let body = m.body.as_deref().map(|body| stable_links(body, &m.tag));
+            Line { body, coupon: m.coupon.clone(), tag: Some(m.tag.clone()), ..line }
         }
-        LineKind::Dropped => {
-            let d = detail();
-            Line { tag: text("tag", &d), reason: text("reason", &d), ..line }
+        TimelineNote::Dropped(m) => Line { tag: Some(m.tag.clone()), reason: m.reason.clone(), ..line },
+        TimelineNote::Deferred(h) => {
+            let until = h.until_local.as_ref().map(|local| format!("until {local}"));
+            Line { tag: Some(h.tag.clone()), reason: Some(h.reason.as_str().to_string()), detail: until, ..line }
         }
-        LineKind::Deferred => {
-            let d = detail();
-            let until = text("until_local", &d).map(|local| format!("until {local}"));
-            Line { tag: text("tag", &d), reason: text("reason", &d), detail: until, ..line }
-        }
-        LineKind::ListAdd | LineKind::ListRemove => Line { list: Some(entry.detail.clone()), ..line },
-        _ => Line { detail: Some(entry.detail.clone()), ..line },
+        TimelineNote::ListAdd { list } | TimelineNote::ListRemove { list } => Line { list: Some(list.clone()), ..line },
+        _ => Line { detail: Some(entry.detail()), ..line },
     }
 }
 

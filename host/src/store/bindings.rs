@@ -1,19 +1,22 @@
-//! Bindings (which plugin and config serve which scope of a producer's products) and coupons.
-//! Which binding serves a new lead is chosen in [`super::runs`].
+//! Bindings (which plugin and config serve which [`Scope`] of a producer's products) and coupons.
+//! Which binding serves a new lead is chosen in [`super::runs`]. A scope is kept as two text
+//! columns, `''` for "any" ([`scope_columns`], [`scope_from_columns`]); nothing outside the
+//! store sees that spelling.
 
 use serde::Serialize;
 use sqlx::Row;
 
 use super::{Database, StoreError, new_id};
-use crate::domain::SendWindow;
+use crate::domain::{Scope, SendWindow};
 
-/// A stored binding. Empty `product_id` / `plan_id` mean "any".
+/// A stored binding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Binding {
     pub id: String,
     pub producer_id: String,
-    pub product_id: Option<String>,
-    pub plan_id: Option<String>,
+    /// Shown as `product_id` and `plan_id`, `null` for "any".
+    #[serde(flatten)]
+    pub scope: Scope,
     pub plugin: String,
     pub plugin_sha256: String,
     pub config: serde_json::Value,
@@ -26,8 +29,7 @@ pub struct Binding {
 #[derive(Clone, Copy, Debug)]
 pub struct NewBinding<'a> {
     pub producer_id: &'a str,
-    pub product_id: Option<&'a str>,
-    pub plan_id: Option<&'a str>,
+    pub scope: &'a Scope,
     pub plugin: &'a str,
     pub plugin_sha256: &'a str,
     pub config: &'a serde_json::Value,
@@ -51,15 +53,39 @@ pub struct CouponRow {
     pub discount_percent: u8,
 }
 
+/// A scope as the `bindings` and `coupons` tables keep it: `''` for "any".
+pub(crate) fn scope_columns(scope: &Scope) -> (&str, &str) {
+    (scope.product_id().unwrap_or(""), scope.plan_id().unwrap_or(""))
+}
+
+/// The scope of stored columns; a plan without its product is an error naming the row (of
+/// `table`, the binding `row`).
+pub(crate) fn scope_from_columns(
+    (table, row): (&'static str, &str),
+    product: String,
+    plan: String,
+) -> Result<Scope, StoreError> {
+    match (product.is_empty(), plan.is_empty()) {
+        (true, true) => Ok(Scope::Producer),
+        (false, true) => Ok(Scope::Product(product)),
+        (false, false) => Ok(Scope::ProductPlan(product, plan)),
+        (true, false) => Err(StoreError::UnknownValue {
+            table,
+            row: row.to_string(),
+            column: "scope",
+            value: format!("plan {plan} without a product"),
+        }),
+    }
+}
+
 fn binding_from_row(row: &sqlx::any::AnyRow) -> Result<Binding, StoreError> {
-    let product: String = row.try_get("product_id")?;
-    let plan: String = row.try_get("plan_id")?;
+    let id: String = row.try_get("id")?;
+    let scope = scope_from_columns(("bindings", &id), row.try_get("product_id")?, row.try_get("plan_id")?)?;
     let config: String = row.try_get("config_json")?;
     Ok(Binding {
-        id: row.try_get("id")?,
+        id,
         producer_id: row.try_get("producer_id")?,
-        product_id: (!product.is_empty()).then_some(product),
-        plan_id: (!plan.is_empty()).then_some(plan),
+        scope,
         plugin: row.try_get("plugin_name")?,
         plugin_sha256: row.try_get("plugin_sha256")?,
         config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("binding config: {e}")))?,
@@ -82,8 +108,8 @@ pub(crate) fn window_to_column(window: Option<&SendWindow>) -> Option<String> {
 impl Database {
     /// Create or replace the binding of a scope; returns it.
     pub async fn put_binding(&self, binding: &NewBinding<'_>, now: i64) -> Result<Binding, StoreError> {
-        let NewBinding { producer_id, product_id, plan_id, plugin, plugin_sha256, config, enabled, send_window } =
-            *binding;
+        let NewBinding { producer_id, scope, plugin, plugin_sha256, config, enabled, send_window } = *binding;
+        let (product_id, plan_id) = scope_columns(scope);
         sqlx::query(
             "INSERT INTO bindings (id, producer_id, product_id, plan_id, plugin_name, plugin_sha256, config_json, enabled, updated_at,
              send_window_json)
@@ -94,8 +120,8 @@ impl Database {
         )
         .bind(new_id())
         .bind(producer_id)
-        .bind(product_id.unwrap_or(""))
-        .bind(plan_id.unwrap_or(""))
+        .bind(product_id)
+        .bind(plan_id)
         .bind(plugin)
         .bind(plugin_sha256)
         .bind(config.to_string())
@@ -106,8 +132,8 @@ impl Database {
         .await?;
         let row = sqlx::query("SELECT * FROM bindings WHERE producer_id = $1 AND product_id = $2 AND plan_id = $3")
             .bind(producer_id)
-            .bind(product_id.unwrap_or(""))
-            .bind(plan_id.unwrap_or(""))
+            .bind(product_id)
+            .bind(plan_id)
             .fetch_one(&self.pool)
             .await?;
         binding_from_row(&row)
@@ -174,14 +200,9 @@ impl Database {
             .collect()
     }
 
-    /// The coupon of a scope, only when it names a product and a plan.
-    pub async fn coupon(
-        &self,
-        producer_id: &str,
-        product_id: Option<&str>,
-        plan_id: Option<&str>,
-    ) -> Result<Option<CouponRow>, StoreError> {
-        let (Some(product), Some(plan)) = (product_id, plan_id) else { return Ok(None) };
+    /// The static coupon of a scope (coupons live at a product-and-plan scope only).
+    pub async fn coupon(&self, producer_id: &str, scope: &Scope) -> Result<Option<CouponRow>, StoreError> {
+        let Some((product, plan)) = scope.product_plan() else { return Ok(None) };
         let row = sqlx::query(
             "SELECT code, discount_percent FROM coupons WHERE producer_id = $1 AND product_id = $2 AND plan_id = $3",
         )

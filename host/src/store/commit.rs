@@ -6,7 +6,7 @@
 use super::queue::{LeadAfter, leave_if_idle};
 use super::snapshots::{LeadSnapshot, PendingEvent};
 use super::{Database, StoreError};
-use crate::domain::EventStatus;
+use crate::domain::{EventStatus, RunStatus, TimelineNote};
 
 /// One write of a successful invocation, applied in order.
 #[derive(Clone, Debug)]
@@ -28,10 +28,7 @@ pub enum Write {
     ListRemove {
         name: String,
     },
-    Timeline {
-        kind: String,
-        detail: String,
-    },
+    Timeline(TimelineNote),
     /// The plugin chose a variant at a split step (`choose-variant`): recorded once per lead.
     Variant {
         step: String,
@@ -152,8 +149,8 @@ impl Database {
                     .execute(&mut *tx)
                     .await?;
                     if let Some(hold) = hold {
-                        let detail = hold.timeline_detail(&m.id, m.channel, &m.tag);
-                        super::timeline::append(&mut tx, lead_id, now, "deferred", &detail).await?;
+                        let note = hold.timeline_note(&m.id, m.channel, &m.tag);
+                        super::timeline::append(&mut tx, lead_id, now, &note).await?;
                     }
                 }
                 Write::ListAdd { name } => {
@@ -168,7 +165,8 @@ impl Database {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    super::timeline::append(&mut tx, lead_id, now, "list_add", name).await?;
+                    let note = TimelineNote::ListAdd { list: name.clone() };
+                    super::timeline::append(&mut tx, lead_id, now, &note).await?;
                 }
                 Write::ListRemove { name } => {
                     let removed = sqlx::query(
@@ -181,12 +179,11 @@ impl Database {
                     .await?
                     .rows_affected();
                     if removed > 0 {
-                        super::timeline::append(&mut tx, lead_id, now, "list_remove", name).await?;
+                        let note = TimelineNote::ListRemove { list: name.clone() };
+                        super::timeline::append(&mut tx, lead_id, now, &note).await?;
                     }
                 }
-                Write::Timeline { kind, detail } => {
-                    super::timeline::append(&mut tx, lead_id, now, kind, detail).await?
-                }
+                Write::Timeline(note) => super::timeline::append(&mut tx, lead_id, now, note).await?,
                 Write::Variant { step, variant } => {
                     super::variants::record(&mut tx, lead_id, producer_id, step, variant, now).await?
                 }
@@ -203,14 +200,14 @@ impl Database {
             }
             None => {
                 // The plugin ended the run: its timers go, later events are skipped.
-                sqlx::query("UPDATE runs SET state = NULL, status = 'ended', updated_at = $1 WHERE lead_id = $2")
+                sqlx::query("UPDATE runs SET state = NULL, status = $1, updated_at = $2 WHERE lead_id = $3")
+                    .bind(RunStatus::Ended.as_str())
                     .bind(now)
                     .bind(lead_id)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
-                super::timeline::append(&mut tx, lead_id, now, "run_ended", "the strategy finished with this lead")
-                    .await?;
+                super::timeline::append(&mut tx, lead_id, now, &TimelineNote::RunEnded {}).await?;
             }
         }
         let after = leave_if_idle(&mut tx, lead_id).await?;
@@ -247,25 +244,12 @@ impl Database {
         .bind(event.seq)
         .execute(&mut *tx)
         .await?;
-        let detail = match retry_at {
-            Some(at) => format!(
-                "{} event failed (attempt {}), retrying in {} s: {error}",
-                event.event.name(),
-                event.attempts + 1,
-                (at - now) / 1000
-            ),
-            None => {
-                format!("{} event parked as failed after {} attempts: {error}", event.event.name(), event.attempts + 1)
-            }
+        let (name, attempt, error) = (event.event.name().to_string(), event.attempts + 1, error.to_string());
+        let note = match retry_at {
+            Some(at) => TimelineNote::Retry { event: name, attempt, retry_in_s: (at - now) / 1000, error },
+            None => TimelineNote::Failed { event: name, attempts: attempt, error },
         };
-        super::timeline::append(
-            &mut tx,
-            &event.lead_id,
-            now,
-            if retry_at.is_some() { "retry" } else { "failed" },
-            &detail,
-        )
-        .await?;
+        super::timeline::append(&mut tx, &event.lead_id, now, &note).await?;
         if retry_at.is_none() {
             // The lead needs a person: say so where the producer looks ("my leads").
             sqlx::query("UPDATE leads SET status = 'parked' WHERE id = $1 AND status IN ('open', 'recovering')")

@@ -14,8 +14,10 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Backend, Database, StoreError};
+use super::{Backend, Database, StoreError, stored_word_keyed};
+use crate::domain::TimelineNote;
 use crate::domain::coupon::CouponPattern;
+use crate::domain::coupon::CouponSource;
 
 /// Most codes one `POST /v1/coupons` may add.
 pub const MAX_CODES_PER_REQUEST: usize = 10_000;
@@ -27,20 +29,12 @@ const PATTERN_DRAWS: usize = 5;
 /// Rows of one multi-row INSERT of pool codes (5 parameters a row, under PostgreSQL's 65,535).
 const INSERT_CHUNK: usize = 1_000;
 
-/// Where a scope's unique codes come from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    Pool,
-    Pattern,
-}
-
 /// A scope's unique-coupon source and how much of it is used.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PoolSummary {
     pub product_id: String,
     pub plan_id: String,
-    pub kind: SourceKind,
+    pub kind: CouponSource,
     pub pattern: Option<String>,
     pub discount_percent: u8,
     /// Pool codes registered (0 for a pattern).
@@ -65,7 +59,7 @@ pub enum PoolAdded {
 pub struct LeadCoupon {
     pub code: String,
     pub discount_percent: u8,
-    pub source: SourceKind,
+    pub source: CouponSource,
     pub product_id: String,
     pub plan_id: String,
     pub assigned_at: i64,
@@ -87,14 +81,6 @@ pub enum AssignError {
 impl From<sqlx::Error> for AssignError {
     fn from(e: sqlx::Error) -> Self {
         AssignError::Store(e.into())
-    }
-}
-
-fn source_kind(text: &str) -> Result<SourceKind, StoreError> {
-    match text {
-        "pool" => Ok(SourceKind::Pool),
-        "pattern" => Ok(SourceKind::Pattern),
-        other => Err(StoreError::Corrupt(format!("lead_coupons.source {other:?}"))),
     }
 }
 
@@ -188,7 +174,7 @@ impl Database {
                 Ok(PoolSummary {
                     product_id: r.try_get("product_id")?,
                     plan_id: r.try_get("plan_id")?,
-                    kind: if pattern.is_some() { SourceKind::Pattern } else { SourceKind::Pool },
+                    kind: if pattern.is_some() { CouponSource::Pattern } else { CouponSource::Pool },
                     left: pattern.is_none().then_some(total - pool_given),
                     pattern,
                     discount_percent: percent(r.try_get("discount_percent")?)?,
@@ -221,7 +207,8 @@ impl Database {
     /// The code the lead was given, if any.
     pub async fn lead_coupon(&self, lead_id: &str) -> Result<Option<LeadCoupon>, StoreError> {
         let row = sqlx::query(
-            "SELECT code, discount_percent, source, product_id, plan_id, assigned_at FROM lead_coupons WHERE lead_id = $1",
+            "SELECT lead_id, code, discount_percent, source, product_id, plan_id, assigned_at FROM lead_coupons
+             WHERE lead_id = $1",
         )
         .bind(lead_id)
         .fetch_optional(&self.pool)
@@ -255,7 +242,7 @@ impl Database {
         for _ in 0..PATTERN_DRAWS {
             let mut tx = self.pool.begin().await?;
             let (code, source) = match &pattern {
-                Some(p) => (p.generate(), SourceKind::Pattern),
+                Some(p) => (p.generate(), CouponSource::Pattern),
                 None => {
                     let lock = match self.backend() {
                         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -278,7 +265,7 @@ impl Database {
                     .fetch_optional(&mut *tx)
                     .await?;
                     match taken {
-                        Some(code) => (code, SourceKind::Pool),
+                        Some(code) => (code, CouponSource::Pool),
                         None => {
                             tx.rollback().await?;
                             let (product, plan) = scope();
@@ -287,10 +274,7 @@ impl Database {
                     }
                 }
             };
-            let source_name = match source {
-                SourceKind::Pool => "pool",
-                SourceKind::Pattern => "pattern",
-            };
+            let source_name = source.as_str();
             // No conflict target: either unique key (the lead already has a code; the code is
             // someone else's) turns the insert into nothing, told apart just below.
             let inserted = sqlx::query(
@@ -343,10 +327,8 @@ async fn report_assignment(
     lead_id: &str,
     given: &LeadCoupon,
 ) -> Result<(), StoreError> {
-    let from = match given.source {
-        SourceKind::Pool => "pool",
-        SourceKind::Pattern => "pattern",
-    };
+    let source = given.source;
+    let from = source.as_str();
     let data = serde_json::json!({
         "lead_id": lead_id, "code": given.code, "discount_percent": given.discount_percent, "source": from,
         "product_id": given.product_id, "plan_id": given.plan_id, "assigned_at": given.assigned_at,
@@ -360,8 +342,9 @@ async fn report_assignment(
         given.assigned_at,
     )
     .await?;
-    let detail = format!("unique coupon {} ({}% off) from the {from}", given.code, given.discount_percent);
-    super::timeline::append(tx, lead_id, given.assigned_at, "coupon_assigned", &detail).await
+    let note =
+        TimelineNote::CouponAssigned { code: given.code.clone(), discount_percent: given.discount_percent, source };
+    super::timeline::append(tx, lead_id, given.assigned_at, &note).await
 }
 
 async fn upsert_source(
@@ -393,7 +376,7 @@ fn lead_coupon_from_row(r: &sqlx::any::AnyRow) -> Result<LeadCoupon, StoreError>
     Ok(LeadCoupon {
         code: r.try_get("code")?,
         discount_percent: percent(r.try_get("discount_percent")?)?,
-        source: source_kind(&r.try_get::<String, _>("source")?)?,
+        source: stored_word_keyed(r, ("lead_coupons", "lead_id"), "source", CouponSource::parse)?,
         product_id: r.try_get("product_id")?,
         plan_id: r.try_get("plan_id")?,
         assigned_at: r.try_get("assigned_at")?,

@@ -93,14 +93,25 @@ pub(crate) fn stored_word<T>(
     column: &'static str,
     parse: fn(&str) -> Option<T>,
 ) -> Result<T, StoreError> {
+    stored_word_keyed(row, (table, "id"), column, parse)
+}
+
+/// [`stored_word`] for a table whose rows are named by another column (`runs` by `lead_id`).
+pub(crate) fn stored_word_keyed<T>(
+    row: &sqlx::any::AnyRow,
+    (table, key): (&'static str, &'static str),
+    column: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
     use sqlx::Row;
     let value: String = row.try_get(column)?;
-    parse(&value).ok_or_else(|| StoreError::UnknownValue {
-        table,
-        row: row.try_get::<String, _>("id").unwrap_or_default(),
-        column,
-        value,
-    })
+    parse(&value).ok_or_else(|| StoreError::UnknownValue { table, row: row_name(row, key), column, value })
+}
+
+/// What names a row in an error: its key column, text or a number (`seq`).
+fn row_name(row: &sqlx::any::AnyRow, key: &str) -> String {
+    use sqlx::Row;
+    row.try_get::<String, _>(key).or_else(|_| row.try_get::<i64, _>(key).map(|n| n.to_string())).unwrap_or_default()
 }
 
 /// The handle every module writes and reads through. Cheap to clone.

@@ -7,8 +7,9 @@
 use sqlx::Row;
 
 use super::{Backend, Database, StoreError, stored_word};
+use crate::domain::timeline::MessageNote;
 use crate::domain::window::{Hold, HoldReason};
-use crate::domain::{Channel, MessageKind, SendWindow};
+use crate::domain::{Channel, MessageKind, SendWindow, TimelineNote};
 use crate::webhooks::WebhookEvent;
 
 /// A claimed message with what the send-time rules need.
@@ -243,22 +244,29 @@ async fn finish_in(
     if finished == 0 {
         return Ok(false);
     }
-    let detail = serde_json::json!({
-        "message_id": message.id, "channel": message.channel, "tag": message.tag, "subject": message.subject,
-        "body": if message.channel == Channel::Sms { message.text.clone() } else { None }, "coupon": message.coupon,
-        "reason": reason,
-    })
-    .to_string();
+    let note = MessageNote {
+        message_id: message.id.clone(),
+        channel: message.channel,
+        tag: message.tag.clone(),
+        subject: message.subject.clone(),
+        body: if message.channel == Channel::Sms { message.text.clone() } else { None },
+        coupon: message.coupon.clone(),
+        reason: reason.clone(),
+    };
     match outcome {
         Outcome::Sent => {
             sqlx::query("UPDATE leads SET status = 'recovering' WHERE id = $1 AND status = 'open'")
                 .bind(&message.lead_id)
                 .execute(&mut **tx)
                 .await?;
-            super::timeline::append(tx, &message.lead_id, now, message.channel.as_str(), &detail).await?;
+            let note = match message.channel {
+                Channel::Email => TimelineNote::Email(note),
+                Channel::Sms => TimelineNote::Sms(note),
+            };
+            super::timeline::append(tx, &message.lead_id, now, &note).await?;
             report_message(tx, message, WebhookEvent::MessageSent, None, now).await?;
         }
-        Outcome::Dropped(_) => super::timeline::append(tx, &message.lead_id, now, "dropped", &detail).await?,
+        Outcome::Dropped(_) => super::timeline::append(tx, &message.lead_id, now, &TimelineNote::Dropped(note)).await?,
         Outcome::Bounced(_) => {
             sqlx::query(
                 "INSERT INTO suppressions (producer_id, address, reason, created_at) VALUES ($1, $2, 'bounced', $3)
@@ -269,13 +277,15 @@ async fn finish_in(
             .bind(now)
             .execute(&mut **tx)
             .await?;
-            super::timeline::append(tx, &message.lead_id, now, "bounced", &detail).await?;
+            super::timeline::append(tx, &message.lead_id, now, &TimelineNote::Bounced(note)).await?;
             report_message(tx, message, WebhookEvent::MessageBounced, reason.as_deref(), now).await?;
         }
-        Outcome::Failed(_) => super::timeline::append(tx, &message.lead_id, now, "send_failed", &detail).await?,
+        Outcome::Failed(_) => {
+            super::timeline::append(tx, &message.lead_id, now, &TimelineNote::SendFailed(note)).await?
+        }
         Outcome::Held(hold) => {
-            let detail = hold.timeline_detail(&message.id, message.channel, &message.tag);
-            super::timeline::append(tx, &message.lead_id, now, "deferred", &detail).await?
+            let note = hold.timeline_note(&message.id, message.channel, &message.tag);
+            super::timeline::append(tx, &message.lead_id, now, &note).await?
         }
         Outcome::Retry { .. } | Outcome::Deferred { .. } => {}
     }

@@ -411,9 +411,10 @@ impl Database {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM plugins WHERE sha256 = $1 AND status = 'ready') AS copies,
                     (SELECT COUNT(*) FROM bindings WHERE plugin_sha256 = $1) AS bindings,
-                    (SELECT COUNT(*) FROM runs WHERE plugin_sha256 = $1 AND status = 'active') AS runs",
+                    (SELECT COUNT(*) FROM runs WHERE plugin_sha256 = $1 AND status = $2) AS runs",
         )
         .bind(&sha)
+        .bind(crate::domain::RunStatus::Active.as_str())
         .fetch_one(&mut *tx)
         .await?;
         let (copies, bindings, runs): (i64, i64, i64) =

@@ -6,19 +6,20 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::StoreError;
-use crate::domain::Checkout;
+use super::{StoreError, stored_word_keyed};
+use crate::domain::{Checkout, RunStatus};
 
 /// Whether the lead's run takes events (it exists and has not ended).
 pub(crate) async fn run_is_active(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     lead_id: &str,
 ) -> Result<bool, StoreError> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE lead_id = $1")
+    let row = sqlx::query("SELECT lead_id, status FROM runs WHERE lead_id = $1")
         .bind(lead_id)
         .fetch_optional(&mut **tx)
         .await?;
-    Ok(status.as_deref() == Some("active"))
+    let status = row.map(|r| stored_word_keyed(&r, ("runs", "lead_id"), "status", RunStatus::parse)).transpose()?;
+    Ok(status == Some(RunStatus::Active))
 }
 
 /// The binding serving a scope: (id, plugin sha256, config).
@@ -53,12 +54,13 @@ pub(crate) async fn start_run(
     let Some((binding_id, sha256, config_json)) = serving else { return Ok(false) };
     sqlx::query(
         "INSERT INTO runs (lead_id, binding_id, plugin_sha256, config_json, state, status, updated_at)
-         VALUES ($1, $2, $3, $4, NULL, 'active', $5)",
+         VALUES ($1, $2, $3, $4, NULL, $5, $6)",
     )
     .bind(lead_id)
     .bind(binding_id)
     .bind(sha256)
     .bind(config_json)
+    .bind(RunStatus::Active.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;

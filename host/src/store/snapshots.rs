@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 
-use super::{Database, StoreError, stored_word};
-use crate::domain::{Channel, LeadEvent, MessageKind, MessageStatus, SendWindow, TimeZone};
+use super::{Database, StoreError, stored_word, stored_word_keyed};
+use crate::domain::{Channel, LeadEvent, MessageKind, MessageStatus, RunStatus, Scope, SendWindow, TimeZone};
 
 /// A lead's pending event, oldest first.
 #[derive(Clone, Debug)]
@@ -66,8 +66,8 @@ pub struct RunSnapshot {
     pub config_json: String,
     pub state: Option<Vec<u8>>,
     pub active: bool,
-    pub binding_product_id: Option<String>,
-    pub binding_plan_id: Option<String>,
+    /// The binding's scope (the producer's, if the binding was deleted).
+    pub binding_scope: Scope,
     /// The binding's send window (in the binding's zone; see [`LeadSnapshot::send_window`]).
     pub send_window: Option<SendWindow>,
 }
@@ -180,7 +180,7 @@ impl Database {
     /// The lead's run, if a binding serves it.
     pub async fn run_snapshot(&self, lead_id: &str) -> Result<Option<RunSnapshot>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.binding_id, r.plugin_sha256, r.config_json, r.state, r.status, b.product_id, b.plan_id,
+            "SELECT r.lead_id, r.binding_id, r.plugin_sha256, r.config_json, r.state, r.status, b.product_id, b.plan_id,
                     b.plugin_name, b.send_window_json
              FROM runs r LEFT JOIN bindings b ON b.id = r.binding_id WHERE r.lead_id = $1",
         )
@@ -188,17 +188,21 @@ impl Database {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let product: Option<String> = row.try_get("product_id")?;
-        let plan: Option<String> = row.try_get("plan_id")?;
+        let binding_id: String = row.try_get("binding_id")?;
+        let (product, plan): (Option<String>, Option<String>) = (row.try_get("product_id")?, row.try_get("plan_id")?);
+        let binding_scope = super::bindings::scope_from_columns(
+            ("bindings", &binding_id),
+            product.unwrap_or_default(),
+            plan.unwrap_or_default(),
+        )?;
         Ok(Some(RunSnapshot {
-            binding_id: row.try_get("binding_id")?,
+            binding_id,
             plugin_sha256: row.try_get("plugin_sha256")?,
             plugin_name: row.try_get("plugin_name")?,
             config_json: row.try_get("config_json")?,
             state: row.try_get("state")?,
-            active: row.try_get::<String, _>("status")? == "active",
-            binding_product_id: product.filter(|p| !p.is_empty()),
-            binding_plan_id: plan.filter(|p| !p.is_empty()),
+            active: stored_word_keyed(&row, ("runs", "lead_id"), "status", RunStatus::parse)? == RunStatus::Active,
+            binding_scope,
             send_window: super::bindings::window_from_column(row.try_get("send_window_json")?)?,
         }))
     }

@@ -47,6 +47,9 @@ impl Database {
     }
 }
 
+/// The statements below compare `runs.status` with `'active'` (`RunStatus::Active`'s word, checked
+/// by a test) and write the events' `'pending'`/`'skipped'` (`EventStatus::arriving`) in SQL, set-based.
+///
 /// PostgreSQL: one statement. Replicas skip timers another is firing, and `= ANY(ARRAY(…))`
 /// keeps the plan an index walk; `IN (…)` let a generic plan cached while the table was empty
 /// hash-join a scan of every pending timer into each batch. The queue insert is the upsert of
@@ -95,3 +98,20 @@ const SQLITE_QUEUE: &str = "
 const SQLITE_DELETE: &str = "
     DELETE FROM timers WHERE id IN (SELECT id FROM timers WHERE due_at <= ?1 ORDER BY due_at, rowid LIMIT ?2)
     RETURNING id, lead_id, due_at";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventStatus, RunStatus};
+
+    #[test]
+    fn the_set_based_statements_speak_the_stored_words() {
+        let active = format!("= '{}'", RunStatus::Active.as_str());
+        let arriving =
+            format!("'{}' ELSE '{}'", EventStatus::arriving(true).as_str(), EventStatus::arriving(false).as_str());
+        for sql in [POSTGRES_FIRE, SQLITE_EVENTS] {
+            assert!(sql.contains(&active) && sql.contains(&arriving), "{sql}");
+        }
+        assert!(SQLITE_QUEUE.contains(&active));
+    }
+}

@@ -118,7 +118,8 @@ impl Database {
                 now,
             )
             .await?;
-            super::timeline::append(&mut tx, lead_id, now, "unsubscribed", &email).await?;
+            let note = crate::domain::TimelineNote::Unsubscribed { email: email.to_string() };
+            super::timeline::append(&mut tx, lead_id, now, &note).await?;
             let data = serde_json::json!({"lead_id": lead_id, "email": email});
             let event = crate::webhooks::WebhookEvent::ContactUnsubscribed;
             super::webhooks::enqueue(&mut tx, &producer_id, event, Some(lead_id), data, now).await?;

@@ -54,7 +54,8 @@ pub(crate) async fn record(
     .await?
     .rows_affected();
     if inserted > 0 {
-        super::timeline::append(tx, lead_id, now, "variant", &format!("split {step}: variant {variant}")).await?;
+        let note = crate::domain::TimelineNote::Variant { step: step.to_string(), variant: variant.to_string() };
+        super::timeline::append(tx, lead_id, now, &note).await?;
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use funnel_host::api::{self, AppState, Secrets};
 use funnel_host::clock::VirtualClock;
 use funnel_host::console::{self, ConsoleState};
 use funnel_host::domain::PlatformEventType;
+use funnel_host::domain::TimelineNote;
+use funnel_host::domain::timeline::LogLevel;
 use funnel_host::guests;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::store::Database;
@@ -561,7 +563,8 @@ async fn a_producer_sees_only_their_own_leads_and_names_are_text() {
     let other = store.create_producer("Outra Loja", T0).await.expect("producer");
     let (b_producer, b_key) = (other.id, other.api_key);
     let mine = lead_id(&a.post("e1", PlatformEventType::CheckoutUpdated, "chk-a", None).await);
-    store.note(&mine, T0, "log", HOSTILE_NAME).await.expect("a hostile line in the timeline");
+    let hostile = TimelineNote::Log { level: LogLevel::Info, source: "plugin".into(), text: HOSTILE_NAME.into() };
+    store.note(&mine, T0, &hostile).await.expect("a hostile line in the timeline");
     let theirs = {
         let event = funnel_host::domain::PlatformEvent {
             id: "e2".into(),
@@ -783,8 +786,7 @@ async fn the_console_shows_send_windows_and_capped_messages() {
     let window = funnel_host::domain::SendWindow::parse(&spec).expect("window");
     let binding = funnel_host::store::bindings::NewBinding {
         producer_id: &h.producer,
-        product_id: None,
-        plan_id: None,
+        scope: &funnel_host::domain::Scope::Producer,
         plugin: "four-emails",
         plugin_sha256: &plugin.sha256,
         config: &config,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use funnel_host::delivery::smtp::SmtpTransport;
+use funnel_host::domain::TimelineKind;
 use funnel_host::domain::{Channel, MessageKind, MessageStatus, PlatformEventType};
 
 use crate::db::{Db, TestDb, on_both};
@@ -58,7 +59,7 @@ async fn a_permanent_refusal_bounces_and_suppresses(db: Db) {
     assert_eq!(mailbox.rcpts(), ["ghost@example.com"], "{db:?}: one try");
     let snapshot = h.engine.store.lead_snapshot(&lead).await.expect("lead");
     assert!(snapshot.email_suppressed, "{db:?}: the address is suppressed");
-    assert!(h.timeline(&lead).await.iter().any(|e| e.kind == "bounced"), "{db:?}");
+    assert!(h.timeline(&lead).await.iter().any(|e| e.kind() == TimelineKind::Bounced), "{db:?}");
     // The plugin's next email (its 20-minute timer) is refused by the host: the capability
     // answers `suppressed`, so nothing is queued and the server is never asked again.
     h.at(20 * 60_000).await;
@@ -67,7 +68,7 @@ async fn a_permanent_refusal_bounces_and_suppresses(db: Db) {
     assert_eq!(emails, 1, "{db:?}: no second email was queued");
     let timeline = h.timeline(&lead).await;
     assert!(
-        timeline.iter().any(|e| e.kind == "retry" && e.detail.contains("Suppressed")),
+        timeline.iter().any(|e| e.kind() == TimelineKind::Retry && e.detail().contains("Suppressed")),
         "{db:?}: the refusal is in the timeline: {timeline:#?}"
     );
 }
@@ -85,8 +86,9 @@ async fn a_message_queued_before_an_unsubscribe_is_dropped_at_send_time(db: Db) 
     h.engine.deliverer.deliver_due().await.expect("deliver");
     assert!(mailbox.rcpts().is_empty(), "{db:?}: the server was never asked");
     assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Dropped, "{db:?}");
-    let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("in the timeline");
-    assert!(dropped.detail.contains("\"reason\":\"suppressed\""), "{db:?}: {}", dropped.detail);
+    let dropped =
+        h.timeline(&lead).await.into_iter().find(|e| e.kind() == TimelineKind::Dropped).expect("in the timeline");
+    assert!(dropped.detail().contains("\"reason\":\"suppressed\""), "{db:?}: {}", dropped.detail());
     assert_eq!(h.message(&lead, "sms").await.status, MessageStatus::Sent, "{db:?}: the phone was not unsubscribed");
 }
 
@@ -131,8 +133,9 @@ async fn delivery_gives_up_after_its_last_attempt(db: Db) {
         assert_eq!(mailbox.rcpts().len(), attempt + 1, "{db:?}: attempt {} at {} ms", attempt + 1, at - first);
     }
     assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Failed, "{db:?}: given up after the eighth");
-    let failed = h.timeline(&lead).await.into_iter().find(|e| e.kind == "send_failed").expect("in the timeline");
-    assert!(failed.detail.contains("451"), "{db:?}: the last error is kept: {}", failed.detail);
+    let failed =
+        h.timeline(&lead).await.into_iter().find(|e| e.kind() == TimelineKind::SendFailed).expect("in the timeline");
+    assert!(failed.detail().contains("451"), "{db:?}: the last error is kept: {}", failed.detail());
     h.at(at + 24 * 3_600_000).await;
     assert_eq!(mailbox.rcpts().len(), 8, "{db:?}: never tried again");
     assert!(mailbox.received().is_empty(), "{db:?}");
@@ -266,8 +269,13 @@ async fn a_purchase_between_queue_and_send_drops_recovery_but_not_transactional(
     assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Dropped, "{db:?}");
     assert!(mailbox.rcpts().is_empty(), "{db:?}: the recovery email never reached the server");
     assert_eq!(sms_seen.lock().expect("lock").len(), 1, "{db:?}: the transactional SMS still went");
-    let dropped = h.timeline(&lead).await.into_iter().find(|e| e.kind == "dropped").expect("visible in the timeline");
-    assert!(dropped.detail.contains("\"reason\":\"purchased\""), "{db:?}: {}", dropped.detail);
+    let dropped = h
+        .timeline(&lead)
+        .await
+        .into_iter()
+        .find(|e| e.kind() == TimelineKind::Dropped)
+        .expect("visible in the timeline");
+    assert!(dropped.detail().contains("\"reason\":\"purchased\""), "{db:?}: {}", dropped.detail());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! dispatch queue (finished work leaves it, leases run out, no event is stranded by a race),
 //! and two replicas on one PostgreSQL without double handling.
 
+use funnel_host::domain::TimelineKind;
 use funnel_host::domain::{Checkout, PlatformEvent, PlatformEventType};
 use funnel_host::store::ingest::IngestOutcome;
 use funnel_host::store::queue::LeadAfter;
@@ -190,7 +191,8 @@ async fn a_lead_is_served_by_its_most_specific_binding_for_life(db: Db) {
         assert_eq!(&&run.binding_id, binding, "{db:?}: {why}");
         let timeline = h.timeline(lead).await;
         let logged = logs_starting(&timeline, "event=").len();
-        let timers = timeline.iter().filter(|e| e.kind == "timer_set" && e.detail.starts_with("short ")).count();
+        let timers =
+            timeline.iter().filter(|e| e.kind() == TimelineKind::TimerSet && e.detail().starts_with("short ")).count();
         let ran = match () {
             _ if *binding == &plan => (logged, timers) == (1, 0),
             _ if *binding == &product => (logged, timers) == (0, 1),
@@ -226,11 +228,15 @@ async fn a_failing_plugin_commits_nothing_and_a_repeated_failure_parks_the_lead(
     h.at(1_000).await;
     h.at(3_600_000).await;
     let timeline = h.timeline(&lead).await;
-    let kinds: Vec<(&str, i64)> = timeline.iter().map(|e| (e.kind.as_str(), e.at - T0)).collect();
+    let kinds: Vec<(&str, i64)> = timeline.iter().map(|e| (e.kind().as_str(), e.at - T0)).collect();
     assert_eq!(kinds, [("retry", 0), ("failed", 1_000)], "{db:?}: {timeline:#?}");
-    assert!(timeline[0].detail.contains("retrying in 1 s"), "{db:?}: {}", timeline[0].detail);
-    assert!(timeline[1].detail.contains("failing on purpose"), "{db:?}: the reason is visible");
-    assert!(timeline[1].detail.contains("the same failure as the attempt before"), "{db:?}: {}", timeline[1].detail);
+    assert!(timeline[0].detail().contains("retrying in 1 s"), "{db:?}: {}", timeline[0].detail());
+    assert!(timeline[1].detail().contains("failing on purpose"), "{db:?}: the reason is visible");
+    assert!(
+        timeline[1].detail().contains("the same failure as the attempt before"),
+        "{db:?}: {}",
+        timeline[1].detail()
+    );
     assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked, not pending");
     let summary = h.engine.store.lead_summary(&h.producer, &lead).await.expect("read").expect("the lead");
     assert_eq!(summary.status.to_string(), "parked", "{db:?}: my leads shows the lead needs a person");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use funnel_host::clock::{Clock, VirtualClock};
 use funnel_host::delivery::{Discard, Transport};
+use funnel_host::domain::TimelineKind;
 use funnel_host::domain::{Checkout, EmailAddress, PlatformEvent, PlatformEventType, Price};
 use funnel_host::guests;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
@@ -126,10 +127,10 @@ impl Harness {
         product: Option<&str>,
         plan: Option<&str>,
     ) -> String {
+        let scope = funnel_host::domain::Scope::new(product, plan).expect("a plan binding names its product");
         let binding = funnel_host::store::bindings::NewBinding {
             producer_id: &self.producer,
-            product_id: product,
-            plan_id: plan,
+            scope: &scope,
             plugin,
             plugin_sha256: sha,
             config,
@@ -160,7 +161,25 @@ impl Harness {
         checkout: &str,
         (product, plan): (Option<&str>, Option<&str>),
     ) -> IngestOutcome {
-        let event = PlatformEvent {
+        let event = self.event_for(producer, event_id, kind, checkout, (product, plan));
+        self.engine.store.ingest(&event, self.clock.now_ms()).await.expect("ingest")
+    }
+
+    /// The platform event [`Harness::post`] posts, for a test that wants the store's answer.
+    pub fn event(&self, event_id: &str, kind: PlatformEventType, checkout: &str) -> PlatformEvent {
+        self.event_for(&self.producer, event_id, kind, checkout, (None, None))
+    }
+
+    /// The platform event [`Harness::post_for`] posts.
+    pub fn event_for(
+        &self,
+        producer: &str,
+        event_id: &str,
+        kind: PlatformEventType,
+        checkout: &str,
+        (product, plan): (Option<&str>, Option<&str>),
+    ) -> PlatformEvent {
+        PlatformEvent {
             id: event_id.into(),
             kind,
             occurred_at_ms: self.clock.now_ms(),
@@ -176,8 +195,7 @@ impl Harness {
                 url: Some("https://pay.example/c".into()),
                 timezone: None,
             },
-        };
-        self.engine.store.ingest(&event, self.clock.now_ms()).await.expect("ingest")
+        }
     }
 
     pub fn clock_now(&self) -> i64 {
@@ -224,8 +242,8 @@ pub fn lead_id(outcome: &IngestOutcome) -> String {
 pub fn logs_starting(timeline: &[TimelineEntry], prefix: &str) -> Vec<String> {
     timeline
         .iter()
-        .filter(|e| e.kind == "log")
-        .filter_map(|e| e.detail.strip_prefix("[info] plugin: ").map(str::to_string))
+        .filter(|e| e.kind() == TimelineKind::Log)
+        .filter_map(|e| e.detail().strip_prefix("[info] plugin: ").map(str::to_string))
         .filter(|d| d.starts_with(prefix))
         .collect()
 }

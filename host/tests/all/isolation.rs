@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use funnel_host::domain::TimelineKind;
 use funnel_host::domain::{Channel, MessageStatus, PlatformEventType};
 
 use crate::db::{Db, TestDb, on_both};
@@ -51,7 +52,7 @@ async fn a_silent_smtp_server_does_not_hold_up_another_producers_dispatch() {
     let store = test_db.store().await;
     wait_for(Duration::from_secs(60), "B's event to be dispatched (its plugin set its timer)", || async {
         let timeline = store.timeline(&lead, 0).await.expect("timeline");
-        timeline.iter().any(|e| e.kind == "timer_set").then_some(())
+        timeline.iter().any(|e| e.kind() == TimelineKind::TimerSet).then_some(())
     })
     .await;
 }
@@ -80,7 +81,7 @@ async fn a_store_error_on_one_event_fails_that_event_not_the_step(db: Db) {
     }
     assert!(h.engine.store.next_pending_event(&ana).await.expect("event").is_none(), "{db:?}: parked");
     let timeline = h.timeline(&ana).await;
-    assert!(timeline.iter().any(|e| e.detail.contains("parked as failed after 5 attempts")), "{db:?}: {timeline:#?}");
+    assert!(timeline.iter().any(|e| e.detail().contains("parked as failed after 5 attempts")), "{db:?}: {timeline:#?}");
 }
 
 /// The template: 300 × 100 KB, a 30 MB body from a 60-byte source.
@@ -131,8 +132,9 @@ async fn a_template_past_the_message_limits_fails_its_event_and_stores_nothing_b
     let biggest = test_db.count("SELECT COALESCE(MAX(LENGTH(detail)), 0) FROM timeline").await;
     assert!(biggest < 4096, "{db:?}: nothing big in the timeline either ({biggest} bytes)");
     let timeline = h.timeline(&lead).await;
-    let parked = timeline.iter().find(|e| e.kind == "failed").unwrap_or_else(|| panic!("{db:?}: {timeline:#?}"));
-    assert!(parked.detail.contains("524288 bytes"), "{db:?}: says which limit: {}", parked.detail);
+    let parked =
+        timeline.iter().find(|e| e.kind() == TimelineKind::Failed).unwrap_or_else(|| panic!("{db:?}: {timeline:#?}"));
+    assert!(parked.detail().contains("524288 bytes"), "{db:?}: says which limit: {}", parked.detail());
     assert!(h.engine.store.next_pending_event(&lead).await.expect("event").is_none(), "{db:?}: parked at once");
 }
 
@@ -164,7 +166,7 @@ async fn a_delivery_claim_taken_over_is_not_finished_by_its_old_owner(db: Db) {
     );
     h.engine.store.finish_message(&stale, &Outcome::Sent, h.clock_now()).await.expect("finish");
     assert_eq!(h.message(&lead, "email").await.status, MessageStatus::Sent, "{db:?}: the old owner changed nothing");
-    let sent = h.timeline(&lead).await.into_iter().filter(|e| e.kind == "email").count();
+    let sent = h.timeline(&lead).await.into_iter().filter(|e| e.kind() == TimelineKind::Email).count();
     assert_eq!(sent, 1, "{db:?}: one sent entry in the timeline");
     // Later (the guest's 20-minute timer sends another email): that one was never sent again.
     h.at(24 * 3_600_000).await;
@@ -203,7 +205,11 @@ async fn another_producers_lead_is_claimed_in_the_first_round_behind_a_noisy_one
 /// The sequence number of the lead's first timeline entry of `kind`.
 async fn h_first_seq(h: &Harness, lead: &str, kind: &str) -> i64 {
     let timeline = h.timeline(lead).await;
-    timeline.iter().find(|e| e.kind == kind).map(|e| e.seq).unwrap_or_else(|| panic!("no {kind}: {timeline:#?}"))
+    timeline
+        .iter()
+        .find(|e| e.kind().as_str() == kind)
+        .map(|e| e.seq)
+        .unwrap_or_else(|| panic!("no {kind}: {timeline:#?}"))
 }
 
 on_both!(a_throttled_producer_gets_one_lead_a_claim_while_others_want_the_slots);
@@ -314,7 +320,7 @@ async fn sigterm_stops_the_engine_within_ten_seconds_and_loses_nothing(db: Db) {
         let mut timers = 0;
         for lead in store.list_leads(id, None, 500).await.expect("leads") {
             let timeline = store.timeline(&lead.id, 0).await.expect("timeline");
-            let set = timeline.iter().filter(|e| e.kind == "timer_set").count();
+            let set = timeline.iter().filter(|e| e.kind() == TimelineKind::TimerSet).count();
             assert!(set <= 1, "{db:?}: lead {} handled twice: {timeline:?}", lead.id);
             timers += set;
         }

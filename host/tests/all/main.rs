@@ -44,5 +44,6 @@ mod runtime_limits;
 mod runtime_upload;
 mod schemas;
 mod send_windows;
+mod stored_values;
 mod uploads;
 mod webhooks;

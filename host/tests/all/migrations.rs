@@ -4,6 +4,7 @@
 //! queued messages and pending events, and they carry on: timers fire, plugins run, messages go
 //! out. A database migrated by a newer funnel is refused with an error saying so.
 
+use funnel_host::domain::TimelineKind;
 use funnel_host::store::Database;
 use funnel_host::store::migrations::{MigrationError, latest_version};
 use funnel_host::store::snapshots::MessageSnapshot;
@@ -155,7 +156,7 @@ async fn a_database_of_the_last_release_upgrades_and_carries_on(db: Db) {
         "{db:?}: the queued email went out"
     );
     assert!(
-        h.timeline(&caio).await.iter().any(|e| e.kind == "timer_set"),
+        h.timeline(&caio).await.iter().any(|e| e.kind() == TimelineKind::TimerSet),
         "{db:?}: the pending capture was handled: {:?}",
         h.timeline(&caio).await
     );
@@ -189,7 +190,7 @@ async fn a_database_of_the_last_release_upgrades_and_carries_on(db: Db) {
     for l in [&ana, &bia, &caio, &dora] {
         let timeline = h.timeline(l).await;
         assert!(
-            !timeline.iter().any(|e| e.kind == "retry" || e.kind == "failed"),
+            !timeline.iter().any(|e| e.kind() == TimelineKind::Retry || e.kind() == TimelineKind::Failed),
             "{db:?}: no event failed: {timeline:?}"
         );
     }

@@ -1,6 +1,7 @@
 //! The built-in `flow` plugin running the reference GetALL funnel through the real engine on a
 //! virtual clock, on every path.
 
+use funnel_host::domain::TimelineKind;
 use serde_json::{Value, json};
 
 use crate::sim_support::{simulate, t, timeline};
@@ -107,9 +108,9 @@ async fn a_lead_gets_messages_from_one_binding_only(db: crate::db::Db) {
     let tags = |entries: Vec<funnel_host::store::timeline::TimelineEntry>| -> Vec<String> {
         entries
             .iter()
-            .filter(|e| e.kind == "email")
+            .filter(|e| e.kind() == TimelineKind::Email)
             .map(|e| {
-                serde_json::from_str::<Value>(&e.detail).expect("detail")["tag"].as_str().unwrap_or("").to_string()
+                serde_json::from_str::<Value>(&e.detail()).expect("detail")["tag"].as_str().unwrap_or("").to_string()
             })
             .collect()
     };

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use funnel_host::domain::TimelineKind;
 use funnel_host::store::Database;
 use serde_json::json;
 
@@ -17,7 +18,7 @@ async fn handled(store: &Database, producer: &str) -> usize {
     let mut handled = 0;
     for lead in store.list_leads(producer, None, 500).await.expect("leads") {
         let timeline = store.timeline(&lead.id, 0).await.expect("timeline");
-        let timers = timeline.iter().filter(|e| e.kind == "timer_set").count();
+        let timers = timeline.iter().filter(|e| e.kind() == TimelineKind::TimerSet).count();
         assert!(timers <= 1, "lead {} handled twice: {timeline:?}", lead.id);
         handled += timers;
     }
@@ -98,7 +99,8 @@ async fn a_killed_process_restarts_and_fires_overdue_timers_late(db: Db) {
     let late = wait_for(Duration::from_secs(30), "the overdue timer to fire after the restart", || async {
         let timeline = store.timeline(&lead, 0).await.expect("timeline");
         timeline.iter().find_map(|e| {
-            let rest = e.detail.split("event=timer:rt-timer:").nth(1)?;
+            let detail = e.detail();
+            let rest = detail.split("event=timer:rt-timer:").nth(1)?;
             rest.split_whitespace().next()?.parse::<u64>().ok()
         })
     })

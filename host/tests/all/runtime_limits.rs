@@ -93,7 +93,7 @@ async fn plugin_error_discards_what_it_recorded(db: Db) {
     let run = h.engine.store.run_snapshot(&lead).await.expect("run").expect("a run");
     assert_eq!((run.state, run.active), (None, true), "{db:?}: no state was saved, the run goes on");
     let timeline = h.timeline(&lead).await;
-    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind().as_str()).collect();
     assert_eq!(kinds, ["retry"], "{db:?}: only the failure is recorded: {timeline:#?}");
     let event = h.engine.store.next_pending_event(&lead).await.expect("event").expect("pending");
     assert_eq!(event.attempts, 1, "{db:?}: the event waits for its retry");
@@ -118,7 +118,7 @@ async fn events_stopped_by_a_limit_are_parked_and_other_leads_are_served(db: Db)
     // first, which is the same sandbox doing its job.
     for (lead, limits) in [(&fuel, ["fuel limit", "wall-clock limit"]), (&flood, ["effect limit"; 2])] {
         let timeline = h.timeline(lead).await;
-        let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<&str> = timeline.iter().map(|e| e.kind().as_str()).collect();
         // The same limit twice in a row is a deterministic failure: parked after the second
         // attempt instead of retried to the end. (Fuel, then the wall clock on a loaded
         // machine, are two different failures and earn more attempts, at most five.)
@@ -128,9 +128,9 @@ async fn events_stopped_by_a_limit_are_parked_and_other_leads_are_served(db: Db)
         assert!((1..=4).contains(&retries.len()), "{db:?}: {timeline:#?}");
         if limits[0] == "effect limit" {
             assert_eq!(kinds, ["retry", "failed"], "{db:?}: the effect flood is parked at once: {timeline:#?}");
-            assert!(timeline[1].detail.contains("not retried"), "{db:?}: {timeline:#?}");
+            assert!(timeline[1].detail().contains("not retried"), "{db:?}: {timeline:#?}");
         }
-        let named = timeline.iter().all(|e| limits.iter().any(|limit| e.detail.contains(limit)));
+        let named = timeline.iter().all(|e| limits.iter().any(|limit| e.detail().contains(limit)));
         assert!(named, "{db:?}: each attempt names the {limits:?}: {timeline:#?}");
         assert!(h.messages(lead).await.is_empty(), "{db:?}: nothing the stopped plugin recorded was kept");
     }
