@@ -245,9 +245,10 @@ async fn a_pool_of_500_codes_raced_for_by_1000_leads_gives_500_distinct_codes_an
         "{db:?}: no lead holds two codes"
     );
     // The other 500 leads' plugin saw the failure and said so (then emailed without a code).
+    // A log entry's detail is JSON (`text` last); `_` stands for the backslash before each quote.
     let failures = test_db
         .count(
-            "SELECT COUNT(*) FROM timeline WHERE kind = 'log' AND detail LIKE '%no unique coupon (the coupon pool for product \"curso\" plan \"anual\" is used up): no coupon'",
+            "SELECT COUNT(*) FROM timeline WHERE kind = 'log' AND detail LIKE '%no unique coupon (the coupon pool for product _\"curso_\" plan _\"anual_\" is used up): no coupon\"}'",
         )
         .await;
     assert_eq!(failures, 500, "{db:?}: 500 clear failures the plugin handled");

@@ -437,7 +437,7 @@ async fn a_throttled_producer_holds_one_slot_and_new_work_of_another_starts_at_o
     let (drained, (b_lead, failed_at_post)) = tokio::join!(drain, post_b);
     drained.expect("drain");
     let b_handled = format!(
-        "SELECT COALESCE(MIN(seq), 0) FROM timeline WHERE lead_id = '{b_lead}' AND kind = 'log' AND detail LIKE '%plugin: event=%'"
+        "SELECT COALESCE(MIN(seq), 0) FROM timeline WHERE lead_id = '{b_lead}' AND kind = 'log' AND detail LIKE '%\"source\":\"plugin\",\"text\":\"event=%'"
     );
     let b_handled = test_db.count(&b_handled).await;
     assert!(b_handled > 0, "{db:?}: B's event was handled in the same drain");
