@@ -132,7 +132,7 @@ fn webhook_view(w: &Webhook) -> WebhookView {
 fn delivery_view(d: &DeliveryRow) -> DeliveryView {
     DeliveryView {
         id: d.id.clone(),
-        event: d.event.clone(),
+        event: d.event.as_str().to_string(),
         status: d.status.as_str().to_string(),
         attempts: d.attempts,
         created_at: rfc3339(d.created_at),

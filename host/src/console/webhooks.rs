@@ -68,7 +68,7 @@ pub async fn page(State(state): State<ConsoleState>, signed: Signed) -> Response
                     };
                     DeliveryView {
                         id: d.id,
-                        event: d.event,
+                        event: d.event.as_str().to_string(),
                         status,
                         status_class,
                         attempts: d.attempts,

@@ -29,4 +29,6 @@ pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};
 pub use scope::Scope;
 pub use timeline::{TimelineKind, TimelineNote};
 pub use window::{SendWindow, TimeZone};
-pub use words::{Channel, EventStatus, LeadStatus, MessageKind, MessageStatus, RunStatus};
+pub use words::{
+    Channel, DeliveryStatus, EventStatus, LeadStatus, MessageKind, MessageStatus, PluginStatus, RunStatus,
+};

@@ -1,6 +1,8 @@
 //! The enums the store keeps as words: what a message is ([`Channel`], [`MessageKind`]) and
 //! where it is in its life ([`MessageStatus`]), where a lead is ([`LeadStatus`]), where an
-//! event is ([`EventStatus`]) and whether a lead's run still takes events ([`RunStatus`]). The store writes `as_str()` and parses the word back on read; a
+//! event is ([`EventStatus`]), whether a lead's run still takes events ([`RunStatus`]) and where
+//! an uploaded component is in its check ([`PluginStatus`]), and where a webhook delivery stands
+//! ([`DeliveryStatus`]). The store writes `as_str()` and parses the word back on read; a
 //! word this build does not know is an error naming the row (see
 //! `store::StoreError::UnknownValue`), never a guess.
 
@@ -116,6 +118,30 @@ stored_words! {
         Active = "active",
         /// The plugin ended it (`done`): later events are skipped and its timers are gone.
         Ended = "ended",
+    }
+}
+
+stored_words! {
+    /// Where an uploaded component is in its check.
+    PluginStatus {
+        /// Stored, still being compiled and checked in the background.
+        Compiling = "compiling",
+        /// Checked: it can be bound and serve leads.
+        Ready = "ready",
+        /// Refused by the check (see the reason); it serves nothing.
+        Failed = "failed",
+    }
+}
+
+stored_words! {
+    /// Where an outgoing webhook delivery stands.
+    DeliveryStatus {
+        /// Waiting for (or between) attempts.
+        Pending = "pending",
+        /// The receiver answered 2xx.
+        Delivered = "delivered",
+        /// Given up after its attempts.
+        Failed = "failed",
     }
 }
 

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Database, StoreError};
+use super::{Database, StoreError, stored_word_keyed};
 
 /// A stored plugin, without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,28 +25,7 @@ pub struct StoredPlugin {
 /// Failed uploads kept per producer (to show why); older ones are forgotten.
 const FAILED_KEPT: i64 = 10;
 
-/// Where a stored component is in its check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginStatus {
-    /// Stored, still being compiled and checked in the background.
-    Compiling,
-    /// Checked: it can be bound and serve leads.
-    Ready,
-    /// Refused by the check (see the reason); it serves nothing.
-    Failed,
-}
-
-impl PluginStatus {
-    fn parse(status: &str) -> Result<Self, StoreError> {
-        match status {
-            "compiling" => Ok(PluginStatus::Compiling),
-            "ready" => Ok(PluginStatus::Ready),
-            "failed" => Ok(PluginStatus::Failed),
-            other => Err(StoreError::Corrupt(format!("plugin status {other:?}"))),
-        }
-    }
-}
+pub use crate::domain::PluginStatus;
 
 /// A stored plugin as `GET /v1/plugins` lists it. An upload still compiling without a name
 /// given has none yet (nor a version).
@@ -131,7 +110,10 @@ impl Database {
                 .bind(version)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| Ok((r.try_get("sha256")?, PluginStatus::parse(&r.try_get::<String, _>("status")?)?))).transpose()
+        row.map(|r| {
+            Ok((r.try_get("sha256")?, stored_word_keyed(&r, ("plugins", "sha256"), "status", PluginStatus::parse)?))
+        })
+        .transpose()
     }
 
     /// Put other bytes in the place of a failed upload.
@@ -151,7 +133,7 @@ impl Database {
         .bind(bytes)
         .bind(plugin.info.to_string())
         .bind(now)
-        .bind(status_name(status))
+        .bind(status.as_str())
         .bind(producer_id)
         .bind(&plugin.name)
         .bind(&plugin.version)
@@ -220,7 +202,7 @@ impl Database {
         .bind(bytes)
         .bind(plugin.info.to_string())
         .bind(now)
-        .bind(status_name(status))
+        .bind(status.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -356,7 +338,7 @@ impl Database {
         row.map(|r| {
             Ok(NamedPlugin {
                 sha256: r.try_get("sha256")?,
-                status: PluginStatus::parse(&r.try_get::<String, _>("status")?)?,
+                status: stored_word_keyed(&r, ("plugins", "sha256"), "status", PluginStatus::parse)?,
                 reason: r.try_get("failure")?,
             })
         })
@@ -405,7 +387,8 @@ impl Database {
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(found) = found else { return Ok(DeletePlugin::NotFound) };
-        let (sha, status): (String, String) = (found.try_get("sha256")?, found.try_get("status")?);
+        let sha: String = found.try_get("sha256")?;
+        let status = stored_word_keyed(&found, ("plugins", "sha256"), "status", PluginStatus::parse)?;
         // Only a ready copy serves a binding or a run (a compiling one may yet fail and lose its
         // bytes): the last ready copy of bytes in use stays.
         let row = sqlx::query(
@@ -419,7 +402,7 @@ impl Database {
         .await?;
         let (copies, bindings, runs): (i64, i64, i64) =
             (row.try_get("copies")?, row.try_get("bindings")?, row.try_get("runs")?);
-        if status == "ready" && copies == 1 && bindings + runs > 0 {
+        if status == PluginStatus::Ready && copies == 1 && bindings + runs > 0 {
             return Ok(DeletePlugin::InUse { bindings, runs });
         }
         sqlx::query("DELETE FROM plugins WHERE producer_id = $1 AND name = $2 AND version = $3")
@@ -461,18 +444,10 @@ impl Database {
                     version,
                     sha256,
                     info: serde_json::from_str(&info).map_err(|e| StoreError::Corrupt(format!("plugin info: {e}")))?,
-                    status: PluginStatus::parse(&r.try_get::<String, _>("status")?)?,
+                    status: stored_word_keyed(r, ("plugins", "sha256"), "status", PluginStatus::parse)?,
                     reason: r.try_get("failure")?,
                 })
             })
             .collect()
-    }
-}
-
-fn status_name(status: PluginStatus) -> &'static str {
-    match status {
-        PluginStatus::Compiling => "compiling",
-        PluginStatus::Ready => "ready",
-        PluginStatus::Failed => "failed",
     }
 }

@@ -40,32 +40,7 @@ pub enum Registered {
     },
 }
 
-/// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(StoreError::Corrupt(format!("webhook delivery status {other:?}"))),
-        }
-    }
-}
+pub use crate::domain::DeliveryStatus;
 
 /// A delivery handed to a worker.
 #[derive(Clone, Debug)]
@@ -108,7 +83,7 @@ pub enum Next {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryRow {
     pub id: String,
-    pub event: String,
+    pub event: WebhookEvent,
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub created_at: i64,
@@ -129,18 +104,32 @@ fn events_column(events: &[WebhookEvent]) -> String {
     names.join(",")
 }
 
-fn parse_events(column: &str) -> Result<Vec<WebhookEvent>, StoreError> {
+/// An event type as stored (its dotted name); `None` for one this build does not know.
+fn event_named(name: &str) -> Option<WebhookEvent> {
+    name.parse().ok()
+}
+
+/// The `events` column of a `webhooks` row: dotted names, comma-separated.
+fn parse_events(id: &str, column: &str) -> Result<Vec<WebhookEvent>, StoreError> {
     column
         .split(',')
-        .map(|name| name.parse::<WebhookEvent>().map_err(|e| StoreError::Corrupt(format!("webhooks.events: {e}"))))
+        .map(|name| {
+            event_named(name).ok_or_else(|| StoreError::UnknownValue {
+                table: "webhooks",
+                row: id.to_string(),
+                column: "events",
+                value: name.to_string(),
+            })
+        })
         .collect()
 }
 
 fn webhook_from(r: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
+    let id: String = r.try_get("id")?;
     Ok(Webhook {
-        id: r.try_get("id")?,
+        events: parse_events(&id, &r.try_get::<String, _>("events")?)?,
+        id,
         url: r.try_get("url")?,
-        events: parse_events(&r.try_get::<String, _>("events")?)?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -241,7 +230,7 @@ impl Database {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let events = parse_events(&column)?;
+        let events = parse_events(&id, &column)?;
         Ok(Registered::Created(NewWebhook {
             webhook: Webhook { id, url: url.to_string(), events, created_at: now },
             secret,
@@ -352,12 +341,12 @@ impl Database {
             .await?;
             // Its endpoint was deleted in between (with its deliveries): nothing to send.
             let Some(r) = r else { continue };
-            let event: String = r.try_get("event")?;
+            let event = super::stored_word(&r, "webhook_deliveries", "event", event_named)?;
             claimed.push(ClaimedDelivery {
                 id: r.try_get("id")?,
                 webhook_id: r.try_get("webhook_id")?,
                 producer_id: r.try_get("producer_id")?,
-                event: event.parse().map_err(|e| StoreError::Corrupt(format!("webhook_deliveries.event: {e}")))?,
+                event,
                 url: r.try_get("url")?,
                 secret: r.try_get("secret")?,
                 payload: r.try_get("payload")?,
@@ -469,7 +458,7 @@ impl Database {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get("id")?;
-            let status = DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?;
+            let status = super::stored_word(&r, "webhook_deliveries", "status", DeliveryStatus::parse)?;
             let log = sqlx::query(
                 "SELECT at, status_code, error, duration_ms FROM webhook_attempts WHERE delivery_id = $1
                  ORDER BY at DESC LIMIT $2",
@@ -492,7 +481,7 @@ impl Database {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
             out.push(DeliveryRow {
-                event: r.try_get("event")?,
+                event: super::stored_word(&r, "webhook_deliveries", "event", event_named)?,
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
                 next_attempt_at: if status == DeliveryStatus::Pending {

@@ -6,6 +6,8 @@ use funnel_host::domain::coupon::CouponSource;
 use funnel_host::domain::timeline::LogLevel;
 use funnel_host::domain::{PlatformEventType, Scope, TimelineNote};
 use funnel_host::store::StoreError;
+use funnel_host::store::webhooks::{NewWebhook, Registered};
+use funnel_host::webhooks::WebhookEvent;
 
 use crate::db::{Db, TestDb, on_both};
 use crate::harness::{Harness, T0, lead_id};
@@ -137,5 +139,33 @@ async fn a_binding_scope_with_a_plan_but_no_product_is_an_error_naming_the_bindi
     let err = h.engine.store.bindings(&h.producer).await.expect_err("a plan without its product");
     assert_eq!(unknown(err), expected, "{db:?}");
     let err = h.engine.store.run_snapshot(&lead).await.expect_err("the lead's binding has no scope");
+    assert_eq!(unknown(err), expected, "{db:?}");
+}
+
+on_both!(an_unknown_plugin_status_or_webhook_delivery_word_is_an_error_naming_the_row);
+async fn an_unknown_plugin_status_or_webhook_delivery_word_is_an_error_naming_the_row(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    h.bind_test_guest("roundtrip", None, None).await;
+    let sha = funnel_host::runtime::plugin::sha256_hex(funnel_host::guests::TEST_GUEST);
+    let url = "https://hooks.example/funnel";
+    let registered = h.engine.store.create_webhook(&h.producer, url, &[WebhookEvent::LeadPurchased], 10, T0).await;
+    let Ok(Registered::Created(NewWebhook { webhook, .. })) = registered else { panic!("{db:?}: {registered:?}") };
+    h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await;
+    h.post("e2", PlatformEventType::OrderPaid, "c1", None).await;
+    let deliveries = h.engine.store.webhook_deliveries(&h.producer, &webhook.id, None, 10).await.expect("reads");
+    assert_eq!(deliveries.len(), 1, "{db:?}: the purchase is reported");
+
+    test_db.execute("UPDATE plugins SET status = 'vetted'").await;
+    let err = h.engine.store.plugins(&h.producer).await.expect_err("vetted is no plugin status");
+    assert_eq!(unknown(err), ("plugins", sha, "status", "vetted".into()), "{db:?}");
+    test_db.execute("UPDATE webhook_deliveries SET status = 'lost'").await;
+    let err = h.engine.store.webhook_deliveries(&h.producer, &webhook.id, None, 10).await;
+    let err = err.expect_err("lost is no delivery status");
+    assert_eq!(unknown(err), ("webhook_deliveries", deliveries[0].id.clone(), "status", "lost".into()), "{db:?}");
+    test_db.execute("UPDATE webhook_deliveries SET status = 'pending', event = 'lead.teleported'").await;
+    let err = h.engine.store.claim_webhook_deliveries(T0, 60_000, 10, &[]).await;
+    let err = err.expect_err("lead.teleported is no event type");
+    let expected = ("webhook_deliveries", deliveries[0].id.clone(), "event", "lead.teleported".into());
     assert_eq!(unknown(err), expected, "{db:?}");
 }
