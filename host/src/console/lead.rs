@@ -7,10 +7,9 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::domain::timeline::MessageNote;
-use crate::domain::{EventStatus, TimelineKind, TimelineNote};
+use crate::domain::{EventStatus, LeadEvent, TimelineKind, TimelineNote};
 
 use super::ConsoleState;
 use super::i18n::Strings;
@@ -67,29 +66,28 @@ struct LeadPage {
 }
 
 fn event_line(t: &Strings, e: &EventRow) -> Line {
-    let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
     let mut late = false;
-    let (label, mut detail) = match e.kind.as_str() {
-        "timer" => {
-            let due = payload["due_at"].as_i64().unwrap_or(e.created_at);
-            let tag = payload["tag"].as_str().unwrap_or("");
-            late = e.created_at - due > LATE_MS;
+    let label = |text: &str| (text.to_string(), String::new());
+    let (label, mut detail) = match &e.event {
+        Some(LeadEvent::Timer { tag, due_at, .. }) => {
+            late = e.created_at - due_at > LATE_MS;
             let text = if late {
-                format!("{tag} — {} {}", t.late_by, duration((e.created_at - due) / 1000))
+                format!("{tag} — {} {}", t.late_by, duration((e.created_at - due_at) / 1000))
             } else {
-                tag.to_string()
+                tag.clone()
             };
             (t.tl_timer_fired.to_string(), text)
         }
-        "captured" => (t.tl_captured.to_string(), String::new()),
-        "updated" => (t.tl_updated.to_string(), String::new()),
-        "purchased" => (t.tl_purchased.to_string(), String::new()),
-        "refunded" => (t.tl_refunded.to_string(), String::new()),
-        "clicked" => (t.tl_clicked.to_string(), String::new()),
-        "opened" => (t.tl_opened.to_string(), String::new()),
-        "unsubscribed" => (t.tl_unsubscribed.to_string(), String::new()),
-        "bounced" => (t.tl_bounced.to_string(), String::new()),
-        other => (format!("{} {other}", t.tl_event), String::new()),
+        Some(LeadEvent::Captured) => label(t.tl_captured),
+        Some(LeadEvent::Updated) => label(t.tl_updated),
+        Some(LeadEvent::Purchased { .. }) => label(t.tl_purchased),
+        Some(LeadEvent::Refunded) => label(t.tl_refunded),
+        Some(LeadEvent::Clicked { .. }) => label(t.tl_clicked),
+        Some(LeadEvent::Opened { .. }) => label(t.tl_opened),
+        Some(LeadEvent::Unsubscribed) => label(t.tl_unsubscribed),
+        Some(LeadEvent::Bounced { .. }) => label(t.tl_bounced),
+        // A platform event that made no lead event (stored as `ignored`).
+        None => (format!("{} ignored", t.tl_event), String::new()),
     };
     match e.status {
         EventStatus::Failed => {
@@ -98,7 +96,12 @@ fn event_line(t: &Strings, e: &EventRow) -> Line {
         EventStatus::Skipped => detail = format!("{detail} ({})", t.tl_event_skipped),
         EventStatus::Pending | EventStatus::Done => {}
     }
-    let message_id = payload["message_id"].as_str().map(str::to_string);
+    let message_id = match &e.event {
+        Some(
+            LeadEvent::Clicked { message_id } | LeadEvent::Opened { message_id } | LeadEvent::Bounced { message_id },
+        ) => Some(message_id.clone()),
+        _ => None,
+    };
     Line { at: datetime_s(e.created_at), class: "event", label, detail: detail.trim().to_string(), message_id, late }
 }
 

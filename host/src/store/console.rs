@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Database, StoreError, stored_word};
-use crate::domain::{Channel, EventStatus, LeadStatus, MessageKind, MessageStatus};
+use crate::domain::{Channel, EventStatus, LeadEvent, LeadStatus, MessageKind, MessageStatus};
 
 /// Which leads the report shows. Every part is optional; times are Unix ms, `to` exclusive.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,8 +55,9 @@ pub struct LeadDetail {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRow {
     pub seq: i64,
-    pub kind: String,
-    pub payload: String,
+    /// What the plugin was (or would have been) told; `None` for a platform event that made
+    /// no lead event (an `ignored` row).
+    pub event: Option<LeadEvent>,
     pub status: EventStatus,
     pub error: Option<String>,
     pub created_at: i64,
@@ -265,10 +266,18 @@ impl Database {
         .await?;
         rows.iter()
             .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                let payload: String = r.try_get("payload")?;
+                let event =
+                    serde_json::from_str::<Option<LeadEvent>>(&payload).map_err(|_| StoreError::UnknownValue {
+                        table: "events",
+                        row: seq.to_string(),
+                        column: "payload",
+                        value: payload,
+                    })?;
                 Ok(EventRow {
-                    seq: r.try_get("seq")?,
-                    kind: r.try_get("kind")?,
-                    payload: r.try_get("payload")?,
+                    seq,
+                    event,
                     status: stored_word(r, "events", "status", EventStatus::parse)?,
                     error: r.try_get("error")?,
                     created_at: r.try_get("created_at")?,

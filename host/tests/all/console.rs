@@ -11,9 +11,9 @@ use std::time::Duration;
 use funnel_host::api::{self, AppState, Secrets};
 use funnel_host::clock::VirtualClock;
 use funnel_host::console::{self, ConsoleState};
-use funnel_host::domain::PlatformEventType;
 use funnel_host::domain::TimelineNote;
 use funnel_host::domain::timeline::LogLevel;
+use funnel_host::domain::{LeadEvent, PlatformEventType};
 use funnel_host::guests;
 use funnel_host::pipeline::{Pipeline, PipelineParts};
 use funnel_host::store::Database;
@@ -695,7 +695,7 @@ async fn console_reads_and_sessions_hold(db: Db) {
     let plugins = store.plugin_rows(&h.producer).await.expect("plugins");
     assert_eq!(plugins[0].size, guests::TEST_GUEST.len() as i64, "{db:?}");
     let events = store.lead_events(&h.producer, &ana).await.expect("events");
-    assert!(events.iter().any(|e| e.kind == "timer"), "{db:?}");
+    assert!(events.iter().any(|e| matches!(e.event, Some(LeadEvent::Timer { .. }))), "{db:?}");
     assert!(store.lead_events("someone-else", &ana).await.expect("events").is_empty());
 
     // Sessions: live while used, over when idle, revocable, hashed at rest.

@@ -4,7 +4,7 @@
 
 use funnel_host::domain::coupon::CouponSource;
 use funnel_host::domain::timeline::LogLevel;
-use funnel_host::domain::{PlatformEventType, Scope, TimelineNote};
+use funnel_host::domain::{LeadEvent, PlatformEventType, Scope, TimelineNote};
 use funnel_host::store::StoreError;
 use funnel_host::store::webhooks::{NewWebhook, Registered};
 use funnel_host::webhooks::WebhookEvent;
@@ -168,4 +168,18 @@ async fn an_unknown_plugin_status_or_webhook_delivery_word_is_an_error_naming_th
     let err = err.expect_err("lead.teleported is no event type");
     let expected = ("webhook_deliveries", deliveries[0].id.clone(), "event", "lead.teleported".into());
     assert_eq!(unknown(err), expected, "{db:?}");
+}
+
+on_both!(an_event_row_of_an_unknown_type_is_an_error_naming_the_event);
+async fn an_event_row_of_an_unknown_type_is_an_error_naming_the_event(db: Db) {
+    let (test_db, store) = TestDb::with_store(db).await;
+    let h = Harness::new(store, T0).await;
+    let lead = lead_id(&h.post("e1", PlatformEventType::CheckoutUpdated, "c1", None).await);
+    let events = h.engine.store.lead_events(&h.producer, &lead).await.expect("reads");
+    assert_eq!(events.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), [Some(LeadEvent::Captured)], "{db:?}");
+
+    let payload = r#"{"type":"teleported"}"#;
+    test_db.execute(&format!("UPDATE events SET payload = '{payload}' WHERE seq = {}", events[0].seq)).await;
+    let err = h.engine.store.lead_events(&h.producer, &lead).await.expect_err("teleported is no event");
+    assert_eq!(unknown(err), ("events", events[0].seq.to_string(), "payload", payload.into()), "{db:?}");
 }
