@@ -252,4 +252,59 @@ mod tests {
         let row = sqlx::query("SELECT 'msg-8' AS id, 'sms' AS channel").fetch_one(&pool).await.expect("a row");
         assert_eq!(stored_word(&row, "outbox", "channel", Channel::parse).ok(), Some(Channel::Sms));
     }
+
+    /// The words set-based SQL compares a status or kind with, in every store module: each
+    /// `status = 'w'`, `status <> 'w'`, `status IN ('w', …)` and `kind = 'w'` (any table
+    /// alias before it). SQL keeps them as literals (partial indexes and plans match on
+    /// them); this keeps them words the enums know, so a typo or a renamed word fails here.
+    #[test]
+    fn every_status_and_kind_word_in_the_stores_sql_is_a_known_word() {
+        use crate::domain::{DeliveryStatus, EventStatus, LeadStatus, MessageStatus, PluginStatus, RunStatus};
+        let status_known = |w: &str| {
+            MessageStatus::parse(w).is_some()
+                || LeadStatus::parse(w).is_some()
+                || EventStatus::parse(w).is_some()
+                || RunStatus::parse(w).is_some()
+                || PluginStatus::parse(w).is_some()
+                || DeliveryStatus::parse(w).is_some()
+        };
+        // `kind` of outbox rows (a message kind) or of event rows (a lead event's name).
+        let kind_known = |w: &str| {
+            crate::domain::MessageKind::parse(w).is_some()
+                || ["captured", "updated", "purchased", "refunded", "clicked", "opened", "unsubscribed", "bounced"]
+                    .contains(&w)
+                || ["timer", "ignored"].contains(&w)
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("the store's sources") {
+            let path = entry.expect("an entry").path();
+            let source = std::fs::read_to_string(&path).expect("a source file");
+            for (column, known) in [("status", &status_known as &dyn Fn(&str) -> bool), ("kind", &kind_known)] {
+                for op in [" = '", " <> '", " IN ('"] {
+                    let needle = format!("{column}{op}");
+                    for (at, _) in source.match_indices(&needle) {
+                        // Only a column, not a longer name ending in it (`last_status`).
+                        let before = source[..at].chars().next_back().unwrap_or(' ');
+                        let line = &source[source[..at].rfind('\n').map_or(0, |n| n + 1)..at];
+                        if before.is_alphanumeric() || before == '_' || line.trim_start().starts_with("//") {
+                            continue;
+                        }
+                        // One quoted word, or the words of an `IN (…)` list.
+                        let rest = &source[at + needle.len()..];
+                        let end = if op == " IN ('" { rest.find(')') } else { rest.find('\'') };
+                        let list = &rest[..end.unwrap_or(rest.len())];
+                        for word in list.split(',').map(|w| w.trim().trim_matches('\'')) {
+                            if word.starts_with('$') || word.is_empty() {
+                                continue;
+                            }
+                            assert!(known(word), "{}: {column} word {word:?} is no known word", path.display());
+                            seen += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen > 20, "the scan found the SQL words ({seen})");
+    }
 }
