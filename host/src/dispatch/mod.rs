@@ -1,13 +1,18 @@
-//! The dispatcher: one lead at a time, one transaction per event. A [`Dispatcher`] claims a
-//! batch of due leads from the store's lead queue (a lease, so the leads of a dead process go
-//! to another), handles each lead's events oldest first — loading the run, invoking the plugin
-//! in the sandbox, committing state, timers, messages and list changes together — and gives
-//! the lead back or lets it leave the queue. Several leads are in flight at once (never two events of
-//! one lead), so on PostgreSQL their commits share the disk's flushes. A plugin failure commits
-//! nothing; the event is retried with backoff and, after [`MAX_ATTEMPTS`] (or as soon as an
-//! attempt fails exactly as the one before), parked as failed in the lead's timeline, and the
-//! lead is marked `parked`. A store error while handling one event (a commit the database
-//! refuses) fails that event the same way; only a store that cannot record the failure stops
+//! The dispatcher: leads claimed in batches, each lead's events one at a time, every lead's
+//! outcome committed in groups. A [`Dispatcher`] claims a batch of due leads from the store's
+//! lead queue (a lease, so the leads of a dead process go to another) and runs up to
+//! `in_flight` of them at once as tasks (never two events of one lead). Each task handles its
+//! lead's events oldest first: it loads the run and the lead (the read pool), invokes the
+//! plugin in the sandbox on a blocking thread, and hands the event's outcome — state, timers,
+//! messages and list changes, a skip, or a failure — to the store's group commit
+//! ([`crate::store::settlements`]), which commits the outcomes of every lead settling meanwhile
+//! in one transaction: each lead's lease checked, each event's writes all-or-nothing under a
+//! savepoint. Then the lead goes on with its next event, is given back, or leaves the queue.
+//! A plugin failure commits nothing of the plugin's; the event is retried with backoff and,
+//! after [`MAX_ATTEMPTS`] (or as soon as an attempt fails exactly as the one before), parked as
+//! failed in the lead's timeline, and the lead is marked `parked`. A store error while
+//! handling one event (a read that fails, writes the database refuses) fails that event the
+//! same way, in the same group commit as its neighbours; only a store that cannot commit stops
 //! that lead, and never the other leads of the step.
 //!
 //! ## Layout
@@ -29,6 +34,7 @@ use crate::clock::Clock;
 use crate::runtime::wit::Coupon;
 use crate::runtime::{Failure, Limit};
 use crate::store::queue::LeadAfter;
+use crate::store::settlements::{Outcome, Settlement};
 use crate::store::snapshots::PendingEvent;
 use crate::store::{Backend, Database, StoreError};
 use plugins::PluginRegistry;
@@ -108,15 +114,15 @@ struct LeadHandler {
 
 impl Dispatcher {
     pub fn new(store: Database, plugins: Arc<PluginRegistry>, clock: Arc<dyn Clock>, public_url: String) -> Self {
-        // PostgreSQL commits wait on a disk flush that concurrent commits share, so leads in
-        // flight multiply throughput. SQLite has one connection and cheap commits: a second
-        // lead only overlaps its plugin call with the other's statements (+10% measured), more
-        // would queue on the connection. Never more than half the sandbox's instance pool:
-        // uploads and config checks have their own quarter (`plugins::validation_slots`).
+        // The leads in flight share commits (`store::settlements`): the more of them settle
+        // while a group commits, the larger the next group. Their reads go to the read pool
+        // (SQLite) or to connections of their own (PostgreSQL). Never more than half the
+        // sandbox's instance pool: uploads and config checks have their own quarter
+        // (`plugins::validation_slots`).
         let pool = plugins.runtime().config().max_concurrent_instances as usize;
         let in_flight = match store.backend() {
-            Backend::Postgres => (pool / 2).clamp(1, 8),
-            Backend::Sqlite => 2,
+            Backend::Postgres => (pool / 2).clamp(1, 16),
+            Backend::Sqlite => (pool / 2).clamp(1, 16),
         };
         let handler = LeadHandler {
             store,
@@ -341,16 +347,27 @@ impl LeadHandler {
                 self.store.release_lead(lead_id, lease, event.next_attempt_at).await?;
                 return Ok(handled);
             }
-            let after = match self.handle_event(&event, lease).await {
-                Ok(after) => after,
-                // The store refused something of this event only (a row PostgreSQL will not
-                // take, a constraint): that fails this event — counted, retried with backoff,
-                // parked at the end — and the lead's other events and every other lead go
-                // on. If the store cannot even record the failure, it is down: the error
-                // goes up and the lead back to the queue.
-                Err(e) => self.fail(&event, lease, &format!("store error: {e}"), self.clock.now_ms()).await?,
+            let now = self.clock.now_ms();
+            let outcome = match self.handle_event(&event, now).await {
+                Ok(outcome) => outcome,
+                // The store could not give what the event needs (a read failed): that fails
+                // this event — counted, retried with backoff, parked at the end — and the
+                // lead's other events and every other lead go on.
+                Err(e) => self.fail(&event, &format!("store error: {e}"), now),
             };
-            match after {
+            let invoked = matches!(outcome, Outcome::Invoked { .. });
+            let settlement = Settlement { lease: lease.to_string(), event, outcome, now };
+            // Committed with other leads' events (see `store::settlements`); a database that
+            // refuses this event's writes fails it in the same commit. If the store cannot even
+            // commit, it is down: the error goes up and the lead back to the queue.
+            let settled = self.store.settle_grouped(settlement).await?;
+            if let Some(error) = &settled.refused {
+                tracing::warn!(lead = lead_id, error, "an invocation's writes were refused");
+                crate::metrics::INVOCATIONS_FAILED.inc();
+            } else if invoked && settled.after != LeadAfter::Lost {
+                crate::metrics::INVOCATIONS_OK.inc();
+            }
+            match settled.after {
                 LeadAfter::Busy => handled += 1,
                 LeadAfter::Idle => return Ok(handled + 1),
                 LeadAfter::Waiting | LeadAfter::Lost => return Ok(handled),
@@ -358,14 +375,13 @@ impl LeadHandler {
         }
     }
 
-    /// Handle one event and settle it (done, skipped, retried or parked).
-    async fn handle_event(&self, event: &PendingEvent, lease: &str) -> Result<LeadAfter, StoreError> {
-        let now = self.clock.now_ms();
+    /// Handle one event: what to commit for it (its writes, a skip, or its failure).
+    async fn handle_event(&self, event: &PendingEvent, now: i64) -> Result<Outcome, StoreError> {
         let Some(run) = self.store.run_snapshot(&event.lead_id).await? else {
-            return self.store.skip_event(lease, event, "no binding serves this lead").await;
+            return Ok(Outcome::Skipped { reason: "no binding serves this lead".into() });
         };
         if !run.active {
-            return self.store.skip_event(lease, event, "the run has ended").await;
+            return Ok(Outcome::Skipped { reason: "the run has ended".into() });
         }
         let lead = self.store.lead_snapshot(&event.lead_id).await?;
         let coupon = self
@@ -400,8 +416,8 @@ impl LeadHandler {
                 .await;
                 match loaded {
                     Ok(Ok(plugin)) => plugin,
-                    Ok(Err(e)) => return self.fail(event, lease, &e.to_string(), now).await,
-                    Err(join) => return self.fail(event, lease, &format!("loading thread failed: {join}"), now).await,
+                    Ok(Err(e)) => return Ok(self.fail(event, &e.to_string(), now)),
+                    Err(join) => return Ok(self.fail(event, &format!("loading thread failed: {join}"), now)),
                 }
             }
         };
@@ -444,46 +460,37 @@ impl LeadHandler {
                 let error = e.to_string();
                 // The same failure as the last attempt's: it will not go away by waiting.
                 let deterministic = may_repeat(&e.failure) && event.last_error.as_deref() == Some(error.as_str());
-                return self.fail_deterministic(event, lease, &error, deterministic, now).await;
+                return Ok(self.fail_deterministic(event, &error, deterministic, now));
             }
-            Err(join) => return self.fail(event, lease, &format!("invocation thread failed: {join}"), now).await,
+            Err(join) => return Ok(self.fail(event, &format!("invocation thread failed: {join}"), now)),
         };
         let writes = match writes {
             Ok(writes) => writes,
             // A template past its limits fails the same way for every attempt: parked at once.
-            Err(e) if e.over_limit => return self.park(event, lease, &e.to_string(), now).await,
-            Err(e) => return self.fail(event, lease, &e.to_string(), now).await,
+            Err(e) if e.over_limit => return Ok(self.park(event, &e.to_string())),
+            Err(e) => return Ok(self.fail(event, &e.to_string(), now)),
         };
-        let after = self.store.commit_invocation(lease, event, &lead, state, &writes, now).await?;
-        if after != LeadAfter::Lost {
-            crate::metrics::INVOCATIONS_OK.inc();
-        }
-        Ok(after)
+        // Should the database refuse these writes, the event fails as any failure would.
+        let retry_at = retry_at(event.attempts + 1, false, now);
+        Ok(Outcome::Invoked { lead: Box::new(lead), state, writes, retry_at })
     }
 
-    /// Record a failure: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it. A
+    /// A failure to record: retry with exponential backoff (1 s, 2 s, 4 s, …) or park it. A
     /// parked event no longer blocks the lead; one waiting for a retry does.
-    async fn fail(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
-        self.fail_deterministic(event, lease, error, false, now).await
+    fn fail(&self, event: &PendingEvent, error: &str, now: i64) -> Outcome {
+        self.fail_deterministic(event, error, false, now)
     }
 
     /// Park the event at once: a failure no retry can change (a template past its limits).
-    async fn park(&self, event: &PendingEvent, lease: &str, error: &str, now: i64) -> Result<LeadAfter, StoreError> {
+    fn park(&self, event: &PendingEvent, error: &str) -> Outcome {
         tracing::warn!(lead = %event.lead_id, error, "event parked");
         crate::metrics::INVOCATIONS_PARKED.inc();
-        self.store.fail_event(lease, event, error, None, now).await
+        Outcome::Failed { error: error.to_string(), retry_at: None }
     }
 
     /// [`fail`](Self::fail), parking at once a failure known to be `deterministic`: the same
     /// input failed the same way twice, so retrying it would only fail again.
-    async fn fail_deterministic(
-        &self,
-        event: &PendingEvent,
-        lease: &str,
-        error: &str,
-        deterministic: bool,
-        now: i64,
-    ) -> Result<LeadAfter, StoreError> {
+    fn fail_deterministic(&self, event: &PendingEvent, error: &str, deterministic: bool, now: i64) -> Outcome {
         let attempt = event.attempts + 1;
         let retry_at = retry_at(attempt, deterministic, now);
         let error = if deterministic {
@@ -491,12 +498,11 @@ impl LeadHandler {
         } else {
             error.to_string()
         };
-        let error = error.as_str();
         tracing::warn!(lead = %event.lead_id, attempt, error, "plugin invocation failed");
         let counter =
             if retry_at.is_some() { &crate::metrics::INVOCATIONS_FAILED } else { &crate::metrics::INVOCATIONS_PARKED };
         counter.inc();
-        self.store.fail_event(lease, event, error, retry_at, now).await
+        Outcome::Failed { error, retry_at }
     }
 }
 

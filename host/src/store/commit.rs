@@ -62,14 +62,24 @@ impl Database {
             tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }
+        let after = self.apply_skip(&mut tx, event, reason).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// [`skip_event`](Self::skip_event)'s writes, in a transaction holding the lead.
+    pub(super) async fn apply_skip(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: &PendingEvent,
+        reason: &str,
+    ) -> Result<LeadAfter, StoreError> {
         sqlx::query("UPDATE events SET status = 'skipped', error = $1 WHERE seq = $2 AND status = 'pending'")
             .bind(reason)
             .bind(event.seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let after = leave_if_idle(&mut tx, &event.lead_id).await?;
-        tx.commit().await?;
-        Ok(after)
+        leave_if_idle(tx, &event.lead_id).await
     }
 
     /// Commit a successful invocation: all writes, the new state (or the run's end), the event
@@ -85,15 +95,37 @@ impl Database {
         now: i64,
     ) -> Result<LeadAfter, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let still_ours = self.hold(&mut tx, &event.lead_id, lease).await?
-            && sqlx::query("UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'")
+        if !self.hold(&mut tx, &event.lead_id, lease).await? {
+            tx.rollback().await?;
+            return Ok(LeadAfter::Lost);
+        }
+        let after = self.apply_invocation(&mut tx, event, lead, new_state, writes, now).await?;
+        match after {
+            LeadAfter::Lost => tx.rollback().await?,
+            _ => tx.commit().await?,
+        }
+        Ok(after)
+    }
+
+    /// [`commit_invocation`](Self::commit_invocation)'s writes, in a transaction holding the
+    /// lead; `Lost` (and nothing written) when the event is no longer pending.
+    pub(super) async fn apply_invocation(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: &PendingEvent,
+        lead: &LeadSnapshot,
+        new_state: Option<Vec<u8>>,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<LeadAfter, StoreError> {
+        let still_ours =
+            sqlx::query("UPDATE events SET status = 'done', error = NULL WHERE seq = $1 AND status = 'pending'")
                 .bind(event.seq)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected()
                 == 1;
         if !still_ours {
-            tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }
         let (lead_id, producer_id, email) = (event.lead_id.as_str(), lead.producer_id.as_str(), lead.email.as_str());
@@ -109,18 +141,18 @@ impl Database {
                     .bind(tag)
                     .bind(due_at)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
                 Write::CancelTimer { id } => {
                     sqlx::query("DELETE FROM timers WHERE id = $1 AND lead_id = $2")
                         .bind(id)
                         .bind(lead_id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                 }
                 Write::CancelAllTimers => {
-                    sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut **tx).await?;
                 }
                 Write::Outbox(m) => {
                     // Due outside its window: queued for the opening (checked again when claimed).
@@ -146,11 +178,11 @@ impl Database {
                     .bind(now)
                     .bind(hold.as_ref().map_or(now, |h| h.until))
                     .bind(super::bindings::window_to_column(m.send_window.as_ref()))
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                     if let Some(hold) = hold {
                         let note = hold.timeline_note(&m.id, m.channel, &m.tag);
-                        super::timeline::append(&mut tx, lead_id, now, &note).await?;
+                        super::timeline::append(tx, lead_id, now, &note).await?;
                     }
                 }
                 Write::ListAdd { name } => {
@@ -163,10 +195,10 @@ impl Database {
                     .bind(email.to_lowercase())
                     .bind(lead_id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                     let note = TimelineNote::ListAdd { list: name.clone() };
-                    super::timeline::append(&mut tx, lead_id, now, &note).await?;
+                    super::timeline::append(tx, lead_id, now, &note).await?;
                 }
                 Write::ListRemove { name } => {
                     let removed = sqlx::query(
@@ -175,17 +207,17 @@ impl Database {
                     .bind(producer_id)
                     .bind(name)
                     .bind(email.to_lowercase())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     if removed > 0 {
                         let note = TimelineNote::ListRemove { list: name.clone() };
-                        super::timeline::append(&mut tx, lead_id, now, &note).await?;
+                        super::timeline::append(tx, lead_id, now, &note).await?;
                     }
                 }
-                Write::Timeline(note) => super::timeline::append(&mut tx, lead_id, now, note).await?,
+                Write::Timeline(note) => super::timeline::append(tx, lead_id, now, note).await?,
                 Write::Variant { step, variant } => {
-                    super::variants::record(&mut tx, lead_id, producer_id, step, variant, now).await?
+                    super::variants::record(tx, lead_id, producer_id, step, variant, now).await?
                 }
             }
         }
@@ -195,7 +227,7 @@ impl Database {
                     .bind(state)
                     .bind(now)
                     .bind(lead_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             None => {
@@ -204,15 +236,13 @@ impl Database {
                     .bind(RunStatus::Ended.as_str())
                     .bind(now)
                     .bind(lead_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut *tx).await?;
-                super::timeline::append(&mut tx, lead_id, now, &TimelineNote::RunEnded {}).await?;
+                sqlx::query("DELETE FROM timers WHERE lead_id = $1").bind(lead_id).execute(&mut **tx).await?;
+                super::timeline::append(tx, lead_id, now, &TimelineNote::RunEnded {}).await?;
             }
         }
-        let after = leave_if_idle(&mut tx, lead_id).await?;
-        tx.commit().await?;
-        Ok(after)
+        leave_if_idle(tx, lead_id).await
     }
 
     /// Record a failed invocation: retry at `retry_at` (the lead waits in the queue until then,
@@ -231,6 +261,20 @@ impl Database {
             tx.rollback().await?;
             return Ok(LeadAfter::Lost);
         }
+        let after = self.apply_failure(&mut tx, event, error, retry_at, now).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// [`fail_event`](Self::fail_event)'s writes, in a transaction holding the lead.
+    pub(super) async fn apply_failure(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: &PendingEvent,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<LeadAfter, StoreError> {
         let (status, next) = match retry_at {
             Some(at) => (EventStatus::Pending, at),
             None => (EventStatus::Failed, now),
@@ -242,19 +286,19 @@ impl Database {
         .bind(next)
         .bind(error)
         .bind(event.seq)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let (name, attempt, error) = (event.event.name().to_string(), event.attempts + 1, error.to_string());
         let note = match retry_at {
             Some(at) => TimelineNote::Retry { event: name, attempt, retry_in_s: (at - now) / 1000, error },
             None => TimelineNote::Failed { event: name, attempts: attempt, error },
         };
-        super::timeline::append(&mut tx, &event.lead_id, now, &note).await?;
+        super::timeline::append(tx, &event.lead_id, now, &note).await?;
         if retry_at.is_none() {
             // The lead needs a person: say so where the producer looks ("my leads").
             sqlx::query("UPDATE leads SET status = 'parked' WHERE id = $1 AND status IN ('open', 'recovering')")
                 .bind(&event.lead_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let after = match retry_at {
@@ -262,13 +306,12 @@ impl Database {
                 sqlx::query("UPDATE lead_queue SET locked_by = NULL, due_at = $1 WHERE lead_id = $2")
                     .bind(at)
                     .bind(&event.lead_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 LeadAfter::Waiting
             }
-            None => leave_if_idle(&mut tx, &event.lead_id).await?,
+            None => leave_if_idle(tx, &event.lead_id).await?,
         };
-        tx.commit().await?;
         Ok(after)
     }
 }

@@ -15,6 +15,8 @@
 //! - [`snapshots`]: what an invocation needs to know (the pending event, the lead, its run).
 //! - [`commit`]: settling an event: an invocation's writes committed in one transaction, or
 //!   the event skipped, or its failure recorded.
+//! - [`settlements`]: the dispatcher's group commit: several leads' settlements in one
+//!   transaction, each lead's lease checked, each event's writes under a savepoint.
 //! - [`timers`]: durable timers coming due.
 //! - [`outbox`]: messages waiting for delivery and their outcome.
 //! - [`plugins`]: uploaded components.
@@ -50,6 +52,7 @@ pub mod rollup;
 pub mod runs;
 pub mod sessions;
 pub mod settings;
+pub mod settlements;
 pub mod snapshots;
 pub mod stats;
 pub mod timeline;
@@ -118,14 +121,17 @@ fn row_name(row: &sqlx::any::AnyRow, key: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) pool: AnyPool,
-    /// Where reports read (the console's pages, `GET /v1/leads`, stats): on a SQLite file, a
-    /// read-only pool of its own, so a producer reloading a page never waits for — or holds
-    /// up — the one writer connection the engine commits through (WAL readers do not block
-    /// the writer). Elsewhere the same pool.
+    /// Where reports read (the console's pages, `GET /v1/leads`, stats) and the dispatcher
+    /// loads what an invocation needs (`snapshots`): on a SQLite file, a read-only pool of its
+    /// own, so neither a producer reloading a page nor a lead's reads wait for — or hold up —
+    /// the one writer connection the engine commits through (WAL readers do not block the
+    /// writer). Elsewhere the same pool.
     pub(crate) read: AnyPool,
     backend: Backend,
     /// Single-event ingests waiting to share a commit (see `group`).
     group: std::sync::Arc<group::IngestGroup>,
+    /// The dispatcher's settlements waiting to share a commit (see [`settlements`]).
+    settle_group: std::sync::Arc<settlements::SettleGroup>,
 }
 
 impl Database {
@@ -172,7 +178,8 @@ impl Database {
             Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
                 let read_only = url.replace("mode=rwc", "mode=ro");
                 AnyPoolOptions::new()
-                    .max_connections(2)
+                    // The dispatcher's leads in flight read here too.
+                    .max_connections(4)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA busy_timeout=5000;").await?;
@@ -184,7 +191,13 @@ impl Database {
             }
             _ => pool.clone(),
         };
-        Ok(Database { pool, read, backend, group: std::sync::Arc::new(group::IngestGroup::new(backend)) })
+        Ok(Database {
+            pool,
+            read,
+            backend,
+            group: std::sync::Arc::new(group::IngestGroup::new(backend)),
+            settle_group: std::sync::Arc::new(settlements::SettleGroup::new(backend)),
+        })
     }
 
     /// The backend in use.

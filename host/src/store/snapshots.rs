@@ -1,5 +1,8 @@
 //! What an invocation needs to know, loaded from the store: the lead's next pending event, the
-//! lead (with its lists, messages and suppression flags) and its run.
+//! lead (with its lists, messages and suppression flags) and its run. Read through the read
+//! pool: on a SQLite file the dispatcher's reads then run beside the one writer connection
+//! instead of queueing on it. A lead's reads come after its previous event's commit returned,
+//! so they see it (a WAL reader sees every commit completed before its statement began).
 
 use sqlx::Row;
 
@@ -89,7 +92,7 @@ impl Database {
              ORDER BY seq LIMIT 1",
         )
         .bind(lead_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let payload: String = row.try_get("payload")?;
@@ -112,7 +115,7 @@ impl Database {
              WHERE l.id = $1",
         )
         .bind(lead_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.read)
         .await?;
         let producer_id: String = row.try_get("producer_id")?;
         let email: String = row.try_get("email")?;
@@ -123,21 +126,21 @@ impl Database {
         .bind(&producer_id)
         .bind(email.to_lowercase())
         .bind(phone.clone().unwrap_or_default())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let lists: Vec<String> = sqlx::query_scalar(
             "SELECT list_name FROM list_members WHERE producer_id = $1 AND email = $2 ORDER BY list_name",
         )
         .bind(&producer_id)
         .bind(email.to_lowercase())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let message_rows = sqlx::query(
             "SELECT id, tag, channel, kind, status, queued_at, clicked_at, opened_at FROM outbox WHERE lead_id = $1
              ORDER BY queued_at, id",
         )
         .bind(lead_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let mut messages = Vec::with_capacity(message_rows.len());
         for m in &message_rows {
@@ -185,7 +188,7 @@ impl Database {
              FROM runs r LEFT JOIN bindings b ON b.id = r.binding_id WHERE r.lead_id = $1",
         )
         .bind(lead_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let binding_id: String = row.try_get("binding_id")?;

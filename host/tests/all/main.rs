@@ -21,6 +21,7 @@ mod support;
 mod api;
 mod api_auth;
 mod api_edges;
+mod batch;
 mod cli;
 mod console;
 mod contract_versions;
