@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A monotonically increasing count.
-pub struct Counter {
+pub(crate) struct Counter {
     name: &'static str,
     help: &'static str,
     value: AtomicU64,
@@ -16,37 +16,40 @@ impl Counter {
         Counter { name, help, value: AtomicU64::new(0) }
     }
 
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.value.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.add(1);
     }
 }
 
-pub static EVENTS_ACCEPTED: Counter = Counter::new("funnel_events_accepted_total", "Platform events accepted");
-pub static EVENTS_DUPLICATE: Counter =
+pub(crate) static EVENTS_ACCEPTED: Counter = Counter::new("funnel_events_accepted_total", "Platform events accepted");
+pub(crate) static EVENTS_DUPLICATE: Counter =
     Counter::new("funnel_events_duplicate_total", "Platform events answered as duplicates");
-pub static INVOCATIONS_OK: Counter = Counter::new("funnel_invocations_ok_total", "Plugin invocations committed");
-pub static INVOCATIONS_FAILED: Counter =
+pub(crate) static INVOCATIONS_OK: Counter = Counter::new("funnel_invocations_ok_total", "Plugin invocations committed");
+pub(crate) static INVOCATIONS_FAILED: Counter =
     Counter::new("funnel_invocations_failed_total", "Plugin invocations that failed (retried)");
-pub static INVOCATIONS_PARKED: Counter = Counter::new("funnel_invocations_parked_total", "Events parked as failed");
-pub static TIMERS_FIRED: Counter = Counter::new("funnel_timers_fired_total", "Durable timers fired");
-pub static TIMERS_LATE: Counter = Counter::new("funnel_timers_late_total", "Timers fired more than a second late");
-pub static MESSAGES_SENT: Counter = Counter::new("funnel_messages_sent_total", "Messages handed to a transport");
-pub static MESSAGES_DROPPED: Counter =
+pub(crate) static INVOCATIONS_PARKED: Counter =
+    Counter::new("funnel_invocations_parked_total", "Events parked as failed");
+pub(crate) static TIMERS_FIRED: Counter = Counter::new("funnel_timers_fired_total", "Durable timers fired");
+pub(crate) static TIMERS_LATE: Counter =
+    Counter::new("funnel_timers_late_total", "Timers fired more than a second late");
+pub(crate) static MESSAGES_SENT: Counter = Counter::new("funnel_messages_sent_total", "Messages handed to a transport");
+pub(crate) static MESSAGES_DROPPED: Counter =
     Counter::new("funnel_messages_dropped_total", "Messages dropped by send-time rules");
-pub static MESSAGES_BOUNCED: Counter = Counter::new("funnel_messages_bounced_total", "Messages refused permanently");
-pub static MESSAGES_RETRIED: Counter = Counter::new("funnel_messages_retried_total", "Temporary send failures");
-pub static WEBHOOKS_DELIVERED: Counter =
+pub(crate) static MESSAGES_BOUNCED: Counter =
+    Counter::new("funnel_messages_bounced_total", "Messages refused permanently");
+pub(crate) static MESSAGES_RETRIED: Counter = Counter::new("funnel_messages_retried_total", "Temporary send failures");
+pub(crate) static WEBHOOKS_DELIVERED: Counter =
     Counter::new("funnel_webhooks_delivered_total", "Webhook deliveries answered with a 2xx");
-pub static WEBHOOKS_RETRIED: Counter =
+pub(crate) static WEBHOOKS_RETRIED: Counter =
     Counter::new("funnel_webhooks_retried_total", "Webhook attempts that failed and will be retried");
-pub static WEBHOOKS_FAILED: Counter =
+pub(crate) static WEBHOOKS_FAILED: Counter =
     Counter::new("funnel_webhooks_failed_total", "Webhook deliveries given up after a day of retries");
 
-pub static MESSAGES_HELD: Counter =
+pub(crate) static MESSAGES_HELD: Counter =
     Counter::new("funnel_messages_held_total", "Claimed messages held back by a send window or the contact cap");
 
 const COUNTERS: [&Counter; 15] = [
@@ -68,7 +71,7 @@ const COUNTERS: [&Counter; 15] = [
 ];
 
 /// The text exposition of every counter plus the given gauges.
-pub fn render(gauges: &[(&str, &str, i64)]) -> String {
+pub(crate) fn render(gauges: &[(&str, &str, i64)]) -> String {
     let mut out = String::new();
     for c in COUNTERS {
         let _ = writeln!(

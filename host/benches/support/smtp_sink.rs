@@ -20,7 +20,7 @@ impl Handler for Count {
 }
 
 /// A running sink: its `smtp://` URL and how many messages it has accepted.
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     pub url: String,
     received: Arc<AtomicUsize>,
 }
@@ -28,7 +28,7 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Start the server on a free loopback port (32 connection threads), for the life of the
     /// process.
-    pub fn start() -> SmtpSink {
+    pub(crate) fn start() -> SmtpSink {
         let received = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -41,13 +41,13 @@ impl SmtpSink {
         SmtpSink { url: format!("smtp://127.0.0.1:{port}"), received }
     }
 
-    pub fn received(&self) -> usize {
+    pub(crate) fn received(&self) -> usize {
         self.received.load(Ordering::Relaxed)
     }
 }
 
 /// A typical recovery email, the `i`th of a run.
-pub fn sample_message(i: usize) -> OutboxMessage {
+pub(crate) fn sample_message(i: usize) -> OutboxMessage {
     OutboxMessage {
         id: format!("bench-{i}"),
         producer_id: "p".into(),

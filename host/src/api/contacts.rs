@@ -18,7 +18,7 @@ pub struct ContactPath {
     email: String,
 }
 
-pub async fn erase(
+pub(super) async fn erase(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Path(ContactPath { email }): Path<ContactPath>,

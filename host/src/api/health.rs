@@ -8,20 +8,20 @@ use super::problem::Problem;
 
 /// `GET /healthz`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct Health {
+pub(super) struct Health {
     /// Always `ok` (a database that does not answer is a 500).
     pub status: &'static str,
     /// Durable timers not yet fired.
     pub pending_timers: i64,
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
+pub(super) async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     let pending_timers = state.store.pending_timers().await?;
     Ok(Json(Health { status: "ok", pending_timers }))
 }
 
 /// `GET /metrics`: Prometheus text.
-pub async fn metrics(
+pub(super) async fn metrics(
     State(state): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), Problem> {
     let gauges = [

@@ -18,32 +18,32 @@ pub struct ListPath {
 
 /// `GET /v1/lists`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct Lists {
+pub(super) struct Lists {
     pub lists: Vec<ListSize>,
 }
 
 /// A list and how many contacts are on it.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct ListSize {
+pub(super) struct ListSize {
     pub name: String,
     pub members: i64,
 }
 
 /// `GET /v1/lists/{name}/members`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct ListMembers {
+pub(super) struct ListMembers {
     pub name: String,
     pub members: Vec<ListMember>,
 }
 
 /// A contact on a list, and the lead that put them there.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct ListMember {
+pub(super) struct ListMember {
     pub email: String,
     pub lead_id: String,
 }
 
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
 ) -> Result<Json<Lists>, Problem> {
@@ -52,7 +52,7 @@ pub async fn list(
     Ok(Json(Lists { lists }))
 }
 
-pub async fn members(
+pub(super) async fn members(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Path(ListPath { name }): Path<ListPath>,

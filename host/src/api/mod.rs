@@ -21,7 +21,7 @@ mod leads;
 mod lists;
 mod openapi;
 pub mod plugins;
-pub mod problem;
+pub(crate) mod problem;
 mod producers;
 pub mod secrets;
 mod settings;

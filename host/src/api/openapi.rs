@@ -122,7 +122,7 @@ fn security(auth: Auth) -> serde_json::Value {
 }
 
 /// The document.
-pub fn build() -> serde_json::Value {
+pub(super) fn build() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     let mut defs = serde_json::Map::new();
     defs.insert("Problem".into(), problem_schema());
@@ -170,6 +170,6 @@ pub fn build() -> serde_json::Value {
     })
 }
 
-pub async fn document() -> Json<serde_json::Value> {
+pub(super) async fn document() -> Json<serde_json::Value> {
     Json(build())
 }

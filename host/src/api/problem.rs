@@ -83,7 +83,7 @@ impl IntoResponse for Problem {
 /// Parse a JSON body into `T`, or a 422 naming the path that failed.
 /// A string anywhere in the body holding a control character other than tab and line breaks
 /// (NUL, say, which PostgreSQL cannot store) is a 422 naming its path.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let text = std::str::from_utf8(body).map_err(|_| Problem::field("$", "the body is not UTF-8 JSON"))?;
     // JSON can only carry a control character escaped (`\u0000`, `\b`, `\f`): a body without
     // one of those escapes is not walked a second time.

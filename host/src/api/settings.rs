@@ -16,7 +16,7 @@ use crate::store::settings::{CapOver, ContactCap};
 /// The body of `PUT /v1/settings`.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(super) struct Settings {
     /// At most `count` recovery messages to one person (their email address) in any `per`,
     /// across all your bindings; transactional messages are exempt. `null`: no cap.
     #[serde(default)]
@@ -26,7 +26,7 @@ pub struct Settings {
 /// The contact cap as sent.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CapBody {
+pub(super) struct CapBody {
     /// 1 to 100.
     #[schemars(range(min = 1, max = ContactCap::MAX_COUNT))]
     count: i64,
@@ -93,13 +93,13 @@ fn parse_cap(body: &CapBody) -> Result<ContactCap, Vec<FieldError>> {
 
 /// The settings as stored (the answer of both routes); `null`: no cap.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct SettingsDocument {
+pub(super) struct SettingsDocument {
     max_recovery_messages_per_contact: Option<CapDocument>,
 }
 
 /// The contact cap as stored: `per` in its shortest form (`1d`), `over` always given.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct CapDocument {
+pub(super) struct CapDocument {
     count: u32,
     per: String,
     /// `defer` or `drop`.
@@ -116,7 +116,7 @@ fn document(cap: Option<ContactCap>) -> Json<SettingsDocument> {
     })
 }
 
-pub async fn put(
+pub(super) async fn put(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     body: Bytes,
@@ -132,7 +132,7 @@ pub async fn put(
     Ok(document(cap))
 }
 
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
 ) -> Result<Json<SettingsDocument>, Problem> {

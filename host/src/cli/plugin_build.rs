@@ -20,7 +20,7 @@ use super::UsageError;
 const TARGET: &str = "wasm32-wasip2";
 
 #[derive(clap::Args, Debug)]
-pub struct BuildArgs {
+pub(super) struct BuildArgs {
     /// The plugin project (default: the current directory).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
@@ -50,7 +50,7 @@ fn project(dir: &Path) -> Result<Project, UsageError> {
     }
 }
 
-pub fn run(args: BuildArgs) -> Result<(), UsageError> {
+pub(super) fn run(args: BuildArgs) -> Result<(), UsageError> {
     let dir = args
         .dir
         .canonicalize()

@@ -6,12 +6,12 @@ use super::UsageError;
 use crate::runtime::{Runtime, RuntimeConfig};
 
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// The component to check (built for wasm32-wasip2).
     file: PathBuf,
 }
 
-pub fn run(args: CheckArgs) -> Result<(), UsageError> {
+pub(super) fn run(args: CheckArgs) -> Result<(), UsageError> {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| UsageError(format!("cannot read {}: {e}; pass the path of a .wasm file", args.file.display())))?;
     let runtime = Runtime::new(RuntimeConfig::default()).map_err(|e| UsageError(e.to_string()))?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::UsageError;
 
 #[derive(clap::Args, Debug)]
-pub struct NewArgs {
+pub(super) struct NewArgs {
     /// The plugin's name: lower-case letters, digits and dashes, starting with a letter.
     name: String,
     /// The language of the project.
@@ -85,7 +85,7 @@ const WIT: &str = include_str!("../../../wit/funnel.wit");
 /// The reference page for plugin authors, shipped with every scaffold.
 const REFERENCE: &str = include_str!("../../../examples/plugin-authors.md");
 
-pub fn run(args: NewArgs) -> Result<(), UsageError> {
+pub(super) fn run(args: NewArgs) -> Result<(), UsageError> {
     check_name(&args.name)?;
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {

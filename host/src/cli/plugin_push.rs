@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::UsageError;
 
 #[derive(clap::Args, Debug)]
-pub struct PushArgs {
+pub(super) struct PushArgs {
     /// The component to upload (built for wasm32-wasip2).
     file: PathBuf,
     /// Base URL of the funnel server, e.g. http://127.0.0.1:8080.
@@ -20,7 +20,7 @@ pub struct PushArgs {
     version: Option<String>,
 }
 
-pub fn run(args: PushArgs) -> Result<(), UsageError> {
+pub(super) fn run(args: PushArgs) -> Result<(), UsageError> {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| UsageError(format!("cannot read {}: {e}; pass the path of a .wasm file", args.file.display())))?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -25,7 +25,7 @@ use crate::store::Database;
 use crate::webhooks::{SenderSettings, TargetPolicy};
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "FUNNEL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -130,7 +130,7 @@ pub struct ServeArgs {
     webhook_allow_private: bool,
 }
 
-pub fn run(args: ServeArgs) -> Result<(), UsageError> {
+pub(super) fn run(args: ServeArgs) -> Result<(), UsageError> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .try_init();

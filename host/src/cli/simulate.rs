@@ -15,7 +15,7 @@ use super::{CliError, UsageError};
 use crate::sim::{self, PluginSource, SimulateInput};
 
 #[derive(clap::Args, Debug)]
-pub struct SimulateArgs {
+pub(super) struct SimulateArgs {
     /// A built-in plugin name (four-emails, flow) or the path of a .wasm component
     /// (`funnel plugin build` prints it).
     #[arg(long)]
@@ -78,7 +78,7 @@ fn plugin_source(plugin: &str) -> Result<PluginSource, UsageError> {
     }
 }
 
-pub fn run(args: SimulateArgs) -> Result<(), CliError> {
+pub(super) fn run(args: SimulateArgs) -> Result<(), CliError> {
     let plugin = plugin_source(&args.plugin)?;
     let config_json = read(&args.config, "config")?;
     let runs = scenario_files(&args)?;

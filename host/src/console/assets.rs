@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-pub const STYLESHEET: &str = "console.css";
-pub const SCRIPT: &str = "console.js";
-pub const ICON: &str = "icon.svg";
+pub(crate) const STYLESHEET: &str = "console.css";
+pub(crate) const SCRIPT: &str = "console.js";
+pub(crate) const ICON: &str = "icon.svg";
 
 const FILES: &[(&str, &str, &str)] = &[
     (STYLESHEET, "text/css; charset=utf-8", include_str!("assets/console.css")),
@@ -28,7 +28,7 @@ fn etags() -> &'static Vec<String> {
     })
 }
 
-pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = FILES.iter().position(|(n, _, _)| *n == name) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };

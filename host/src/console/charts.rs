@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::flow_graph::esc;
 
 /// One series of a chart: a CSS class picks its colour.
-pub struct Series {
+pub(crate) struct Series {
     pub name: String,
     pub class: &'static str,
     pub values: Vec<i64>,
@@ -27,7 +27,7 @@ fn nice_step(max: i64) -> i64 {
 }
 
 /// The chart; `format` writes the y axis values (counts, money).
-pub fn bars(title: &str, days: &[String], series: &[Series], format: &dyn Fn(i64) -> String) -> String {
+pub(crate) fn bars(title: &str, days: &[String], series: &[Series], format: &dyn Fn(i64) -> String) -> String {
     let n = days.len().max(1) as i64;
     let group = (1040 / n).clamp(8, 64);
     let width = LEFT + n * group + RIGHT;

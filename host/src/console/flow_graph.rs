@@ -26,7 +26,7 @@ const END: &str = "end";
 
 /// What a step does, for its box.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     pub id: String,
     pub kind: &'static str,
     pub summary: String,
@@ -35,7 +35,7 @@ pub struct Step {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EdgeKind {
+pub(crate) enum EdgeKind {
     Next,
     Yes,
     No,
@@ -45,7 +45,7 @@ pub enum EdgeKind {
 
 /// A flow as drawn.
 #[derive(Clone, Debug, Default)]
-pub struct Graph {
+pub(crate) struct Graph {
     pub start: Option<String>,
     pub steps: BTreeMap<String, Step>,
     /// (event name, target step)
@@ -80,7 +80,7 @@ fn condition_text(c: &Value) -> String {
 }
 
 /// Read a flow config as far as it can be read.
-pub fn parse(config: &Value) -> Graph {
+pub(crate) fn parse(config: &Value) -> Graph {
     let mut graph = Graph { start: config["start"].as_str().map(str::to_string), ..Graph::default() };
     for (event, field) in [("purchase", "on_purchase"), ("click", "on_click"), ("unsubscribe", "on_unsubscribe")] {
         if let Some(target) = config[field].as_str() {
@@ -188,7 +188,7 @@ fn rows(graph: &Graph) -> Vec<Vec<String>> {
     rows
 }
 
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -204,7 +204,7 @@ pub fn esc(text: &str) -> String {
 }
 
 /// The counts line of a step's box.
-pub fn counts_text(t: &Strings, kind: &str, c: &StepCounts) -> String {
+pub(crate) fn counts_text(t: &Strings, kind: &str, c: &StepCounts) -> String {
     match kind {
         "wait" => format!("{} {}", c.waiting, t.flow_waiting),
         "email" | "sms" => format!(
@@ -217,7 +217,12 @@ pub fn counts_text(t: &Strings, kind: &str, c: &StepCounts) -> String {
 }
 
 /// The SVG of a flow: boxes, arrows, labels and counts. `broken` names steps with errors.
-pub fn svg(graph: &Graph, counts: &HashMap<String, StepCounts>, broken: &HashSet<String>, t: &Strings) -> String {
+pub(crate) fn svg(
+    graph: &Graph,
+    counts: &HashMap<String, StepCounts>,
+    broken: &HashSet<String>,
+    t: &Strings,
+) -> String {
     let rows = rows(graph);
     let widest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1) as i64;
     let inner = widest * W + (widest - 1) * GAP_X;
@@ -388,7 +393,7 @@ fn label_at(x: i64, y: i64, text: &str, kind: &EdgeKind) -> String {
 /// A flow config as JSON for the editor, in reading order: `start` and the exits first, then
 /// the steps as drawn (from the start down), each with its action before where it goes next.
 /// (serde_json's map keeps keys sorted, which would list steps alphabetically.)
-pub fn pretty(config: &Value) -> String {
+pub(crate) fn pretty(config: &Value) -> String {
     let order: Vec<String> = match config["steps"].as_object() {
         Some(_) => rows(&parse(config)).into_iter().flatten().collect(),
         None => Vec::new(),
@@ -466,7 +471,7 @@ fn write_pretty(v: &Value, path: &mut Vec<String>, steps: &[String], depth: usiz
 }
 
 /// The step a config error path is about (`steps.no_payment.email.subject` → `no_payment`).
-pub fn step_of(path: &str) -> Option<&str> {
+pub(crate) fn step_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("config.").unwrap_or(path).strip_prefix("steps.")?;
     Some(rest.split(['.', '[']).next().unwrap_or(rest))
 }

@@ -23,7 +23,7 @@ use crate::store::timeline::TimelineEntry;
 const LATE_MS: i64 = 1000;
 
 /// One line of the timeline.
-pub struct Line {
+pub(super) struct Line {
     pub at: String,
     /// A CSS class for the kind of line.
     pub class: &'static str,
@@ -34,7 +34,7 @@ pub struct Line {
     pub late: bool,
 }
 
-pub struct MessageView {
+pub(super) struct MessageView {
     pub id: String,
     pub channel: String,
     pub tag: String,
@@ -182,7 +182,7 @@ fn not_found(signed: &Signed) -> Response {
     signed_error_page(signed, Tab::Leads, StatusCode::NOT_FOUND, signed.lang.strings().lead_not_found.to_string())
 }
 
-pub async fn timeline(State(state): State<ConsoleState>, signed: Signed, Path(id): Path<String>) -> Response {
+pub(super) async fn timeline(State(state): State<ConsoleState>, signed: Signed, Path(id): Path<String>) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let store = &state.app.store;
@@ -226,7 +226,7 @@ pub async fn timeline(State(state): State<ConsoleState>, signed: Signed, Path(id
 const PREVIEW_CSP: &str =
     "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; frame-ancestors 'self'";
 
-pub async fn preview(
+pub(super) async fn preview(
     State(state): State<ConsoleState>,
     signed: Signed,
     Path((id, message)): Path<(String, String)>,

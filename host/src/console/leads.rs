@@ -24,7 +24,7 @@ const PAGE: i64 = 50;
 const CSV_PAGE: i64 = 1000;
 
 /// The statuses a lead can have, in the order the filter offers them.
-pub const STATUSES: &[LeadStatus] = &[
+pub(super) const STATUSES: &[LeadStatus] = &[
     LeadStatus::Open,
     LeadStatus::Recovering,
     LeadStatus::Recovered,
@@ -36,7 +36,7 @@ pub const STATUSES: &[LeadStatus] = &[
 
 /// The report's query string, as typed.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct FilterQuery {
+pub(super) struct FilterQuery {
     #[serde(default)]
     pub status: String,
     #[serde(default)]
@@ -106,7 +106,7 @@ impl FilterQuery {
     }
 
     /// The query string of this filter (without the cursor), for links.
-    pub fn query_string(&self) -> String {
+    pub(super) fn query_string(&self) -> String {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("status", self.status.trim())
             .append_pair("product", self.product.trim())
@@ -125,7 +125,7 @@ fn cursor(text: &str) -> Option<(i64, String)> {
 }
 
 /// A lead as a row of the report.
-pub struct LeadView {
+pub(super) struct LeadView {
     pub id: String,
     pub email: String,
     pub name: String,
@@ -138,7 +138,7 @@ pub struct LeadView {
 }
 
 /// The label of a status in the language (the raw value for one this version does not know).
-pub fn status_label(t: &'static Strings, status: LeadStatus) -> &'static str {
+pub(super) fn status_label(t: &'static Strings, status: LeadStatus) -> &'static str {
     match status {
         LeadStatus::Open => t.status_open,
         LeadStatus::Recovering => t.status_recovering,
@@ -150,7 +150,7 @@ pub fn status_label(t: &'static Strings, status: LeadStatus) -> &'static str {
     }
 }
 
-pub fn message_status_label(t: &'static Strings, status: MessageStatus) -> &'static str {
+pub(super) fn message_status_label(t: &'static Strings, status: MessageStatus) -> &'static str {
     match status {
         MessageStatus::Queued | MessageStatus::Sending => t.msg_queued,
         MessageStatus::Sent => t.msg_sent,
@@ -168,7 +168,7 @@ fn product_plan(row: &LeadRow) -> String {
     }
 }
 
-pub fn lead_view(lang: Lang, row: &LeadRow) -> LeadView {
+pub(super) fn lead_view(lang: Lang, row: &LeadRow) -> LeadView {
     let t = lang.strings();
     LeadView {
         id: row.id.clone(),
@@ -212,7 +212,11 @@ impl LeadsPage {
     }
 }
 
-pub async fn report(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<FilterQuery>) -> Response {
+pub(super) async fn report(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+    Query(q): Query<FilterQuery>,
+) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let store = &state.app.store;
@@ -250,7 +254,7 @@ pub async fn report(State(state): State<ConsoleState>, signed: Signed, Query(q):
     render(status, &page)
 }
 
-pub fn internal(lang: Lang, e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(lang: Lang, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console read failed");
     Refusal::Internal(lang).into_response()
 }
@@ -288,7 +292,7 @@ fn csv_line(row: &LeadRow) -> String {
 }
 
 /// The whole filtered report as CSV (RFC 4180), streamed.
-pub async fn csv(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<FilterQuery>) -> Response {
+pub(super) async fn csv(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<FilterQuery>) -> Response {
     let lang = signed.lang;
     let filter = match q.filter(lang.strings()) {
         Ok(filter) => filter,

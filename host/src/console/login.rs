@@ -24,7 +24,7 @@ struct LoginPage {
 }
 
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(super) struct LoginQuery {
     #[serde(default)]
     signed_out: Option<String>,
 }
@@ -46,11 +46,11 @@ fn login_page(
     response
 }
 
-pub async fn form(State(state): State<ConsoleState>, lang: Lang, Query(q): Query<LoginQuery>) -> Response {
+pub(super) async fn form(State(state): State<ConsoleState>, lang: Lang, Query(q): Query<LoginQuery>) -> Response {
     login_page(&state, lang, StatusCode::OK, None, q.signed_out.is_some())
 }
 
-pub async fn sign_in(
+pub(super) async fn sign_in(
     State(state): State<ConsoleState>,
     lang: Lang,
     headers: HeaderMap,
@@ -95,7 +95,7 @@ pub async fn sign_in(
 }
 
 /// End this session, or with `everywhere` every session of the producer.
-pub async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, form: SignedForm) -> Response {
+pub(super) async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, form: SignedForm) -> Response {
     let lang = form.signed.lang;
     let ended = if form.get("everywhere").is_some() {
         state.app.store.end_producer_sessions(form.signed.producer()).await.map(|_| ())

@@ -19,16 +19,16 @@
 //!   `plugins`, `stats`, `webhooks` (endpoints and their recent deliveries): the pages.
 //! - [`flow_graph`]: a flow config drawn as SVG; [`charts`]: the stats' SVG charts.
 
-pub mod assets;
-pub mod charts;
-pub mod flow_graph;
-pub mod i18n;
+pub(crate) mod assets;
+pub(crate) mod charts;
+pub(crate) mod flow_graph;
+pub(crate) mod i18n;
 mod lead;
 mod leads;
 mod login;
-pub mod page;
+pub(crate) mod page;
 mod plugins;
-pub mod session;
+pub(crate) mod session;
 mod simulate;
 mod stats;
 mod strategy;

@@ -12,7 +12,7 @@ use super::session::Signed;
 
 /// The navigation tabs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tab {
+pub(crate) enum Tab {
     None,
     Leads,
     Strategy,
@@ -23,7 +23,7 @@ pub enum Tab {
 }
 
 /// The frame of a page.
-pub struct Chrome {
+pub(crate) struct Chrome {
     pub lang: Lang,
     pub t: &'static Strings,
     /// Signed-in producer's name; `None` on the sign-in and error pages (no navigation).
@@ -34,7 +34,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    pub fn signed(signed: &Signed, tab: Tab, title: impl Into<String>) -> Chrome {
+    pub(crate) fn signed(signed: &Signed, tab: Tab, title: impl Into<String>) -> Chrome {
         Chrome {
             lang: signed.lang,
             t: signed.lang.strings(),
@@ -45,16 +45,16 @@ impl Chrome {
         }
     }
 
-    pub fn anonymous(lang: Lang, title: impl Into<String>) -> Chrome {
+    pub(crate) fn anonymous(lang: Lang, title: impl Into<String>) -> Chrome {
         Chrome { lang, t: lang.strings(), producer: None, csrf: String::new(), tab: Tab::None, title: title.into() }
     }
 
     /// `aria-current` for a navigation link.
-    pub fn current(&self, tab: Tab) -> &'static str {
+    pub(crate) fn current(&self, tab: Tab) -> &'static str {
         if self.tab == tab { "page" } else { "false" }
     }
 
-    pub fn lang_tag(&self) -> &'static str {
+    pub(crate) fn lang_tag(&self) -> &'static str {
         self.lang.tag()
     }
 }
@@ -65,7 +65,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Headers every console page carries.
-pub fn secure_headers(response: &mut Response) {
+pub(crate) fn secure_headers(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -75,7 +75,7 @@ pub fn secure_headers(response: &mut Response) {
 }
 
 /// Render a template as an HTML response with `status`.
-pub fn render(status: StatusCode, template: &impl Template) -> Response {
+pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
@@ -105,30 +105,30 @@ fn error_title(t: &Strings, status: StatusCode) -> &'static str {
 }
 
 /// A page that says what went wrong and links back.
-pub fn error_page(lang: Lang, status: StatusCode, message: String) -> Response {
+pub(crate) fn error_page(lang: Lang, status: StatusCode, message: String) -> Response {
     let c = Chrome::anonymous(lang, error_title(lang.strings(), status));
     render(status, &ErrorPage { c, message })
 }
 
 /// The same, inside the signed-in frame (navigation kept).
-pub fn signed_error_page(signed: &Signed, tab: Tab, status: StatusCode, message: String) -> Response {
+pub(crate) fn signed_error_page(signed: &Signed, tab: Tab, status: StatusCode, message: String) -> Response {
     let c = Chrome::signed(signed, tab, error_title(signed.lang.strings(), status));
     render(status, &ErrorPage { c, message })
 }
 
 /// `2026-01-01 10:00 UTC`, or empty for a time out of range.
-pub fn datetime(ms: i64) -> String {
+pub(crate) fn datetime(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
 
 /// `2026-01-01 10:00:05`, for timelines.
-pub fn datetime_s(ms: i64) -> String {
+pub(crate) fn datetime_s(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
 }
 
 /// An amount in a currency as the language writes it: `R$ 97,00` in Portuguese, `R$97.00` in
 /// English; unknown currencies by their code.
-pub fn money(lang: Lang, cents: i64, currency: &str) -> String {
+pub(crate) fn money(lang: Lang, cents: i64, currency: &str) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let abs = cents.unsigned_abs();
     let (units, fraction) = (abs / 100, abs % 100);
@@ -156,7 +156,7 @@ pub fn money(lang: Lang, cents: i64, currency: &str) -> String {
 }
 
 /// `3d 4h`, `5h 20m`, `20m`, `45s`: a duration in seconds, short.
-pub fn duration(seconds: i64) -> String {
+pub(crate) fn duration(seconds: i64) -> String {
     let s = seconds.max(0);
     let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
     let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (sec, "s")]

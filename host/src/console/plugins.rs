@@ -15,7 +15,7 @@ use super::session::{Signed, check_csrf};
 use super::strategy::scope_label;
 use crate::api::plugins::{Uploaded, store_upload};
 
-pub struct PluginView {
+pub(super) struct PluginView {
     pub name: String,
     pub version: String,
     pub builtin: bool,
@@ -117,11 +117,11 @@ async fn page(
 }
 
 #[derive(serde::Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     uploaded: Option<String>,
 }
 
-pub async fn list(
+pub(super) async fn list(
     State(state): State<ConsoleState>,
     signed: Signed,
     axum::extract::Query(q): axum::extract::Query<ListQuery>,
@@ -163,7 +163,7 @@ async fn read_form(multipart: &mut Multipart) -> Result<UploadForm, String> {
 /// to the API's upload rules: the session is checked (the `Signed` extractor) before the body
 /// is read, the body must arrive within the runtime's `upload_deadline`, and console and API
 /// uploads share its `max_concurrent_uploads` slots.
-pub async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multipart: Multipart) -> Response {
+pub(super) async fn upload(State(state): State<ConsoleState>, signed: Signed, mut multipart: Multipart) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let runtime = state.app.plugins.runtime().clone();

@@ -23,31 +23,31 @@ use crate::store::sessions::Session;
 
 const SESSION_COOKIE: &str = "funnel_session";
 const SECURE_SESSION_COOKIE: &str = "__Host-funnel_session";
-pub const LOGIN_CSRF_COOKIE: &str = "funnel_login_csrf";
+pub(crate) const LOGIN_CSRF_COOKIE: &str = "funnel_login_csrf";
 
 /// Largest url-encoded form (a flow config of many steps fits with room).
 const FORM_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A signed-in producer.
 #[derive(Clone, Debug)]
-pub struct Signed {
+pub(crate) struct Signed {
     pub session: Session,
     pub lang: Lang,
 }
 
 impl Signed {
-    pub fn producer(&self) -> &str {
+    pub(crate) fn producer(&self) -> &str {
         &self.session.producer_id
     }
 }
 
 /// The name of the session cookie under these settings.
-pub fn cookie_name(state: &ConsoleState) -> &'static str {
+pub(crate) fn cookie_name(state: &ConsoleState) -> &'static str {
     if state.secure_cookies { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
 }
 
 /// A cookie's value from the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -59,7 +59,11 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `Set-Cookie` for a console cookie; `None` clears it.
-pub fn set_cookie(state: &ConsoleState, name: &str, value: Option<&str>) -> (axum::http::HeaderName, HeaderValue) {
+pub(crate) fn set_cookie(
+    state: &ConsoleState,
+    name: &str,
+    value: Option<&str>,
+) -> (axum::http::HeaderName, HeaderValue) {
     // `__Host-` cookies must have Path=/; the others stay within the console.
     let path = if name.starts_with("__Host-") { "/" } else { "/console" };
     let secure = if state.secure_cookies { "; Secure" } else { "" };
@@ -71,12 +75,12 @@ pub fn set_cookie(state: &ConsoleState, name: &str, value: Option<&str>) -> (axu
 }
 
 /// Constant-time comparison: a token cannot be found byte by byte from timings.
-pub fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 /// Why a console request was refused.
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No live session: go and sign in.
     SignIn,
     /// The form's CSRF token is missing or wrong.
@@ -130,24 +134,24 @@ impl FromRequestParts<ConsoleState> for Signed {
 }
 
 /// The fields of a url-encoded form (the last value of a repeated name wins).
-pub fn form_fields(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn form_fields(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// A signed-in producer's form whose CSRF token checked out.
-pub struct SignedForm {
+pub(crate) struct SignedForm {
     pub signed: Signed,
     pub fields: HashMap<String, String>,
 }
 
 impl SignedForm {
     /// A field, trimmed; empty counts as absent.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     /// A field as typed (not trimmed), empty when absent.
-    pub fn raw(&self, name: &str) -> &str {
+    pub(crate) fn raw(&self, name: &str) -> &str {
         self.fields.get(name).map(String::as_str).unwrap_or("")
     }
 }
@@ -169,7 +173,7 @@ impl FromRequest<ConsoleState> for SignedForm {
 }
 
 /// Refuse unless `given` is the session's CSRF token.
-pub fn check_csrf(signed: &Signed, given: Option<&str>) -> Result<(), Refusal> {
+pub(crate) fn check_csrf(signed: &Signed, given: Option<&str>) -> Result<(), Refusal> {
     match given {
         Some(token) if same(token, &signed.session.csrf) => Ok(()),
         _ => Err(Refusal::Forged(signed.lang)),

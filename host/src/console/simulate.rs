@@ -25,10 +25,11 @@ const EVENT_ROWS: usize = 5;
 /// A simulation taking longer than this is abandoned (its plugin calls have their own limits).
 const DEADLINE: Duration = Duration::from_secs(30);
 
-pub const EVENT_TYPES: &[&str] = &["click", "open", "order.paid", "order.refunded", "unsubscribe", "checkout.updated"];
+pub(super) const EVENT_TYPES: &[&str] =
+    &["click", "open", "order.paid", "order.refunded", "unsubscribe", "checkout.updated"];
 
 #[derive(Clone, Debug, Default)]
-pub struct EventFields {
+pub(super) struct EventFields {
     pub n: usize,
     pub kind: String,
     pub at: String,
@@ -38,13 +39,13 @@ pub struct EventFields {
 }
 
 impl EventFields {
-    pub fn error(&self, field: &str) -> Option<&str> {
+    pub(super) fn error(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
     }
 }
 
 /// One input of the lead part of the scenario form.
-pub struct LeadField {
+pub(super) struct LeadField {
     pub id: &'static str,
     pub label: &'static str,
     pub value: String,
@@ -53,7 +54,7 @@ pub struct LeadField {
 }
 
 #[derive(Clone, Debug)]
-pub struct ScenarioFields {
+pub(super) struct ScenarioFields {
     pub email: String,
     pub name: String,
     pub phone: String,
@@ -81,7 +82,7 @@ impl Default for ScenarioFields {
     }
 }
 
-pub struct OutputRow {
+pub(super) struct OutputRow {
     pub at: String,
     pub kind: String,
     pub tag: String,
@@ -89,7 +90,7 @@ pub struct OutputRow {
     pub coupon: String,
 }
 
-pub struct BindingChoice {
+pub(super) struct BindingChoice {
     pub id: String,
     pub label: String,
     pub selected: bool,
@@ -202,7 +203,7 @@ async fn choices(
         .collect())
 }
 
-pub async fn form(State(state): State<ConsoleState>, signed: Signed) -> Response {
+pub(super) async fn form(State(state): State<ConsoleState>, signed: Signed) -> Response {
     match choices(&state, &signed, "").await {
         Ok(bindings) => render(StatusCode::OK, &page(&signed, bindings)),
         Err(e) => internal(signed.lang, e),
@@ -328,7 +329,7 @@ fn output_rows(lines: &[Line]) -> Vec<OutputRow> {
         .collect()
 }
 
-pub async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Response {
+pub(super) async fn run(State(state): State<ConsoleState>, form: SignedForm) -> Response {
     let signed = form.signed.clone();
     let lang = signed.lang;
     let t = lang.strings();

@@ -24,14 +24,14 @@ const DEFAULT_DAYS: i64 = 30;
 const MAX_DAYS: i64 = 366;
 
 #[derive(Deserialize, Default)]
-pub struct RangeQuery {
+pub(super) struct RangeQuery {
     #[serde(default)]
     from: String,
     #[serde(default)]
     to: String,
 }
 
-pub struct TagRow {
+pub(super) struct TagRow {
     pub tag: String,
     pub sent: i64,
     pub clicked: i64,
@@ -39,7 +39,7 @@ pub struct TagRow {
     pub revenue: String,
 }
 
-pub struct VariantRow {
+pub(super) struct VariantRow {
     pub step: String,
     pub variant: String,
     pub leads: i64,
@@ -51,7 +51,7 @@ pub struct VariantRow {
     pub revenue: String,
 }
 
-pub struct DayRow {
+pub(super) struct DayRow {
     pub day: String,
     pub leads: i64,
     pub recovered: i64,
@@ -90,7 +90,7 @@ fn date_of(day: i64) -> String {
     TimeDelta::try_days(day).and_then(|d| epoch().checked_add_signed(d)).map(|d| d.to_string()).unwrap_or_default()
 }
 
-pub async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<RangeQuery>) -> Response {
+pub(super) async fn page(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<RangeQuery>) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let store = &state.app.store;

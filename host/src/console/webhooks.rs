@@ -16,7 +16,7 @@ use crate::store::webhooks::DeliveryStatus;
 /// Deliveries shown per endpoint.
 const RECENT: i64 = 10;
 
-pub struct DeliveryView {
+pub(super) struct DeliveryView {
     pub id: String,
     pub event: String,
     pub status: &'static str,
@@ -28,7 +28,7 @@ pub struct DeliveryView {
     pub next: String,
 }
 
-pub struct WebhookView {
+pub(super) struct WebhookView {
     pub id: String,
     pub url: String,
     pub events: String,
@@ -43,7 +43,7 @@ struct WebhooksPage {
     webhooks: Vec<WebhookView>,
 }
 
-pub async fn page(State(state): State<ConsoleState>, signed: Signed) -> Response {
+pub(super) async fn page(State(state): State<ConsoleState>, signed: Signed) -> Response {
     let t = signed.lang.strings();
     let store = &state.app.store;
     let build = async {

@@ -10,12 +10,12 @@ use super::SendError;
 use crate::store::outbox::OutboxMessage;
 
 /// The stable Message-ID of an outbox row.
-pub fn message_id(outbox_id: &str) -> String {
+pub(crate) fn message_id(outbox_id: &str) -> String {
     format!("<{outbox_id}@funnel>")
 }
 
 /// Build the message for `m`, from `from`, with unsubscribe links under `public_url`.
-pub fn build(m: &OutboxMessage, from: &Mailbox, public_url: &str) -> Result<Message, SendError> {
+pub(crate) fn build(m: &OutboxMessage, from: &Mailbox, public_url: &str) -> Result<Message, SendError> {
     let to: Mailbox = m
         .recipient
         .parse()

@@ -15,7 +15,7 @@ use crate::store::settings::CapOver;
 const STORE_TROUBLE_RETRY_MS: i64 = 30_000;
 
 /// What to do with `message` instead of sending it at `now`, if anything.
-pub async fn check(store: &Database, message: &OutboxMessage, now: i64) -> Option<Outcome> {
+pub(crate) async fn check(store: &Database, message: &OutboxMessage, now: i64) -> Option<Outcome> {
     debug_assert!(send_time_veto(message).is_none(), "vetoes come first");
     if message.kind != MessageKind::Recovery {
         return None;

@@ -11,9 +11,9 @@
 //! - [`sms`]: SMS through an HTTP gateway (JSON or Twilio-style form).
 //! - [`hold`]: the send window and the contact frequency cap, checked when a message is claimed.
 
-pub mod email;
+pub(crate) mod email;
 pub mod file;
-pub mod hold;
+pub(crate) mod hold;
 pub mod rate;
 pub mod sms;
 pub mod smtp;

@@ -16,7 +16,7 @@ fn first_name(lead: &LeadSnapshot) -> Option<&str> {
 }
 
 /// The WIT lead.
-pub fn wit_lead(lead: &LeadSnapshot) -> wit::Lead {
+pub(crate) fn wit_lead(lead: &LeadSnapshot) -> wit::Lead {
     wit::Lead {
         id: lead.id.clone(),
         email: lead.email.clone(),
@@ -36,7 +36,7 @@ pub fn wit_lead(lead: &LeadSnapshot) -> wit::Lead {
 }
 
 /// The WIT event (with the lateness of a timer).
-pub fn wit_event(event: &LeadEvent, now: i64) -> wit::Event {
+pub(crate) fn wit_event(event: &LeadEvent, now: i64) -> wit::Event {
     match event {
         LeadEvent::Captured => wit::Event::Captured,
         LeadEvent::Updated => wit::Event::Updated,
@@ -80,7 +80,11 @@ fn sent_message(m: &MessageSnapshot) -> SentMessage {
 }
 
 /// The read-only context the capabilities answer from.
-pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>, send_window: Option<SendWindow>) -> HandleContext {
+pub(crate) fn handle_context(
+    lead: &LeadSnapshot,
+    coupon: Option<Coupon>,
+    send_window: Option<SendWindow>,
+) -> HandleContext {
     HandleContext {
         lead_id: lead.id.clone(),
         lists: lead.lists.clone(),
@@ -96,7 +100,7 @@ pub fn handle_context(lead: &LeadSnapshot, coupon: Option<Coupon>, send_window: 
 }
 
 /// The invocation record.
-pub fn invocation(lead: &LeadSnapshot, run: &RunSnapshot, event: &LeadEvent, now: i64) -> wit::Invocation {
+pub(crate) fn invocation(lead: &LeadSnapshot, run: &RunSnapshot, event: &LeadEvent, now: i64) -> wit::Invocation {
     wit::Invocation {
         lead: wit_lead(lead),
         event: wit_event(event, now),
@@ -133,7 +137,7 @@ fn domain_kind(kind: MessageKind) -> domain::MessageKind {
 /// rendering messages with the binding's coupon. Recovery messages carry the lead's send
 /// window (transactional ones go out at once: a receipt or a thank-you answers what the buyer
 /// just did).
-pub fn writes(
+pub(crate) fn writes(
     lead: &LeadSnapshot,
     (coupon, send_window): (Option<&Coupon>, Option<&SendWindow>),
     public_url: &str,

@@ -20,9 +20,9 @@
 //! - [`invocation`]: store snapshots to WIT values, effects to store writes.
 //! - [`services`]: the store behind `unique-coupon` and `choose-variant` while a plugin runs.
 
-pub mod invocation;
-pub mod plugins;
-pub mod services;
+pub(crate) mod invocation;
+pub(crate) mod plugins;
+pub(crate) mod services;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,7 +40,7 @@ use crate::store::{Backend, Database, StoreError};
 use plugins::PluginRegistry;
 
 /// Attempts before an event is parked as failed.
-pub const MAX_ATTEMPTS: i64 = 5;
+pub(crate) const MAX_ATTEMPTS: i64 = 5;
 
 /// When to try again after failed attempt number `attempt` (from 1): 1 s, 2 s, 4 s, 8 s after
 /// it, then never (parked); never again for a deterministic failure.

@@ -23,7 +23,7 @@ pub struct PluginRegistry {
 /// How many of the runtime's `pool` instance slots uploads and config checks may hold at once:
 /// a quarter (at least one). With the dispatcher's share (at most half, see `Dispatcher::new`)
 /// a flood of checks can never take the slots events need.
-pub fn validation_slots(pool: usize) -> usize {
+pub(crate) fn validation_slots(pool: usize) -> usize {
     (pool / 4).max(1)
 }
 

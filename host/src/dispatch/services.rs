@@ -16,7 +16,7 @@ use crate::store::coupons::AssignError;
 const STORE_CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 /// [`LeadServices`] for one lead's invocation.
-pub struct StoreServices {
+pub(crate) struct StoreServices {
     pub store: Database,
     pub runtime: tokio::runtime::Handle,
     pub lead_id: String,

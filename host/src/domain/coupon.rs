@@ -22,11 +22,11 @@ stored_words! {
 }
 
 /// The longest code, pool or generated (what checkout platforms commonly accept).
-pub const MAX_CODE_CHARS: usize = 64;
+pub(crate) const MAX_CODE_CHARS: usize = 64;
 /// The fewest random characters a pattern may have.
-pub const MIN_RANDOM_CHARS: usize = 6;
+pub(crate) const MIN_RANDOM_CHARS: usize = 6;
 /// The longest pattern as written.
-pub const MAX_PATTERN_CHARS: usize = 100;
+pub(crate) const MAX_PATTERN_CHARS: usize = 100;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const DIGITS: &[u8] = b"0123456789";
@@ -54,12 +54,12 @@ pub fn static_code_problem(code: &str) -> Option<&'static str> {
 
 /// Whether a character may appear in a code: letters, digits, `-`, `_` and `.` (no spaces,
 /// quotes or markup, so a code is safe in a URL, an email and a CSV cell).
-pub fn code_char(c: char) -> bool {
+pub(crate) fn code_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// What is wrong with a pool code, if anything.
-pub fn pool_code_problem(code: &str) -> Option<String> {
+pub(crate) fn pool_code_problem(code: &str) -> Option<String> {
     let chars = code.chars().count();
     if chars == 0 {
         Some("must not be empty".into())

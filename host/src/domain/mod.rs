@@ -14,15 +14,15 @@
 //! - [`scope`]: [`Scope`], which checkouts a binding serves (a plan never without its product).
 //! - [`split`]: which variant of an A/B split a lead gets (a stable hash of lead and step).
 
-pub mod coupon;
-pub mod email;
-pub mod event;
+pub(crate) mod coupon;
+pub(crate) mod email;
+pub(crate) mod event;
 pub mod scope;
 pub mod split;
 pub mod text;
 pub mod timeline;
 pub mod window;
-pub mod words;
+pub(crate) mod words;
 
 pub use email::EmailAddress;
 pub use event::{Checkout, LeadEvent, PlatformEvent, PlatformEventType, Price};

@@ -54,14 +54,3 @@ pub enum Effect {
         variant: String,
     },
 }
-
-impl Effect {
-    /// The message kind, for messages.
-    pub fn message_kind(&self) -> Option<MessageKind> {
-        match self {
-            Effect::Email(e) => Some(e.kind),
-            Effect::Sms(s) => Some(s.kind),
-            _ => None,
-        }
-    }
-}

@@ -24,15 +24,15 @@
 
 mod cache;
 mod capabilities;
-pub mod effects;
+pub(crate) mod effects;
 mod epoch;
-pub mod error;
-pub mod limits;
+pub(crate) mod error;
+pub(crate) mod limits;
 mod loaded;
 pub mod plugin;
 mod state;
 mod stdio;
-pub mod upload;
+pub(crate) mod upload;
 mod wasm_engine;
 
 use std::collections::HashMap;

@@ -31,7 +31,7 @@ pub(crate) fn validate(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedPlug
 
 /// The checks that cost nothing (size, header): an upload failing them is refused at once,
 /// before anything is compiled or stored.
-pub fn precheck(max: usize, bytes: &[u8]) -> Result<(), UploadError> {
+pub(crate) fn precheck(max: usize, bytes: &[u8]) -> Result<(), UploadError> {
     if bytes.is_empty() {
         return Err(UploadError::Empty);
     }

@@ -460,14 +460,6 @@ impl Database {
             .map(|r| Ok((r.try_get("tag")?, r.try_get("currency")?, super::stats::cents(r.try_get("amount")?))))
             .collect()
     }
-
-    /// A producer's name.
-    pub async fn producer_name(&self, producer_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT name FROM producers WHERE id = $1")
-            .bind(producer_id)
-            .fetch_optional(&self.read)
-            .await?)
-    }
 }
 
 /// A value bound to a query built from the filter.

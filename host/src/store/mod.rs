@@ -35,30 +35,30 @@
 //!   revenue per day and per message, plugin sizes), each scoped by producer.
 
 pub mod bindings;
-pub mod commit;
+pub(crate) mod commit;
 pub mod console;
-pub mod contacts;
+pub(crate) mod contacts;
 pub mod coupons;
-pub mod events;
+pub(crate) mod events;
 mod group;
 pub mod ingest;
-pub mod leads;
+pub(crate) mod leads;
 pub mod migrations;
 pub mod outbox;
 pub mod plugins;
-pub mod producers;
+pub(crate) mod producers;
 pub mod queue;
-pub mod rollup;
-pub mod runs;
+pub(crate) mod rollup;
+pub(crate) mod runs;
 pub mod sessions;
 pub mod settings;
 pub mod settlements;
 pub mod snapshots;
-pub mod stats;
+pub(crate) mod stats;
 pub mod timeline;
-pub mod timers;
-pub mod tracking;
-pub mod variants;
+pub(crate) mod timers;
+pub(crate) mod tracking;
+pub(crate) mod variants;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -12,7 +12,7 @@ pub struct NewProducer {
 }
 
 /// Hash of an API key as stored.
-pub fn hash_key(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 

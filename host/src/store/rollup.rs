@@ -28,7 +28,7 @@ pub struct DailyRow {
 }
 
 /// The UTC day number of a Unix-millisecond time.
-pub fn day_of(ms: i64) -> i64 {
+pub(crate) fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 

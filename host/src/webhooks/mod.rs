@@ -11,9 +11,9 @@
 //! - [`sender`]: the worker that claims due deliveries under a lease and POSTs them, a bounded
 //!   number at a time and at most one per endpoint, each under deadlines.
 
-pub mod event;
-pub mod sender;
-pub mod target;
+pub(crate) mod event;
+pub(crate) mod sender;
+pub(crate) mod target;
 
 pub use event::WebhookEvent;
 pub use sender::{SenderSettings, WebhookSender};

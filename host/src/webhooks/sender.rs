@@ -138,11 +138,6 @@ impl WebhookSender {
         self.wake.clone()
     }
 
-    /// The policy deliveries are checked against.
-    pub fn policy(&self) -> TargetPolicy {
-        self.policy
-    }
-
     /// Claim nothing more (for shutdown); requests in flight finish.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);

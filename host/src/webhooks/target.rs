@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::{Host, Url};
 
 /// The longest URL accepted.
-pub const MAX_URL_BYTES: usize = 2048;
+pub(crate) const MAX_URL_BYTES: usize = 2048;
 
 /// How long resolving a webhook's host may take.
 const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
@@ -45,7 +45,7 @@ pub enum TargetError {
 }
 
 /// Parse a webhook URL (syntax only: [`TargetPolicy::check`] looks at where it leads).
-pub fn parse(text: &str) -> Result<Url, TargetError> {
+pub(crate) fn parse(text: &str) -> Result<Url, TargetError> {
     if text.len() > MAX_URL_BYTES {
         return Err(TargetError::TooLong(text.len()));
     }
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Url, TargetError> {
 }
 
 /// What kind of non-public address `ip` is, if it is one.
-pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => non_public_v4(v4),
         IpAddr::V6(v6) => non_public_v6(v6),
@@ -175,7 +175,7 @@ impl TargetPolicy {
 /// the policy, and answers only with those (the client connects to what it is given, so what
 /// was checked is what is reached). IP literals never reach a resolver: the sender checks them.
 #[derive(Clone, Copy, Debug)]
-pub struct GuardedResolver(pub TargetPolicy);
+pub(crate) struct GuardedResolver(pub TargetPolicy);
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

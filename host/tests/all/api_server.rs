@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use crate::harness::T0;
 
-pub const ADMIN: &str = "admin-token";
-pub const PLATFORM: &str = "platform-token";
-pub const SECRET: &str = "platform-secret";
+pub(crate) const ADMIN: &str = "admin-token";
+pub(crate) const PLATFORM: &str = "platform-token";
+pub(crate) const SECRET: &str = "platform-secret";
 
 /// The API on a loopback port over an engine on a virtual clock.
-pub struct Server {
+pub(crate) struct Server {
     pub base: String,
     pub engine: Arc<Pipeline>,
     pub clock: Arc<VirtualClock>,
@@ -28,12 +28,12 @@ pub struct Server {
     pub state: AppState,
 }
 
-pub async fn start(store: funnel_host::store::Database) -> Server {
+pub(crate) async fn start(store: funnel_host::store::Database) -> Server {
     start_with(store, None).await
 }
 
 /// A server whose emails go to `email` (files under a temp dir when `None`).
-pub async fn start_with(
+pub(crate) async fn start_with(
     store: funnel_host::store::Database,
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
 ) -> Server {
@@ -41,7 +41,7 @@ pub async fn start_with(
 }
 
 /// A server over `runtime` (its limits, upload deadline and upload slots).
-pub async fn start_configured(
+pub(crate) async fn start_configured(
     store: funnel_host::store::Database,
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
     runtime: funnel_host::runtime::Runtime,
@@ -50,10 +50,10 @@ pub async fn start_configured(
 }
 
 /// Tests post webhooks to receivers on loopback (`FUNNEL_WEBHOOK_ALLOW_PRIVATE=1`).
-pub const ALLOW_PRIVATE: TargetPolicy = TargetPolicy { allow_private: true };
+pub(crate) const ALLOW_PRIVATE: TargetPolicy = TargetPolicy { allow_private: true };
 
 /// A server whose webhooks may reach what `targets` allows, delivered under `webhooks`.
-pub async fn start_full(
+pub(crate) async fn start_full(
     store: funnel_host::store::Database,
     email: Option<Arc<dyn funnel_host::delivery::Transport>>,
     runtime: funnel_host::runtime::Runtime,
@@ -98,7 +98,7 @@ pub async fn start_full(
 }
 
 /// The status and JSON body of a response; an error must be problem+json.
-pub async fn answer(resp: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn answer(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let is_problem = resp.headers().get("content-type").is_some_and(|v| v.as_bytes() == b"application/problem+json");
     let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -110,7 +110,7 @@ pub async fn answer(resp: reqwest::Response) -> (u16, Value) {
 
 impl Server {
     /// A request to `path`, with `token` as bearer if given.
-    pub fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
         let req = self.http.request(method, format!("{}{path}", self.base));
         match token {
             Some(token) => req.bearer_auth(token),
@@ -119,7 +119,7 @@ impl Server {
     }
 
     /// Send a JSON body (or none); the status and the JSON answer.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -134,28 +134,28 @@ impl Server {
     }
 
     /// `GET path` with `token`; the status and the JSON answer.
-    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, Some(token), None).await
     }
 
     /// Upload component bytes with a producer's key, as `test-guest` 0.1.0.
-    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> (u16, Value) {
+    pub(crate) async fn upload(&self, key: &str, bytes: Vec<u8>) -> (u16, Value) {
         let req = self.request(reqwest::Method::POST, "/v1/plugins?name=test-guest&version=0.1.0", Some(key));
         answer(req.body(bytes).send().await.expect("upload")).await
     }
 
     /// Post one platform event with the platform token.
-    pub async fn post_event(&self, event: Value) -> (u16, Value) {
+    pub(crate) async fn post_event(&self, event: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, "/v1/events", Some(PLATFORM), Some(event)).await
     }
 
     /// Handle, fire and deliver everything due at the clock's time.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.engine.settle().await.expect("settle");
     }
 
     /// Create a producer; its id and API key.
-    pub async fn producer(&self) -> (String, String) {
+    pub(crate) async fn producer(&self) -> (String, String) {
         let (status, body) = self
             .send(reqwest::Method::POST, "/v1/admin/producers", Some(ADMIN), Some(json!({"name": "Loja da Ana"})))
             .await;
@@ -165,32 +165,32 @@ impl Server {
 }
 
 /// A `checkout.updated` event of checkout `chk-1`, with a price and a checkout URL.
-pub fn event(id: &str, producer: &str, email: &str) -> Value {
+pub(crate) fn event(id: &str, producer: &str, email: &str) -> Value {
     json!({"id": id, "type": "checkout.updated", "occurred_at": "2026-01-01T00:00:00Z", "producer_id": producer,
            "checkout": {"id": "chk-1", "email": email, "name": "Ana Souza", "price": {"amount_cents": 9700, "currency": "BRL"},
                         "url": "https://pay.example/chk-1"}})
 }
 
 /// A four-emails binding with one email at 20 minutes.
-pub fn four_emails() -> Value {
+pub(crate) fn four_emails() -> Value {
     json!({"plugin": "four-emails", "config": {"emails": [
         {"after": "20m", "subject": "{{first_name}}, seu pedido <está> esperando", "html": "<p>Oi {{name}}, <a href=\"{{checkout_url}}\">volte</a></p>"}]}})
 }
 
 /// Undo quoted-printable soft line breaks and `=3D` so assertions can read HTML parts.
-pub fn unfold_quoted_printable(text: &str) -> String {
+pub(crate) fn unfold_quoted_printable(text: &str) -> String {
     text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
 }
 
 /// The first `/{kind}/<token>` link in a message.
-pub fn link(mail: &str, kind: &str) -> String {
+pub(crate) fn link(mail: &str, kind: &str) -> String {
     let marker = format!("https://funnel.test/{kind}/");
     let start = mail.find(&marker).expect("a link") + marker.len();
     mail[start..start + 32].to_string()
 }
 
 /// Change a JSON event's fields in place.
-pub trait TapEvent {
+pub(crate) trait TapEvent {
     fn tap_checkout(self, id: &str) -> Self;
     fn tap(self, path: &[&str], value: Value) -> Self;
 }

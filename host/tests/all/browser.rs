@@ -18,7 +18,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process and one browser session in it; both end on drop.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     http: reqwest::Client,
     session: String,
@@ -30,10 +30,10 @@ pub struct Browser {
 
 /// An element of the current page.
 #[derive(Clone, Debug)]
-pub struct Element(String);
+pub(crate) struct Element(String);
 
 /// Whether browser tests can run here; `false` means skip (and say so).
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     if std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists() {
         return true;
     }
@@ -51,7 +51,7 @@ fn free_port() -> u16 {
 
 impl Browser {
     /// Start chromedriver and a headless Chromium session; screenshots go to `shots`.
-    pub async fn start(shots: PathBuf) -> Browser {
+    pub(crate) async fn start(shots: PathBuf) -> Browser {
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -123,44 +123,44 @@ impl Browser {
         v
     }
 
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.ok(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
     }
 
-    pub async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.ok(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
     }
 
     /// The first element matching a CSS selector, if any.
-    pub async fn try_find(&self, css: &str) -> Option<Element> {
+    pub(crate) async fn try_find(&self, css: &str) -> Option<Element> {
         let v =
             self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
         v[ELEMENT].as_str().map(|id| Element(id.to_string()))
     }
 
-    pub async fn find(&self, css: &str) -> Element {
+    pub(crate) async fn find(&self, css: &str) -> Element {
         match self.try_find(css).await {
             Some(e) => e,
             None => panic!("no element {css:?} on {}:\n{}", self.url().await, self.text("body").await),
         }
     }
 
-    pub async fn find_all(&self, css: &str) -> Vec<Element> {
+    pub(crate) async fn find_all(&self, css: &str) -> Vec<Element> {
         let v = self.ok(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": css}))).await;
         v.as_array().into_iter().flatten().filter_map(|e| e[ELEMENT].as_str()).map(|id| Element(id.into())).collect()
     }
 
     /// The visible text of the first element matching `css`.
-    pub async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let Some(e) = self.try_find(css).await else { return String::new() };
         self.text_of(&e).await
     }
 
-    pub async fn text_of(&self, e: &Element) -> String {
+    pub(crate) async fn text_of(&self, e: &Element) -> String {
         self.ok(reqwest::Method::GET, &format!("/element/{}/text", e.0), None).await.as_str().unwrap_or("").to_string()
     }
 
-    pub async fn attribute(&self, e: &Element, name: &str) -> Option<String> {
+    pub(crate) async fn attribute(&self, e: &Element, name: &str) -> Option<String> {
         self.ok(reqwest::Method::GET, &format!("/element/{}/attribute/{name}", e.0), None)
             .await
             .as_str()
@@ -168,7 +168,7 @@ impl Browser {
     }
 
     /// Replace the value of an input or textarea.
-    pub async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.ok(reqwest::Method::POST, &format!("/element/{}/clear", e.0), Some(json!({}))).await;
         if !text.is_empty() {
@@ -178,12 +178,12 @@ impl Browser {
 
     /// Set a field's value by script (for long texts such as a JSON config; typing them key by
     /// key is slow and editors may auto-indent).
-    pub async fn set_value(&self, css: &str, text: &str) {
+    pub(crate) async fn set_value(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.script("arguments[0].value = arguments[1];", vec![json!({ELEMENT: e.0}), json!(text)]).await;
     }
 
-    pub async fn select(&self, css: &str, value: &str) {
+    pub(crate) async fn select(&self, css: &str, value: &str) {
         let e = self.find(css).await;
         self.script(
             "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'));",
@@ -192,14 +192,14 @@ impl Browser {
         .await;
     }
 
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.ok(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({}))).await;
     }
 
     /// Click something that loads a new page (a submit button, a link) and wait until the new
     /// page is there: a marker set on the old document must be gone.
-    pub async fn click_to_load(&self, css: &str) {
+    pub(crate) async fn click_to_load(&self, css: &str) {
         self.script("window.__funnelOldPage = true;", vec![]).await;
         self.click(css).await;
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -213,12 +213,12 @@ impl Browser {
         }
     }
 
-    pub async fn script(&self, script: &str, args: Vec<Value>) -> Value {
+    pub(crate) async fn script(&self, script: &str, args: Vec<Value>) -> Value {
         self.ok(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await
     }
 
     /// Step into the frame `css`, or back to the page with `None`.
-    pub async fn frame(&self, css: Option<&str>) {
+    pub(crate) async fn frame(&self, css: Option<&str>) {
         match css {
             Some(css) => {
                 let e = self.find(css).await;
@@ -231,17 +231,17 @@ impl Browser {
     }
 
     /// The text of an open alert dialog, if one is open.
-    pub async fn alert(&self) -> Option<String> {
+    pub(crate) async fn alert(&self) -> Option<String> {
         let v = self.call(reqwest::Method::GET, "/alert/text", None).await;
         if v.get("error").is_some() { None } else { v.as_str().map(String::from) }
     }
 
-    pub async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.ok(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
     }
 
     /// Save a screenshot of the whole page as `NN-name.png`; returns its path.
-    pub async fn screenshot(&mut self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&mut self, name: &str) -> PathBuf {
         let size = self.ok(reqwest::Method::GET, "/window/rect", None).await;
         let (width, height) = (size["width"].as_u64().unwrap_or(1280), size["height"].as_u64().unwrap_or(900));
         let sizes =
@@ -261,7 +261,7 @@ impl Browser {
 
     /// Reload until `check` holds (for counts that change as the server works), or panic
     /// after `timeout` with `what`.
-    pub async fn reload_until<F, Fut>(&self, url: &str, timeout: Duration, what: &str, mut check: F)
+    pub(crate) async fn reload_until<F, Fut>(&self, url: &str, timeout: Duration, what: &str, mut check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,

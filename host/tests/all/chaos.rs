@@ -21,7 +21,7 @@ use crate::smtp_server;
 
 /// The size of a run.
 #[derive(Clone, Debug)]
-pub struct ChaosConfig {
+pub(crate) struct ChaosConfig {
     /// `sqlite` (one process) or a PostgreSQL URL (two replicas, in a schema made and dropped here).
     pub database: ChaosDatabase,
     pub leads: usize,
@@ -29,14 +29,14 @@ pub struct ChaosConfig {
 }
 
 #[derive(Clone, Debug)]
-pub enum ChaosDatabase {
+pub(crate) enum ChaosDatabase {
     Sqlite,
     Postgres(String),
 }
 
 /// What a run counted.
 #[derive(Clone, Debug, Default)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub database: &'static str,
     pub replicas: usize,
     pub leads: usize,
@@ -57,7 +57,7 @@ pub struct Figures {
 
 impl Figures {
     /// One JSON line per figure, as the other benches print them.
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let tag = format!("{}_{}x", self.database, self.replicas);
         for (metric, value) in [
             ("leads", self.leads as f64),
@@ -96,7 +96,7 @@ struct Replica {
 }
 
 /// Run the loop; the figures, whatever they are (the caller asserts).
-pub async fn run(config: ChaosConfig) -> Figures {
+pub(crate) async fn run(config: ChaosConfig) -> Figures {
     sqlx::any::install_default_drivers();
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("dir");

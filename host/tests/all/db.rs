@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Connection};
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Db {
+pub(crate) enum Db {
     Sqlite,
     Postgres,
 }
@@ -40,7 +40,7 @@ pub(crate) use on_both;
 
 /// A database of its own for one test; dropping it deletes it (the SQLite file's folder, or
 /// the PostgreSQL schema with everything in it).
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub kind: Db,
     /// Connects to this test's database only (on PostgreSQL, `search_path` is its schema).
     pub url: String,
@@ -68,7 +68,7 @@ fn postgres_base() -> String {
 
 impl TestDb {
     /// A fresh, empty database of the given kind.
-    pub async fn new(kind: Db) -> TestDb {
+    pub(crate) async fn new(kind: Db) -> TestDb {
         sqlx::any::install_default_drivers();
         let id = uuid::Uuid::new_v4().simple();
         match kind {
@@ -96,24 +96,24 @@ impl TestDb {
 
     /// A fresh database and a store on it. Keep the first value alive: dropping it deletes the
     /// database.
-    pub async fn with_store(kind: Db) -> (TestDb, Database) {
+    pub(crate) async fn with_store(kind: Db) -> (TestDb, Database) {
         let db = TestDb::new(kind).await;
         let store = db.store().await;
         (db, store)
     }
 
     /// A store on this database (the schema applied); call again for a restart or a replica.
-    pub async fn store(&self) -> Database {
+    pub(crate) async fn store(&self) -> Database {
         Database::connect(&self.url).await.unwrap_or_else(|e| panic!("{:?} store at {}: {e}", self.kind, self.url))
     }
 
     /// A plain connection, to read or change rows behind the store's back.
-    pub async fn connect(&self) -> AnyConnection {
+    pub(crate) async fn connect(&self) -> AnyConnection {
         AnyConnection::connect(&self.url).await.unwrap_or_else(|e| panic!("connect to {}: {e}", self.url))
     }
 
     /// The single integer `sql` answers (a `COUNT(*)`, say).
-    pub async fn count(&self, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
         let mut conn = self.connect().await;
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
             .fetch_one(&mut conn)
@@ -122,7 +122,7 @@ impl TestDb {
     }
 
     /// Run statements (DDL, triggers) on this database.
-    pub async fn execute(&self, sql: &str) {
+    pub(crate) async fn execute(&self, sql: &str) {
         let mut conn = self.connect().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&mut conn)
@@ -133,7 +133,7 @@ impl TestDb {
     /// Make the database refuse `op` (`INSERT`, `UPDATE`, `DELETE`) on `table` for rows where
     /// `condition` holds (SQL over `NEW`, or `OLD` for a delete), with a trigger: the
     /// statement fails, and so does the transaction around it, half-way through.
-    pub async fn refuse(&self, table: &str, op: &str, condition: &str) {
+    pub(crate) async fn refuse(&self, table: &str, op: &str, condition: &str) {
         let ddl = match self.kind {
             Db::Sqlite => format!(
                 "CREATE TRIGGER refuse_{table} BEFORE {op} ON {table} WHEN {condition}
@@ -150,7 +150,7 @@ impl TestDb {
     }
 
     /// Undo [`TestDb::refuse`] on `table`.
-    pub async fn allow(&self, table: &str) {
+    pub(crate) async fn allow(&self, table: &str) {
         let ddl = match self.kind {
             Db::Sqlite => format!("DROP TRIGGER refuse_{table}"),
             Db::Postgres => format!("DROP TRIGGER refuse_{table} ON {table}; DROP FUNCTION refuse_{table}()"),

@@ -15,9 +15,9 @@ use funnel_host::store::ingest::IngestOutcome;
 use funnel_host::store::snapshots::MessageSnapshot;
 use funnel_host::store::timeline::TimelineEntry;
 
-pub const T0: i64 = 1_767_225_600_000;
+pub(crate) const T0: i64 = 1_767_225_600_000;
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub engine: Pipeline,
     pub clock: Arc<VirtualClock>,
     pub producer: String,
@@ -25,7 +25,7 @@ pub struct Harness {
 
 impl Harness {
     /// An engine over `store`, its clock at `now`, with a fresh producer.
-    pub async fn new(store: Database, now: i64) -> Harness {
+    pub(crate) async fn new(store: Database, now: i64) -> Harness {
         let mut harness = Harness::attach(store, now).await;
         harness.producer = harness.engine.store.create_producer("test producer", now).await.expect("producer").id;
         harness
@@ -33,7 +33,7 @@ impl Harness {
 
     /// A fresh database of `db`'s kind and an engine on it with the test guest bound
     /// producer-wide in `mode`. Keep the first value alive: dropping it deletes the database.
-    pub async fn with_guest(db: crate::db::Db, mode: &str) -> (crate::db::TestDb, Harness) {
+    pub(crate) async fn with_guest(db: crate::db::Db, mode: &str) -> (crate::db::TestDb, Harness) {
         let (test_db, store) = crate::db::TestDb::with_store(db).await;
         let harness = Harness::new(store, T0).await;
         harness.bind_test_guest(mode, None, None).await;
@@ -41,12 +41,12 @@ impl Harness {
     }
 
     /// Like [`Harness::new`], with emails going to `email`.
-    pub async fn with_email(store: Database, now: i64, email: Arc<dyn Transport>) -> Harness {
+    pub(crate) async fn with_email(store: Database, now: i64, email: Arc<dyn Transport>) -> Harness {
         Harness::with_transports(store, now, email, Arc::new(Discard)).await
     }
 
     /// Like [`Harness::new`], with emails and SMS going to the given transports.
-    pub async fn with_transports(
+    pub(crate) async fn with_transports(
         store: Database,
         now: i64,
         email: Arc<dyn Transport>,
@@ -58,17 +58,22 @@ impl Harness {
     }
 
     /// Another engine (a restart, or a second replica) over the same store; no new producer.
-    pub async fn attach(store: Database, now: i64) -> Harness {
+    pub(crate) async fn attach(store: Database, now: i64) -> Harness {
         Harness::attach_with(store, now, Arc::new(Discard), Arc::new(Discard)).await
     }
 
     /// Like [`Harness::attach`], sending through the given transports.
-    pub async fn attach_with(store: Database, now: i64, email: Arc<dyn Transport>, sms: Arc<dyn Transport>) -> Harness {
+    pub(crate) async fn attach_with(
+        store: Database,
+        now: i64,
+        email: Arc<dyn Transport>,
+        sms: Arc<dyn Transport>,
+    ) -> Harness {
         Harness::attach_to(store, now, email, sms, Arc::new(crate::support::runtime())).await
     }
 
     /// Like [`Harness::attach_with`], running plugins in `runtime`.
-    pub async fn attach_to(
+    pub(crate) async fn attach_to(
         store: Database,
         now: i64,
         email: Arc<dyn Transport>,
@@ -90,7 +95,7 @@ impl Harness {
 
     /// Bind the test guest in `mode` at a scope (stored as an upload of the producer); returns
     /// the binding's id.
-    pub async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) -> String {
+    pub(crate) async fn bind_test_guest(&self, mode: &str, product: Option<&str>, plan: Option<&str>) -> String {
         let sha = funnel_host::runtime::plugin::sha256_hex(guests::TEST_GUEST);
         let plugin = self.engine.plugins.by_sha(&sha, Some(guests::TEST_GUEST)).expect("loads");
         let stored = funnel_host::store::plugins::StoredPlugin {
@@ -108,7 +113,7 @@ impl Harness {
     }
 
     /// Bind a built-in plugin at a scope; returns the binding's id.
-    pub async fn bind_builtin(
+    pub(crate) async fn bind_builtin(
         &self,
         name: &str,
         config: &serde_json::Value,
@@ -141,7 +146,7 @@ impl Harness {
     }
 
     /// Post a platform event for a checkout of a product (any plan).
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         event_id: &str,
         kind: PlatformEventType,
@@ -153,7 +158,7 @@ impl Harness {
 
     /// Post a platform event of `producer` for a checkout of `(product, plan)`; its email is
     /// `<checkout>@example.com`.
-    pub async fn post_for(
+    pub(crate) async fn post_for(
         &self,
         producer: &str,
         event_id: &str,
@@ -198,32 +203,32 @@ impl Harness {
         }
     }
 
-    pub fn clock_now(&self) -> i64 {
+    pub(crate) fn clock_now(&self) -> i64 {
         use funnel_host::clock::Clock;
         self.clock.now_ms()
     }
 
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.engine.settle().await.expect("settle");
     }
 
     /// Move the clock to `T0 + ms` and settle.
-    pub async fn at(&self, ms: i64) {
+    pub(crate) async fn at(&self, ms: i64) {
         self.clock.set(T0 + ms);
         self.settle().await;
     }
 
-    pub async fn timeline(&self, lead: &str) -> Vec<TimelineEntry> {
+    pub(crate) async fn timeline(&self, lead: &str) -> Vec<TimelineEntry> {
         self.engine.store.timeline(lead, 0).await.expect("timeline")
     }
 
     /// The lead's messages, oldest first.
-    pub async fn messages(&self, lead: &str) -> Vec<MessageSnapshot> {
+    pub(crate) async fn messages(&self, lead: &str) -> Vec<MessageSnapshot> {
         self.engine.store.lead_snapshot(lead).await.expect("lead").messages
     }
 
     /// The lead's only message on `channel` ("email", "sms").
-    pub async fn message(&self, lead: &str, channel: &str) -> MessageSnapshot {
+    pub(crate) async fn message(&self, lead: &str, channel: &str) -> MessageSnapshot {
         let mut found: Vec<_> =
             self.messages(lead).await.into_iter().filter(|m| m.channel.as_str() == channel).collect();
         assert_eq!(found.len(), 1, "one {channel} message for lead {lead}: {found:?}");
@@ -231,7 +236,7 @@ impl Harness {
     }
 }
 
-pub fn lead_id(outcome: &IngestOutcome) -> String {
+pub(crate) fn lead_id(outcome: &IngestOutcome) -> String {
     match outcome {
         IngestOutcome::Accepted { lead_id: Some(id) } | IngestOutcome::Duplicate { lead_id: Some(id) } => id.clone(),
         other => panic!("no lead: {other:?}"),
@@ -239,7 +244,7 @@ pub fn lead_id(outcome: &IngestOutcome) -> String {
 }
 
 /// The plugin log lines of a timeline that start with `prefix`.
-pub fn logs_starting(timeline: &[TimelineEntry], prefix: &str) -> Vec<String> {
+pub(crate) fn logs_starting(timeline: &[TimelineEntry], prefix: &str) -> Vec<String> {
     timeline
         .iter()
         .filter(|e| e.kind() == TimelineKind::Log)

@@ -20,7 +20,7 @@ use crate::smtp_server::{self, Mailbox};
 
 /// The size of a run.
 #[derive(Clone, Debug)]
-pub struct NeighbourConfig {
+pub(crate) struct NeighbourConfig {
     /// B's leads in each phase.
     pub b_leads: usize,
     /// A's leads (its hostile events), posted at the start of the second phase.
@@ -31,7 +31,7 @@ pub struct NeighbourConfig {
 
 /// What a run measured.
 #[derive(Clone, Debug, Default)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub b_leads: usize,
     pub a_leads: usize,
     /// B's latencies in ms (posted → email received), sorted: alone, and beside A.
@@ -54,7 +54,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Figures {
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let (p50a, p99a) = (percentile(&self.alone_ms, 0.5), percentile(&self.alone_ms, 0.99));
         let (p50n, p99n) = (percentile(&self.with_a_ms, 0.5), percentile(&self.with_a_ms, 0.99));
         for (metric, value, unit) in [
@@ -162,7 +162,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 /// Run both phases on one server; the figures (the caller asserts).
-pub async fn run(config: NeighbourConfig) -> Figures {
+pub(crate) async fn run(config: NeighbourConfig) -> Figures {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite:{}", dir.path().join("funnel.db").display());

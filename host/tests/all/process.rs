@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-pub const ADMIN: &str = "admin";
-pub const PLATFORM: &str = "platform";
+pub(crate) const ADMIN: &str = "admin";
+pub(crate) const PLATFORM: &str = "platform";
 
 /// A running `funnel serve`.
-pub struct Serve {
+pub(crate) struct Serve {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -26,17 +26,17 @@ impl Drop for Serve {
 
 /// Start `funnel serve` on database `url`, working in `dir` (its outbox and compile cache),
 /// on a free port; returns once it listens.
-pub fn spawn(url: &str, dir: &std::path::Path) -> Serve {
+pub(crate) fn spawn(url: &str, dir: &std::path::Path) -> Serve {
     spawn_with(url, dir, &[])
 }
 
 /// Like [`spawn`], with more `FUNNEL_*` settings.
-pub fn spawn_with(url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
+pub(crate) fn spawn_with(url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
     spawn_on("127.0.0.1:0", url, dir, settings)
 }
 
 /// Like [`spawn_with`], listening on `listen` (a restarted process keeps its address).
-pub fn spawn_on(listen: &str, url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
+pub(crate) fn spawn_on(listen: &str, url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
         .args(["serve", "--listen", listen])
         .current_dir(dir)
@@ -66,7 +66,7 @@ pub fn spawn_on(listen: &str, url: &str, dir: &std::path::Path, settings: &[(&st
 impl Serve {
     /// Send SIGTERM and wait up to `limit` for the process to exit; its exit status, or
     /// `None` if it was still running at the deadline (it is then killed when dropped).
-    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
         assert!(sent.success(), "SIGTERM sent");
         let deadline = Instant::now() + limit;
@@ -82,12 +82,12 @@ impl Serve {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Create a producer through the admin API; its JSON (`id`, `api_key`).
-    pub async fn create_producer(&self) -> serde_json::Value {
+    pub(crate) async fn create_producer(&self) -> serde_json::Value {
         let resp = reqwest::Client::new()
             .post(format!("{}/v1/admin/producers", self.base))
             .bearer_auth(ADMIN)
@@ -100,7 +100,7 @@ impl Serve {
     }
 
     /// Send `body` to `path` with `token`; the status and the answer (JSON, or a string).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -120,17 +120,17 @@ impl Serve {
     }
 
     /// Post a platform event; the status and the answer.
-    pub async fn post_event(&self, event: &serde_json::Value) -> (u16, serde_json::Value) {
+    pub(crate) async fn post_event(&self, event: &serde_json::Value) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::POST, "/v1/events", PLATFORM, event.to_string()).await
     }
 
     /// `PUT /v1/bindings` with a producer's key; the status and the answer.
-    pub async fn bind(&self, key: &str, binding: &serde_json::Value) -> (u16, serde_json::Value) {
+    pub(crate) async fn bind(&self, key: &str, binding: &serde_json::Value) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::PUT, "/v1/bindings", key, binding.to_string()).await
     }
 
     /// The value of a metric of this process's `GET /metrics`.
-    pub async fn metric(&self, name: &str) -> i64 {
+    pub(crate) async fn metric(&self, name: &str) -> i64 {
         let text = reqwest::get(format!("{}/metrics", self.base)).await.expect("metrics").text().await.expect("text");
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -139,13 +139,13 @@ impl Serve {
 }
 
 /// A `checkout.updated` event numbered `i` of its own checkout and email.
-pub fn event(i: usize, producer: &str) -> serde_json::Value {
+pub(crate) fn event(i: usize, producer: &str) -> serde_json::Value {
     json!({"id": format!("evt-{i}"), "type": "checkout.updated", "occurred_at": "2026-11-22T10:00:00Z", "producer_id": producer,
            "checkout": {"id": format!("chk-{i}"), "email": format!("lead{i}@example.com"), "price": {"amount_cents": 9700, "currency": "BRL"}}})
 }
 
 /// Poll `check` every 100 ms until it answers `Some`; fail, saying `what`, after `limit`.
-pub async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+pub(crate) async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
     limit: Duration,
     what: &str,
     mut check: impl FnMut() -> F,

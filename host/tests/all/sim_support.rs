@@ -6,12 +6,16 @@ use serde_json::Value;
 
 /// Simulate a built-in plugin; the scenario and config are JSON values, and so are the lines
 /// (as `funnel simulate` prints them).
-pub async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
+pub(crate) async fn simulate(plugin: &str, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
     simulate_source(PluginSource::Builtin(plugin.into()), config, scenario).await
 }
 
 /// Simulate any plugin: a built-in name or a component's bytes.
-pub async fn simulate_source(plugin: PluginSource, config: &Value, scenario: &Value) -> Result<Vec<Value>, SimError> {
+pub(crate) async fn simulate_source(
+    plugin: PluginSource,
+    config: &Value,
+    scenario: &Value,
+) -> Result<Vec<Value>, SimError> {
     let scenario = Scenario::parse(&scenario.to_string()).map_err(|e| SimError::Scenario(e.to_string()))?;
     let lines = sim::run(SimulateInput {
         plugin,
@@ -26,7 +30,7 @@ pub async fn simulate_source(plugin: PluginSource, config: &Value, scenario: &Va
 }
 
 /// `(at_s, kind, tag)` of each output line, the compact view most assertions want.
-pub fn timeline(lines: &[Value]) -> Vec<(i64, String, String)> {
+pub(crate) fn timeline(lines: &[Value]) -> Vec<(i64, String, String)> {
     lines
         .iter()
         .map(|l| {
@@ -36,6 +40,6 @@ pub fn timeline(lines: &[Value]) -> Vec<(i64, String, String)> {
         .collect()
 }
 
-pub fn t(at_s: i64, kind: &str, tag: &str) -> (i64, String, String) {
+pub(crate) fn t(at_s: i64, kind: &str, tag: &str) -> (i64, String, String) {
     (at_s, kind.to_string(), tag.to_string())
 }

@@ -12,7 +12,7 @@ use mailin_embedded::{Handler, Response, Server};
 
 /// What the server received and how it should answer.
 #[derive(Default)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     messages: Mutex<Vec<String>>,
     /// Every RCPT TO the server was sent, refused or not.
     rcpts: Mutex<Vec<String>>,
@@ -31,20 +31,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Mailbox {
     /// The messages received so far (their DATA).
-    pub fn received(&self) -> Vec<String> {
+    pub(crate) fn received(&self) -> Vec<String> {
         self.check_alive();
         lock(&self.messages).clone()
     }
 
     /// The recipients of every RCPT command so far, including refused ones: how many times
     /// the host tried to send.
-    pub fn rcpts(&self) -> Vec<String> {
+    pub(crate) fn rcpts(&self) -> Vec<String> {
         self.check_alive();
         lock(&self.rcpts).clone()
     }
 
     /// Answer 550 to recipients containing `address`.
-    pub fn refuse(&self, address: &str) {
+    pub(crate) fn refuse(&self, address: &str) {
         lock(&self.unknown).push(address.to_string());
     }
 
@@ -109,7 +109,7 @@ impl Drop for Alive {
 
 /// Start a server on `listener` (bound and listening); returns its mailbox. It runs until the
 /// test process ends.
-pub fn start_on(listener: TcpListener) -> Arc<Mailbox> {
+pub(crate) fn start_on(listener: TcpListener) -> Arc<Mailbox> {
     let mailbox = Arc::new(Mailbox::default());
     let handler = Recorder { mailbox: mailbox.clone(), data: Vec::new() };
     let alive = Alive(mailbox.clone(), None);
@@ -126,7 +126,7 @@ pub fn start_on(listener: TcpListener) -> Arc<Mailbox> {
 }
 
 /// Start a server on a free loopback port; returns its URL and mailbox.
-pub fn start() -> (String, Arc<Mailbox>) {
+pub(crate) fn start() -> (String, Arc<Mailbox>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     (format!("smtp://127.0.0.1:{port}"), start_on(listener))
@@ -135,13 +135,13 @@ pub fn start() -> (String, Arc<Mailbox>) {
 /// A loopback port held for a server that is not up yet: bound, so no other test can take it,
 /// but not listening, so connections to it are refused. [`Reserved::start`] brings the
 /// server up on it.
-pub struct Reserved {
+pub(crate) struct Reserved {
     socket: tokio::net::TcpSocket,
     pub url: String,
 }
 
 impl Reserved {
-    pub fn new() -> Reserved {
+    pub(crate) fn new() -> Reserved {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
         let port = socket.local_addr().expect("addr").port();
@@ -149,7 +149,7 @@ impl Reserved {
     }
 
     /// Listen on the held port and serve SMTP there.
-    pub fn start(self) -> Arc<Mailbox> {
+    pub(crate) fn start(self) -> Arc<Mailbox> {
         let listener = self.socket.listen(64).expect("listen").into_std().expect("std listener");
         listener.set_nonblocking(false).expect("blocking");
         start_on(listener)
@@ -160,7 +160,7 @@ impl Reserved {
 /// "slow server" every network step of delivery must have a deadline against. Returns its
 /// URL (`scheme://127.0.0.1:port`) and how many connections it accepted so far. The
 /// connections stay open until the test process ends.
-pub fn silent(scheme: &str) -> (String, Arc<AtomicUsize>) {
+pub(crate) fn silent(scheme: &str) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let accepted = Arc::new(AtomicUsize::new(0));

@@ -8,12 +8,12 @@ use funnel_host::runtime::wit::{Event, Invocation, Lead, Money};
 use funnel_host::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
 /// A runtime with limits small enough that hostile guests are stopped quickly.
-pub fn runtime() -> Runtime {
+pub(crate) fn runtime() -> Runtime {
     Runtime::new(runtime_config()).expect("runtime builds")
 }
 
 /// The configuration of [`runtime`], to change before building one.
-pub fn runtime_config() -> RuntimeConfig {
+pub(crate) fn runtime_config() -> RuntimeConfig {
     let mut config = RuntimeConfig::default();
     config.limits.fuel = 50_000_000;
     config.limits.memory_bytes = 32 * 1024 * 1024;
@@ -25,11 +25,11 @@ pub fn runtime_config() -> RuntimeConfig {
     config
 }
 
-pub fn test_guest(runtime: &Runtime) -> Arc<LoadedPlugin> {
+pub(crate) fn test_guest(runtime: &Runtime) -> Arc<LoadedPlugin> {
     runtime.load(guests::TEST_GUEST).expect("the test guest loads")
 }
 
-pub fn lead() -> Lead {
+pub(crate) fn lead() -> Lead {
     Lead {
         id: "lead-1".into(),
         email: "ana@example.com".into(),
@@ -46,7 +46,7 @@ pub fn lead() -> Lead {
 }
 
 /// An invocation of the test guest in `mode`.
-pub fn invocation(mode: &str, event: Event) -> Invocation {
+pub(crate) fn invocation(mode: &str, event: Event) -> Invocation {
     Invocation {
         lead: lead(),
         event,
@@ -57,6 +57,6 @@ pub fn invocation(mode: &str, event: Event) -> Invocation {
 }
 
 /// One compile cache for the whole test run, so each guest is compiled once, not per test.
-pub fn compile_cache_dir() -> std::path::PathBuf {
+pub(crate) fn compile_cache_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("funnel-test-cache-{}", std::process::id()))
 }

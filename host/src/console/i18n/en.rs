@@ -2,7 +2,7 @@
 
 use super::Strings;
 
-pub const EN: Strings = Strings {
+pub(crate) const EN: Strings = Strings {
     skip_to_content: "Skip to content",
     console: "console",
     nav_label: "Console sections",

@@ -7,20 +7,20 @@
 //! - [`en`]: English, the default.
 //! - [`pt_br`]: Brazilian Portuguese.
 
-pub mod en;
-pub mod pt_br;
+pub(crate) mod en;
+pub(crate) mod pt_br;
 
 use axum::http::HeaderMap;
 
 /// A language of the console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     En,
     PtBr,
 }
 
 impl Lang {
-    pub fn strings(self) -> &'static Strings {
+    pub(crate) fn strings(self) -> &'static Strings {
         match self {
             Lang::En => &en::EN,
             Lang::PtBr => &pt_br::PT_BR,
@@ -28,7 +28,7 @@ impl Lang {
     }
 
     /// The `lang` attribute of pages.
-    pub fn tag(self) -> &'static str {
+    pub(crate) fn tag(self) -> &'static str {
         match self {
             Lang::En => "en",
             Lang::PtBr => "pt-BR",
@@ -36,12 +36,12 @@ impl Lang {
     }
 
     /// The language the browser prefers among ours (highest `q`, then first listed).
-    pub fn from_headers(headers: &HeaderMap) -> Lang {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Lang {
         let Some(value) = headers.get("accept-language").and_then(|v| v.to_str().ok()) else { return Lang::En };
         Lang::from_accept_language(value)
     }
 
-    pub fn from_accept_language(value: &str) -> Lang {
+    pub(crate) fn from_accept_language(value: &str) -> Lang {
         let mut best: Option<(f32, Lang)> = None;
         // At most 20 entries: the header is the browser's, but bounded all the same.
         for part in value.split(',').take(20) {
@@ -65,7 +65,7 @@ impl Lang {
 
 /// Every string the console shows.
 #[derive(Debug)]
-pub struct Strings {
+pub(crate) struct Strings {
     pub skip_to_content: &'static str,
     pub console: &'static str,
     pub nav_label: &'static str,

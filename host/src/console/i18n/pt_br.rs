@@ -2,7 +2,7 @@
 
 use super::Strings;
 
-pub const PT_BR: Strings = Strings {
+pub(crate) const PT_BR: Strings = Strings {
     skip_to_content: "Pular para o conteúdo",
     console: "console",
     nav_label: "Seções do console",

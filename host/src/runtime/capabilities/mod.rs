@@ -13,7 +13,7 @@ mod send_window;
 mod sms;
 mod timers;
 mod unique_coupon;
-pub mod v0_1;
+pub(super) mod v0_1;
 mod variants;
 
 use super::effects::Effect;

@@ -10,7 +10,7 @@ use crate::runtime::wit::{Coupon, HostError, LogLevel, MessageKind, SentMessage}
 use crate::runtime::wit_0_1::funnel::plugin::host;
 
 /// Define `funnel:plugin/types@0.1.0` and `funnel:plugin/host@0.1.0` in `linker`.
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     // The types interface has no functions; a component still imports it by name.
     linker.instance("funnel:plugin/types@0.1.0")?;
     host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
