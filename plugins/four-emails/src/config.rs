@@ -1,7 +1,8 @@
 //! The binding's config (the public contract producers write), its validation with a path on
 //! every problem, and the one-line summary shown to the producer.
 
-use funnel_sdk::{BindingContext, ConfigNote, Duration, note};
+use funnel_sdk::host::Email;
+use funnel_sdk::{BindingContext, ConfigNote, Duration, MessageKind, note};
 use serde::Deserialize;
 
 use crate::policy::{self, DEFAULT_MIN_PRICE_CENTS, FIRST_MIN, GAP_MIN, MAX_EMAILS, WINDOW};
@@ -43,6 +44,41 @@ pub struct EmailConfig {
     pub coupon: bool,
 }
 
+impl Config {
+    /// When each email goes out, planned, counted from capture (cumulative `after`s).
+    pub fn offsets(&self) -> Vec<Duration> {
+        let mut at = Duration::default();
+        self.emails
+            .iter()
+            .map(|e| {
+                at = at.saturating_add(e.after);
+                at
+            })
+            .collect()
+    }
+
+    /// Whether email `index` exists and its planned time is within the window. Times are
+    /// cumulative, so once one is disabled every later one is too.
+    pub fn enabled(&self, index: usize) -> bool {
+        self.offsets().get(index).is_some_and(|at| *at <= WINDOW)
+    }
+}
+
+impl EmailConfig {
+    /// This email at position `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
+    /// (the host derives one from the html), and the producer's coupon line added to each body
+    /// that does not show the coupon yet when the email carries it (the code alone without a line).
+    pub fn as_sent(&self, index: usize, coupon_line: Option<&str>) -> Email {
+        let mut html = self.html.clone();
+        let mut text = self.text.clone().filter(|t| !t.trim().is_empty());
+        if self.coupon {
+            let line = coupon_line.unwrap_or(funnel_sdk::coupon::DEFAULT_LINE);
+            funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
+        }
+        Email { subject: self.subject.clone(), html, text, tag: policy::tag(index), kind: MessageKind::Recovery }
+    }
+}
+
 /// Validate a parsed config for a binding: `Ok` with remarks (the disabled emails), or `Err`
 /// with every problem found, each naming its path.
 pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote>, Vec<ConfigNote>> {
@@ -67,7 +103,7 @@ pub fn check(config: &Config, binding: &BindingContext) -> Result<Vec<ConfigNote
     if !errors.is_empty() {
         return Err(errors);
     }
-    let disabled = policy::offsets(config).into_iter().enumerate().filter(|(_, at)| *at > WINDOW).map(|(i, at)| {
+    let disabled = config.offsets().into_iter().enumerate().filter(|(_, at)| *at > WINDOW).map(|(i, at)| {
         note(
             format!("emails[{i}]"),
             format!("disabled: it would go out at {}, past the 72-hour window", policy::hours(at)),
@@ -103,7 +139,7 @@ fn check_email(
     }
     // The host's own `send-email` limits, in its words, on the email as sent (coupon line
     // included): a producer learns at config time, not from a failed send after a lead.
-    let sent = policy::email(e, i, coupon_line);
+    let sent = e.as_sent(i, coupon_line);
     let problems = [
         ("subject", funnel_sdk::limits::subject_problem(&sent.subject)),
         ("html", funnel_sdk::limits::html_problem(&sent.html)),
@@ -133,7 +169,7 @@ fn check_email(
 /// One line for the producer, e.g. `3 emails: at 20m, 5h20m (coupon), 10h20m after capture;
 /// 1 disabled (past 72h)`.
 pub fn summary(config: &Config) -> String {
-    let offsets = policy::offsets(config);
+    let offsets = config.offsets();
     let enabled: Vec<String> = offsets
         .iter()
         .zip(&config.emails)
@@ -340,7 +376,7 @@ mod tests {
             notes.iter().any(|n| n.path == "emails[2].coupon" && n.message == funnel_sdk::coupon::DEFAULT_LINE_NOTE),
             "{notes:?}"
         );
-        let sent = policy::email(&c.emails[2], 2, None);
+        let sent = c.emails[2].as_sent(2, None);
         assert!(sent.html.ends_with("<p>{{coupon_code}}</p>"), "the code alone, no words of ours: {}", sent.html);
         c.emails[2].html = "<p>Use {{coupon_code}}</p>".into();
         assert!(errors(&c).is_empty(), "the email shows the code itself");
@@ -437,5 +473,58 @@ mod tests {
         let c: Config = funnel_sdk::parse(include_str!("../../../examples/four-emails/config.json")).expect("parses");
         assert!(notes(&c).is_empty());
         assert_eq!(summary(&c), "3 emails: at 20m, 5h20m (coupon), 29h20m after capture");
+    }
+
+    fn email_config(html: &str, text: Option<&str>, coupon: bool) -> EmailConfig {
+        EmailConfig {
+            after: Duration::from_mins(20),
+            subject: "s".into(),
+            html: html.into(),
+            text: text.map(str::to_string),
+            coupon,
+        }
+    }
+
+    #[test]
+    fn the_email_is_a_tagged_recovery_email() {
+        let sent = email_config("<p>h</p>", Some("t"), false).as_sent(2, Some(LINE));
+        assert_eq!((sent.subject.as_str(), sent.html.as_str(), sent.text.as_deref()), ("s", "<p>h</p>", Some("t")));
+        assert_eq!(sent.tag, "email-3");
+        assert_eq!(sent.kind, MessageKind::Recovery);
+    }
+
+    /// The producer's coupon line, in the emails' language.
+    const LINE: &str = "Use o cupom {{coupon_code}} ao finalizar.";
+    const LINE_HTML: &str = "<p>Use o cupom {{coupon_code}} ao finalizar.</p>";
+
+    #[test]
+    fn a_coupon_email_gets_the_producers_coupon_line_where_it_is_missing() {
+        let sent = email_config("<p>h</p>", None, true).as_sent(0, Some(LINE));
+        assert_eq!(sent.html, format!("<p>h</p>{LINE_HTML}"));
+        assert_eq!(sent.text, None, "no text: the host derives it from the html, line included");
+
+        let sent = email_config("<p>h</p>", Some("t"), true).as_sent(0, Some(LINE));
+        assert_eq!(sent.text.as_deref(), Some("t\n\nUse o cupom {{coupon_code}} ao finalizar."));
+
+        let sent = email_config("<p>{{ coupon_code }}</p>", Some("t"), true).as_sent(0, Some(LINE));
+        assert_eq!(sent.html, "<p>{{ coupon_code }}</p>", "already used: left alone");
+        assert!(sent.text.as_deref().is_some_and(|t| t.ends_with(LINE)), "the text still lacked it");
+
+        let sent = email_config("<p>h</p>", Some("code: {{coupon_code}}"), true).as_sent(0, Some(LINE));
+        assert!(sent.html.ends_with(LINE_HTML));
+        assert_eq!(sent.text.as_deref(), Some("code: {{coupon_code}}"), "not added twice");
+
+        let sent = email_config("<p>h</p>", None, true).as_sent(0, None);
+        assert_eq!(sent.html, "<p>h</p><p>{{coupon_code}}</p>", "no line configured: the code alone, no words of ours");
+    }
+
+    #[test]
+    fn an_empty_text_is_left_to_the_host() {
+        assert_eq!(email_config("<p>h</p>", Some(" "), false).as_sent(0, Some(LINE)).text, None);
+        assert_eq!(
+            email_config("<p>h</p>", Some(""), true).as_sent(0, Some(LINE)).text,
+            None,
+            "not a text of only the coupon"
+        );
     }
 }

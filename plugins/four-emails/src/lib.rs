@@ -13,8 +13,9 @@
 //! counts from the held email's real send.
 //!
 //! ## Layout
-//! - [`config`]: the config's shape (the public contract), validation and summary.
-//! - [`policy`]: the numbers and pure rules (timing, eligibility, tags, the email as sent).
+//! - [`config`]: the config's shape (the public contract), validation, summary, and what
+//!   follows from a config (when each email goes out, the email as sent).
+//! - [`policy`]: the numbers and the pure rules built on them (timing, eligibility, tags).
 //! - [`run`]: what each event of a lead does, over a small [`run::Host`] trait.
 //!
 //! This file only wires those to the SDK's `Plugin` trait and the real host capabilities.

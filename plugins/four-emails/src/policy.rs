@@ -1,11 +1,9 @@
-//! The policy's numbers and the pure rules built on them: the 20-minute / 5-hour / 72-hour
-//! timing, which emails are enabled, price eligibility, message tags, and the email each
-//! position actually sends (with the coupon line when needed).
+//! The policy's numbers and the pure rules built on them alone: the 20-minute / 5-hour /
+//! 72-hour timing, price eligibility, message tags and how amounts and offsets read. What
+//! depends on a config (when each email goes out, which are enabled, the email as sent)
+//! lives beside the config in [`crate::config`].
 
-use funnel_sdk::host::Email;
-use funnel_sdk::{Duration, MessageKind, Money};
-
-use crate::config::{Config, EmailConfig};
+use funnel_sdk::{Duration, Money};
 
 /// The first email waits at least this long after capture.
 pub const FIRST_MIN: Duration = Duration::from_mins(20);
@@ -66,25 +64,6 @@ pub fn money(cents: i64, currency: &str) -> String {
     }
 }
 
-/// When each email goes out, planned, counted from capture (cumulative `after`s).
-pub fn offsets(config: &Config) -> Vec<Duration> {
-    let mut at = Duration::default();
-    config
-        .emails
-        .iter()
-        .map(|e| {
-            at = at.saturating_add(e.after);
-            at
-        })
-        .collect()
-}
-
-/// Whether email `index` exists and its planned time is within the window. Times are
-/// cumulative, so once one is disabled every later one is too.
-pub fn enabled(config: &Config, index: usize) -> bool {
-    offsets(config).get(index).is_some_and(|at| *at <= WINDOW)
-}
-
 /// An offset from capture in hours, the unit of the 72-hour rule (`74h`, `72h1m`, `5h20m`),
 /// rather than [`Duration`]'s days (`3d2h`).
 pub fn hours(d: Duration) -> String {
@@ -102,32 +81,9 @@ pub fn hours(d: Duration) -> String {
     out
 }
 
-/// The email at `index`, ready for `send-email`: tagged, `recovery`, an empty text dropped
-/// (the host derives one from the html), and the producer's coupon line added to each body
-/// that does not show the coupon yet when the email carries it (the code alone without a line).
-pub fn email(e: &EmailConfig, index: usize, coupon_line: Option<&str>) -> Email {
-    let mut html = e.html.clone();
-    let mut text = e.text.clone().filter(|t| !t.trim().is_empty());
-    if e.coupon {
-        let line = coupon_line.unwrap_or(funnel_sdk::coupon::DEFAULT_LINE);
-        funnel_sdk::coupon::add_line(&mut html, text.as_mut(), line);
-    }
-    Email { subject: e.subject.clone(), html, text, tag: tag(index), kind: MessageKind::Recovery }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn email_config(html: &str, text: Option<&str>, coupon: bool) -> EmailConfig {
-        EmailConfig {
-            after: Duration::from_mins(20),
-            subject: "s".into(),
-            html: html.into(),
-            text: text.map(str::to_string),
-            coupon,
-        }
-    }
 
     fn brl(cents: i64) -> Money {
         Money { amount_cents: cents, currency: "BRL".into() }
@@ -179,48 +135,5 @@ mod tests {
         assert_eq!(hours(Duration::from_mins(72 * 60 + 1)), "72h1m");
         assert_eq!(hours(Duration::from_millis(1500)), "1s500ms");
         assert_eq!(hours(Duration::default()), "0s");
-    }
-
-    #[test]
-    fn the_email_is_a_tagged_recovery_email() {
-        let sent = email(&email_config("<p>h</p>", Some("t"), false), 2, Some(LINE));
-        assert_eq!((sent.subject.as_str(), sent.html.as_str(), sent.text.as_deref()), ("s", "<p>h</p>", Some("t")));
-        assert_eq!(sent.tag, "email-3");
-        assert_eq!(sent.kind, MessageKind::Recovery);
-    }
-
-    /// The producer's coupon line, in the emails' language.
-    const LINE: &str = "Use o cupom {{coupon_code}} ao finalizar.";
-    const LINE_HTML: &str = "<p>Use o cupom {{coupon_code}} ao finalizar.</p>";
-
-    #[test]
-    fn a_coupon_email_gets_the_producers_coupon_line_where_it_is_missing() {
-        let sent = email(&email_config("<p>h</p>", None, true), 0, Some(LINE));
-        assert_eq!(sent.html, format!("<p>h</p>{LINE_HTML}"));
-        assert_eq!(sent.text, None, "no text: the host derives it from the html, line included");
-
-        let sent = email(&email_config("<p>h</p>", Some("t"), true), 0, Some(LINE));
-        assert_eq!(sent.text.as_deref(), Some("t\n\nUse o cupom {{coupon_code}} ao finalizar."));
-
-        let sent = email(&email_config("<p>{{ coupon_code }}</p>", Some("t"), true), 0, Some(LINE));
-        assert_eq!(sent.html, "<p>{{ coupon_code }}</p>", "already used: left alone");
-        assert!(sent.text.as_deref().is_some_and(|t| t.ends_with(LINE)), "the text still lacked it");
-
-        let sent = email(&email_config("<p>h</p>", Some("code: {{coupon_code}}"), true), 0, Some(LINE));
-        assert!(sent.html.ends_with(LINE_HTML));
-        assert_eq!(sent.text.as_deref(), Some("code: {{coupon_code}}"), "not added twice");
-
-        let sent = email(&email_config("<p>h</p>", None, true), 0, None);
-        assert_eq!(sent.html, "<p>h</p><p>{{coupon_code}}</p>", "no line configured: the code alone, no words of ours");
-    }
-
-    #[test]
-    fn an_empty_text_is_left_to_the_host() {
-        assert_eq!(email(&email_config("<p>h</p>", Some(" "), false), 0, Some(LINE)).text, None);
-        assert_eq!(
-            email(&email_config("<p>h</p>", Some(""), true), 0, Some(LINE)).text,
-            None,
-            "not a text of only the coupon"
-        );
     }
 }

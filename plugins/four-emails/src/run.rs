@@ -62,7 +62,7 @@ fn start(config: &Config, lead: &Lead, state: &mut State, host: &mut impl Host) 
     if let Some(why) = stopper(config, lead) {
         return Ok(end(host, LogLevel::Info, &why));
     }
-    let Some(first) = config.emails.first().filter(|_| policy::enabled(config, 0)) else {
+    let Some(first) = config.emails.first().filter(|_| config.enabled(0)) else {
         return Ok(end(host, LogLevel::Info, "no email is enabled in the config: nothing to send"));
     };
     schedule(host, first.after, 0)?;
@@ -87,7 +87,7 @@ fn on_timer(
     if let Some(why) = stopper(config, lead) {
         return Ok(end(host, LogLevel::Info, &format!("{why}: {expected} not sent")));
     }
-    let Some(email) = config.emails.get(index).filter(|_| policy::enabled(config, index)) else {
+    let Some(email) = config.emails.get(index).filter(|_| config.enabled(index)) else {
         // Only if the producer edited the config under a running lead.
         return Ok(end(host, LogLevel::Info, &format!("{expected} is no longer enabled in the config: not sent")));
     };
@@ -123,7 +123,7 @@ fn on_timer(
         host.log(LogLevel::Warn, &format!("{expected}: no unique coupon ({why}): {instead}"));
         email.coupon = fallback;
     }
-    match host.send_email(&policy::email(&email, index, config.coupon_line.as_deref())) {
+    match host.send_email(&email.as_sent(index, config.coupon_line.as_deref())) {
         Ok(()) => {}
         Err(e @ (HostError::Suppressed | HostError::NoRecipient)) => {
             return Ok(end(host, LogLevel::Info, &format!("{expected} not sent ({e}): no more emails")));
@@ -136,7 +136,7 @@ fn on_timer(
     let Some(following) = config.emails.get(next) else {
         return Ok(end(host, LogLevel::Info, &format!("{expected} was the last email")));
     };
-    if !policy::enabled(config, next) {
+    if !config.enabled(next) {
         let why = format!("{} is disabled (past the 72-hour window): no more emails", policy::tag(next));
         return Ok(end(host, LogLevel::Info, &why));
     }
