@@ -12,7 +12,7 @@ use super::problem::{Path, Problem};
 
 /// `DELETE /v1/contacts/{email}`'s path.
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct ContactPath {
+pub(super) struct ContactPath {
     /// The person's address (any case: it is normalized as it is read).
     #[schemars(extend("format" = "email"), length(max = crate::domain::email::MAX_BYTES))]
     email: String,

@@ -34,7 +34,7 @@ const MAX_FIELD_ERRORS: usize = 50;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [{"required": ["code"]}, {"required": ["codes"]}, {"required": ["pattern"]}]))]
-pub struct NewCoupon {
+pub(super) struct NewCoupon {
     /// One line, 1 to 200 bytes.
     #[schemars(length(min = 1, max = MAX_ID_BYTES), regex(pattern = NON_BLANK_LINE))]
     product_id: String,
@@ -159,7 +159,7 @@ fn check(c: NewCoupon) -> Result<(NewCoupon, Kind), Problem> {
     }
 }
 
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     body: Bytes,
@@ -213,7 +213,7 @@ async fn pool_of(
 }
 
 /// `GET /v1/coupons`'s documented answer (OpenAPI `responses`).
-pub fn list_responses() -> Value {
+pub(super) fn list_responses() -> Value {
     let int = json!({"type": "integer"});
     json!({"200": super::plugins::json_answer("Your static codes, and your pools and patterns with their use", json!({
         "type": "object", "required": ["coupons", "pools"], "properties": {
@@ -231,7 +231,7 @@ pub fn list_responses() -> Value {
 }
 
 /// `GET /v1/coupons`: `{"coupons": [static codes], "pools": [pools and patterns with use]}`.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
 ) -> Result<Json<Value>, Problem> {

@@ -15,7 +15,7 @@ use crate::store::leads::LeadSummary;
 
 /// `GET /v1/leads`'s query.
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     /// The `next_cursor` of the previous page.
     #[schemars(regex(pattern = super::CURSOR_PATTERN))]
     cursor: Option<String>,
@@ -29,7 +29,7 @@ const MAX_PAGE: i64 = 500;
 
 /// `GET /v1/leads/{id}`'s path.
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct LeadPath {
+pub(super) struct LeadPath {
     #[schemars(regex(pattern = super::ID_PATTERN))]
     id: String,
 }
@@ -42,7 +42,7 @@ fn rfc3339(ms: i64) -> String {
 
 /// A lead as the API shows it.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct LeadView {
+pub(super) struct LeadView {
     pub id: String,
     pub email: String,
     pub status: LeadStatus,
@@ -57,14 +57,14 @@ pub struct LeadView {
 }
 
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct MoneyView {
+pub(super) struct MoneyView {
     pub amount_cents: i64,
     pub currency: Option<String>,
 }
 
 /// A message a plugin sent the lead.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct MessageView {
+pub(super) struct MessageView {
     pub id: String,
     pub tag: String,
     pub channel: Channel,
@@ -78,7 +78,7 @@ pub struct MessageView {
 
 /// `GET /v1/leads`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct LeadPage {
+pub(super) struct LeadPage {
     pub leads: Vec<LeadView>,
     /// Pass as `?cursor=` for the next page; null on the last one.
     pub next_cursor: Option<String>,
@@ -87,7 +87,7 @@ pub struct LeadPage {
 /// `GET /v1/leads/{id}`'s answer: the lead, its unique coupon, its A/B split variants and its
 /// timeline.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct LeadWithTimeline {
+pub(super) struct LeadWithTimeline {
     #[serde(flatten)]
     pub lead: LeadView,
     /// The unique coupon the lead was given (a pool's or a pattern's), if its plugin asked for
@@ -101,7 +101,7 @@ pub struct LeadWithTimeline {
 
 /// A unique coupon given to a lead.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct LeadCouponView {
+pub(super) struct LeadCouponView {
     pub code: String,
     pub discount_percent: u8,
     pub source: CouponSource,
@@ -113,7 +113,7 @@ pub struct LeadCouponView {
 
 /// A lead's variant at one split step.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct VariantView {
+pub(super) struct VariantView {
     pub step: String,
     pub variant: String,
     /// RFC 3339.
@@ -122,7 +122,7 @@ pub struct VariantView {
 
 /// One line of a lead's timeline.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct TimelineLine {
+pub(super) struct TimelineLine {
     /// RFC 3339.
     pub at: String,
     pub kind: TimelineKind,
@@ -157,7 +157,7 @@ fn lead_view(lead: &LeadSummary) -> LeadView {
     }
 }
 
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Query(q): Query<ListQuery>,
@@ -180,7 +180,7 @@ pub async fn list(
     Ok(Json(LeadPage { leads: leads.iter().map(lead_view).collect(), next_cursor: next }))
 }
 
-pub async fn one(
+pub(super) async fn one(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Path(LeadPath { id }): Path<LeadPath>,

@@ -11,7 +11,7 @@ use super::problem::{Path, Problem};
 /// `GET /v1/lists/{name}/members`'s path: a list name as plugins give it (one line of 1 to 100
 /// bytes, `runtime::capabilities::lists`); a list never used has no members.
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct ListPath {
+pub(super) struct ListPath {
     #[schemars(length(min = 1, max = 100), regex(pattern = crate::domain::text::NON_BLANK_LINE))]
     name: String,
 }

@@ -14,7 +14,7 @@ use crate::domain::text::{NON_BLANK_LINE, required_line_problem};
 /// The body of `POST /v1/admin/producers`.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewProducer {
+pub(super) struct NewProducer {
     /// One line, 1 to 200 bytes once trimmed.
     #[schemars(length(min = 1, max = MAX_NAME_BYTES), regex(pattern = NON_BLANK_LINE))]
     name: String,
@@ -25,14 +25,14 @@ const MAX_NAME_BYTES: usize = 200;
 
 /// `POST /v1/admin/producers`'s answer.
 #[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct CreatedProducer {
+pub(super) struct CreatedProducer {
     pub id: String,
     pub name: String,
     /// The producer's API key, shown this once (the server keeps only its digest).
     pub api_key: String,
 }
 
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     _: AdminCaller,
     body: Bytes,

@@ -19,7 +19,7 @@ const MAX_DAYS: i64 = 366;
 
 /// `GET /v1/stats`'s query: both or neither, `from` not after `to`, at most 366 days.
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct StatsQuery {
+pub(super) struct StatsQuery {
     /// The first UTC day, YYYY-MM-DD.
     #[schemars(extend("format" = "date"))]
     from: Option<String>,
@@ -28,7 +28,7 @@ pub struct StatsQuery {
     to: Option<String>,
 }
 
-pub async fn stats(
+pub(super) async fn stats(
     State(state): State<AppState>,
     ProducerCaller(producer): ProducerCaller,
     Query(q): Query<StatsQuery>,
@@ -44,7 +44,7 @@ pub async fn stats(
 }
 
 /// `GET /v1/stats`'s documented answer (OpenAPI `responses`).
-pub fn responses() -> Value {
+pub(super) fn responses() -> Value {
     let int = json!({"type": "integer"});
     let revenue = json!({"type": "array", "items": {"type": "object", "required": ["currency", "amount_cents"],
         "properties": {"currency": {"type": "string"}, "amount_cents": int}}});

@@ -13,7 +13,7 @@ use super::problem::{Path, Problem};
 
 /// The path of a tracked link: its token (any other value is unknown: 404).
 #[derive(Deserialize, schemars::JsonSchema)]
-pub struct TokenPath {
+pub(super) struct TokenPath {
     #[schemars(regex(pattern = super::ID_PATTERN))]
     token: String,
 }
@@ -25,7 +25,7 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-pub async fn click(
+pub(super) async fn click(
     State(state): State<AppState>,
     Path(TokenPath { token }): Path<TokenPath>,
 ) -> Result<Response, Problem> {
@@ -36,7 +36,7 @@ pub async fn click(
     Ok((StatusCode::FOUND, [(header::LOCATION, target)]).into_response())
 }
 
-pub async fn unsubscribe_page(
+pub(super) async fn unsubscribe_page(
     State(state): State<AppState>,
     Path(TokenPath { token }): Path<TokenPath>,
 ) -> Result<Html<String>, Problem> {
@@ -50,7 +50,7 @@ pub async fn unsubscribe_page(
     ))
 }
 
-pub async fn unsubscribe(
+pub(super) async fn unsubscribe(
     State(state): State<AppState>,
     Path(TokenPath { token }): Path<TokenPath>,
 ) -> Result<Html<String>, Problem> {

@@ -28,7 +28,7 @@ const MAX_EMAILS: usize = 4;
 
 /// The scope of a binding, blanks as absent.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct ScopeQuery {
+pub(super) struct ScopeQuery {
     #[serde(default)]
     pub product: String,
     #[serde(default)]
@@ -53,7 +53,7 @@ fn form_scope(form: &SignedForm) -> Option<Scope> {
 }
 
 /// "All products", "Product X", "Product X · plan Y".
-pub fn scope_label(t: &Strings, scope: &Scope) -> String {
+pub(super) fn scope_label(t: &Strings, scope: &Scope) -> String {
     match scope {
         Scope::ProductPlan(product, plan) => format!("{} {product} · {} {plan}", t.product, t.plan),
         Scope::Product(product) => format!("{} {product}", t.product),
@@ -61,7 +61,7 @@ pub fn scope_label(t: &Strings, scope: &Scope) -> String {
     }
 }
 
-pub struct BindingView {
+pub(super) struct BindingView {
     pub scope: String,
     pub level: &'static str,
     pub product: String,
@@ -109,7 +109,7 @@ async fn plugin_names(state: &ConsoleState, producer: &str) -> Result<Vec<String
     Ok(names)
 }
 
-pub async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response {
+pub(super) async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let producer = signed.producer();
@@ -154,7 +154,7 @@ pub async fn list(State(state): State<ConsoleState>, signed: Signed) -> Response
 
 /// One email of the four-emails form, with what the plugin said of its fields.
 #[derive(Clone, Debug, Default)]
-pub struct EmailFields {
+pub(super) struct EmailFields {
     pub n: usize,
     pub after: String,
     pub subject: String,
@@ -167,14 +167,14 @@ pub struct EmailFields {
 }
 
 impl EmailFields {
-    pub fn error(&self, field: &str) -> Option<&str> {
+    pub(super) fn error(&self, field: &str) -> Option<&str> {
         self.errors.get(field).map(String::as_str)
     }
 }
 
 /// The four-emails form.
 #[derive(Clone, Debug, Default)]
-pub struct FourEmailsForm {
+pub(super) struct FourEmailsForm {
     pub count: usize,
     pub min_price: String,
     pub emails: Vec<EmailFields>,
@@ -274,7 +274,7 @@ impl FourEmailsForm {
     }
 
     /// Every error placed on the form, for the summary at its top: (field id, path, message).
-    pub fn placed_errors(&self) -> Vec<(String, String, String)> {
+    pub(super) fn placed_errors(&self) -> Vec<(String, String, String)> {
         let mut all = Vec::new();
         if let Some(e) = self.min_price_error() {
             all.push(("min_price".to_string(), "min_price_cents".to_string(), e.to_string()));
@@ -293,7 +293,7 @@ impl FourEmailsForm {
         all
     }
 
-    pub fn min_price_error(&self) -> Option<&str> {
+    pub(super) fn min_price_error(&self) -> Option<&str> {
         self.emails.first().and_then(|e| e.error("__min_price"))
     }
 }
@@ -306,7 +306,7 @@ fn email_field(path: &str) -> Option<(usize, &str)> {
 }
 
 /// `20`, `20.00` or `20,00` → 2000 cents (the scenario form's price too).
-pub fn parse_price(text: &str) -> Option<i64> {
+pub(super) fn parse_price(text: &str) -> Option<i64> {
     let text = text.trim().replace(',', ".");
     let (units, fraction) = text.split_once('.').unwrap_or((&text, ""));
     if units.is_empty() || !units.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 2 {
@@ -321,13 +321,13 @@ pub fn parse_price(text: &str) -> Option<i64> {
 }
 
 /// The step boxes and list of a flow editor.
-pub struct FlowView {
+pub(super) struct FlowView {
     pub svg: String,
     pub steps: Vec<(String, String, String)>,
 }
 
 /// What the editor shows for the binding's plugin.
-pub enum Editor {
+pub(super) enum Editor {
     FourEmails(FourEmailsForm),
     Flow { json: String, view: FlowView },
     Json { json: String },
@@ -335,7 +335,7 @@ pub enum Editor {
 
 #[derive(Template)]
 #[template(path = "strategy_edit.html")]
-pub struct EditPage {
+pub(super) struct EditPage {
     pub c: Chrome,
     pub scope: String,
     pub product: String,
@@ -415,7 +415,7 @@ async fn editor(
     })
 }
 
-pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<ScopeQuery>) -> Response {
+pub(super) async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Query<ScopeQuery>) -> Response {
     let lang = signed.lang;
     let t = lang.strings();
     let producer = signed.producer().to_string();
@@ -477,7 +477,7 @@ pub async fn edit(State(state): State<ConsoleState>, signed: Signed, Query(q): Q
 }
 
 /// The field errors of a refusal (a problem with none is one error at `config`).
-pub fn problem_errors(problem: Problem) -> Vec<FieldError> {
+pub(super) fn problem_errors(problem: Problem) -> Vec<FieldError> {
     if problem.errors.is_empty() {
         vec![FieldError { path: "config".into(), message: problem.detail }]
     } else {
@@ -485,7 +485,7 @@ pub fn problem_errors(problem: Problem) -> Vec<FieldError> {
     }
 }
 
-pub struct EditInput {
+pub(super) struct EditInput {
     pub plugin: String,
     pub config: Value,
     pub raw_json: Option<String>,
@@ -536,7 +536,7 @@ async fn edit_page(
 
 /// The config a strategy form describes: the four-emails fields, or the JSON of `config`.
 /// On a JSON syntax error: the error at `config`, and the text as typed.
-pub fn config_from_form(
+pub(super) fn config_from_form(
     t: &Strings,
     plugin: &str,
     form: &SignedForm,
@@ -553,7 +553,7 @@ pub fn config_from_form(
     }
 }
 
-pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
+pub(super) async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
     let signed = form.signed.clone();
     let lang = signed.lang;
     let t = lang.strings();
@@ -624,12 +624,12 @@ pub async fn save_form(state: &ConsoleState, form: SignedForm) -> Response {
     }
 }
 
-pub async fn submit(State(state): State<ConsoleState>, form: SignedForm) -> Response {
+pub(super) async fn submit(State(state): State<ConsoleState>, form: SignedForm) -> Response {
     save_form(&state, form).await
 }
 
 /// Enable or disable a binding (its config is checked again, as any save).
-pub async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Response {
+pub(super) async fn toggle(State(state): State<ConsoleState>, form: SignedForm) -> Response {
     let lang = form.signed.lang;
     let producer = form.signed.producer().to_string();
     let scope = form_scope(&form);

@@ -26,7 +26,7 @@ pub(crate) const MAX_CODE_CHARS: usize = 64;
 /// The fewest random characters a pattern may have.
 pub(crate) const MIN_RANDOM_CHARS: usize = 6;
 /// The longest pattern as written.
-pub(crate) const MAX_PATTERN_CHARS: usize = 100;
+pub const MAX_PATTERN_CHARS: usize = 100;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const DIGITS: &[u8] = b"0123456789";
@@ -36,16 +36,16 @@ pub const POOL_CODE: &str = r"^[A-Za-z0-9._-]{1,64}$";
 
 /// The schema pattern of a static code (`maxLength` 64 beside it): what [`static_code_problem`]
 /// accepts — no white space, no control character.
-pub const STATIC_CODE: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
+pub(crate) const STATIC_CODE: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
 
 /// The schema pattern of a coupon pattern (`maxLength` [`MAX_PATTERN_CHARS`] beside it): the
 /// syntax [`CouponPattern::parse`] reads. How many random characters it has and how long its
 /// codes are the schema cannot say; the handler does.
-pub const PATTERN_SYNTAX: &str = r"^([A-Za-z0-9._-]|\{[AD]0*([1-9]|[1-5][0-9]|6[0-4])\})*$";
+pub(crate) const PATTERN_SYNTAX: &str = r"^([A-Za-z0-9._-]|\{[AD]0*([1-9]|[1-5][0-9]|6[0-4])\})*$";
 
 /// What is wrong with a static code (the same for every lead), if anything: 1 to
 /// [`MAX_CODE_CHARS`] characters, no white space or control characters.
-pub fn static_code_problem(code: &str) -> Option<&'static str> {
+pub(crate) fn static_code_problem(code: &str) -> Option<&'static str> {
     let bad = code.trim().is_empty()
         || code.chars().count() > MAX_CODE_CHARS
         || code.contains(|ch: char| ch.is_whitespace() || ch.is_control());

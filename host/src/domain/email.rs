@@ -21,7 +21,7 @@ pub struct EmailError {
 }
 
 /// The longest address SMTP carries (RFC 5321's path limit less the brackets).
-pub const MAX_BYTES: usize = 254;
+pub(crate) const MAX_BYTES: usize = 254;
 /// The longest local part (RFC 5321).
 const MAX_LOCAL_BYTES: usize = 64;
 

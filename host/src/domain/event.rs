@@ -17,7 +17,7 @@ pub enum PlatformEventType {
 
 /// A text field's schema pattern: one line, no control characters (`text::single_line_problem`).
 /// Lengths in the schemas are the handlers' limits, counted in UTF-8 bytes.
-pub use super::text::SINGLE_LINE;
+pub(crate) use super::text::SINGLE_LINE;
 
 /// A price in minor units.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

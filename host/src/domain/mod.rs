@@ -14,7 +14,7 @@
 //! - [`scope`]: [`Scope`], which checkouts a binding serves (a plan never without its product).
 //! - [`split`]: which variant of an A/B split a lead gets (a stable hash of lead and step).
 
-pub(crate) mod coupon;
+pub mod coupon;
 pub(crate) mod email;
 pub(crate) mod event;
 pub mod scope;

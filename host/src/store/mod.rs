@@ -35,7 +35,7 @@
 //!   revenue per day and per message, plugin sizes), each scoped by producer.
 
 pub mod bindings;
-pub(crate) mod commit;
+pub mod commit;
 pub mod console;
 pub(crate) mod contacts;
 pub mod coupons;

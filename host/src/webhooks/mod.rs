@@ -13,7 +13,7 @@
 
 pub(crate) mod event;
 pub(crate) mod sender;
-pub(crate) mod target;
+pub mod target;
 
 pub use event::WebhookEvent;
 pub use sender::{SenderSettings, WebhookSender};

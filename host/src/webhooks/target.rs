@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::{Host, Url};
 
 /// The longest URL accepted.
-pub(crate) const MAX_URL_BYTES: usize = 2048;
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// How long resolving a webhook's host may take.
 const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);

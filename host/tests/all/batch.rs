@@ -4,7 +4,8 @@
 //! a lead whose lease another process took over writes nothing; and through the dispatcher,
 //! a producer whose plugin fails costs its neighbours nothing.
 
-use funnel_host::domain::PlatformEventType;
+use funnel_host::domain::timeline::LogLevel;
+use funnel_host::domain::{PlatformEventType, TimelineNote};
 use funnel_host::store::Database;
 use funnel_host::store::commit::Write;
 use funnel_host::store::queue::LeadAfter;
@@ -30,7 +31,11 @@ async fn claimed(h: &Harness, checkouts: &[&str], lease: &str) -> Vec<PendingEve
 async fn invoked(store: &Database, event: &PendingEvent, timer_id: &str) -> Outcome {
     let lead = store.lead_snapshot(&event.lead_id).await.expect("lead");
     let writes = vec![
-        Write::Timeline { kind: "log".into(), detail: "handled in a group".into() },
+        Write::Timeline(TimelineNote::Log {
+            level: LogLevel::Info,
+            source: "test".into(),
+            text: "handled in a group".into(),
+        }),
         Write::Timer { id: timer_id.into(), tag: "later".into(), due_at: T0 + 60_000 },
     ];
     Outcome::Invoked { lead: Box::new(lead), state: Some(b"{\"n\":1}".to_vec()), writes, retry_at: Some(T0 + 1_000) }
@@ -47,7 +52,7 @@ async fn rows(db: &TestDb, table: &str, lead: &str) -> i64 {
 
 /// The lead's timeline kinds, oldest first.
 async fn kinds(h: &Harness, lead: &str) -> Vec<String> {
-    h.timeline(lead).await.into_iter().map(|e| e.kind).collect()
+    h.timeline(lead).await.into_iter().map(|e| e.kind().as_str().to_string()).collect()
 }
 
 on_both!(a_failed_invocation_is_recorded_beside_its_neighbours_writes);

@@ -171,12 +171,12 @@ impl Harness {
     }
 
     /// The platform event [`Harness::post`] posts, for a test that wants the store's answer.
-    pub fn event(&self, event_id: &str, kind: PlatformEventType, checkout: &str) -> PlatformEvent {
+    pub(crate) fn event(&self, event_id: &str, kind: PlatformEventType, checkout: &str) -> PlatformEvent {
         self.event_for(&self.producer, event_id, kind, checkout, (None, None))
     }
 
     /// The platform event [`Harness::post_for`] posts.
-    pub fn event_for(
+    pub(crate) fn event_for(
         &self,
         producer: &str,
         event_id: &str,
